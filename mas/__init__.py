@@ -1,0 +1,1 @@
+"""MAS — the message application server: inbound SMTP, rules, refusals, bounces, mailbox."""

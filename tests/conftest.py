@@ -1,0 +1,170 @@
+"""Shared fixtures.
+
+Every test runs on one session-wide asyncio loop with Twisted's asyncio reactor
+installed on it, as in production. Database fixtures give each test a fresh,
+migrated database: SQLite always; PostgreSQL too when UMS_TEST_DATABASE_URL
+points at a server (CI sets it), otherwise those cases skip saying why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from ums import config as ums_config
+from ums import reactor as ums_reactor
+from ums.db import connect
+from ums.db.migrate import upgrade
+from ums.runtime import Suite
+
+PG_URL = os.environ.get("UMS_TEST_DATABASE_URL", "")
+NO_PG_REASON = "PostgreSQL not configured: set UMS_TEST_DATABASE_URL=postgresql+asyncpg://user@host/db"
+_counter = itertools.count()
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def reactor():
+    """Twisted's asyncio reactor on the session loop (installed once per process)."""
+    return ums_reactor.install(asyncio.get_running_loop())
+
+
+# --- databases -------------------------------------------------------------------
+
+def _asyncpg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(_asyncpg_dsn(PG_URL))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+_templates: dict[str, object] = {}
+_pg_databases: list[str] = []
+
+
+async def _sqlite_template(base: Path) -> Path:
+    if "sqlite" not in _templates:
+        path = base / "template.db"
+        db = connect(f"sqlite+aiosqlite:///{path}")
+        await upgrade(db)
+        await db.close()
+        _templates["sqlite"] = path
+    return _templates["sqlite"]
+
+
+async def _pg_template() -> str:
+    if "postgresql" not in _templates:
+        name = f"ums_tmpl_{os.getpid()}"
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await _pg_admin(f'CREATE DATABASE "{name}"')
+        db = connect(make_url(PG_URL).set(database=name).render_as_string(hide_password=False))
+        await upgrade(db)
+        await db.close()
+        _templates["postgresql"] = name
+        _pg_databases.append(name)
+    return _templates["postgresql"]
+
+
+async def fresh_database_url(backend: str, tmp_path: Path, tmp_path_factory) -> str:
+    """A new, migrated, empty database of the given backend (copied from a
+    template migrated once per session); PostgreSQL ones are dropped at the end."""
+    if backend == "sqlite":
+        template = await _sqlite_template(tmp_path_factory.getbasetemp())
+        path = tmp_path / f"ums-{next(_counter)}.db"
+        shutil.copy(template, path)
+        return f"sqlite+aiosqlite:///{path}"
+    if not PG_URL:
+        pytest.skip(NO_PG_REASON)
+    template = await _pg_template()
+    name = f"ums_t_{os.getpid()}_{next(_counter)}"
+    await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    _pg_databases.insert(0, name)
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _drop_pg_databases():
+    yield
+    for name in _pg_databases:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request, tmp_path, tmp_path_factory) -> str:
+    """A fresh migrated database URL; the test runs once per backend."""
+    return await fresh_database_url(request.param, tmp_path, tmp_path_factory)
+
+
+@pytest.fixture
+async def sqlite_url(tmp_path, tmp_path_factory) -> str:
+    return await fresh_database_url("sqlite", tmp_path, tmp_path_factory)
+
+
+@pytest.fixture
+async def postgres_url(tmp_path, tmp_path_factory) -> str:
+    return await fresh_database_url("postgresql", tmp_path, tmp_path_factory)
+
+
+@pytest.fixture
+async def db(database_url):
+    database = connect(database_url)
+    yield database
+    await database.close()
+
+
+# --- configuration and a running suite ---------------------------------------------
+
+TEST_OVERRIDES = {
+    "was.port": "0",
+    "eps.http_port": "0",
+    "eps.telegram_port": "0",
+    "mas.port": "0",
+    "control.poll_interval": "0.1",
+    "control.stop_timeout": "5",
+    "pass.poll_interval": "0.2",
+}
+
+
+def make_config(home: Path, database_url: str, **overrides) -> ums_config.Config:
+    """A test configuration: every port 0 (the OS picks), fast control polling."""
+    values = {**TEST_OVERRIDES, "database.url": database_url}
+    values.update({key.replace("__", "."): str(value) for key, value in overrides.items()})
+    return ums_config.load(home, overrides=values, config_file=home / "absent.cfg")
+
+
+@pytest.fixture
+def config(tmp_path, database_url):
+    return make_config(tmp_path, database_url)
+
+
+@pytest.fixture
+async def start_suite(tmp_path):
+    """``await start_suite(config, ["mas", ...], clock=...)`` → a started Suite, stopped after the test."""
+    started: list[Suite] = []
+
+    async def start(config, names=None, **kwargs) -> Suite:
+        suite = Suite(config, names, **kwargs)
+        await suite.start()
+        started.append(suite)
+        return suite
+
+    yield start
+    for suite in started:
+        await suite.stop()

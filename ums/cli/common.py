@@ -1,0 +1,48 @@
+"""What every command shares: the loaded configuration and database."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from .. import config as ums_config
+from ..db import Database, from_config
+from ..runtime import check_schema
+
+
+@dataclass
+class Obj:
+    home: str | None = None
+    config_file: str | None = None
+    _config: ums_config.Config | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> ums_config.Config:
+        if self._config is None:
+            home = Path(self.home).resolve() if self.home else None
+            self._config = ums_config.load(home, config_file=self.config_file)
+        return self._config
+
+    def database(self) -> Database:
+        return from_config(self.config)
+
+
+def run_async(coro):
+    return asyncio.run(coro)
+
+
+async def ready_database(obj: Obj) -> Database:
+    """The database, checked to be migrated (else a one-line error)."""
+    db = obj.database()
+    try:
+        await check_schema(db)
+    except Exception:
+        await db.close()
+        raise
+    return db
+
+
+pass_obj = click.make_pass_decorator(Obj)

@@ -1,0 +1,247 @@
+"""Suite commands: init, run, status, pause, resume, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+from datetime import timedelta
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .. import config as ums_config
+from .. import log as ums_log
+from .. import runtime
+from ..db import migrate
+from ..errors import UmsError
+from ..security import hash_password, new_secret
+from ..store import as_utc, control, deliveries, users, utcnow
+from .common import pass_obj, ready_database, run_async
+
+
+def _instance_config_text() -> str:
+    shipped = ums_config.DEFAULTS_FILE.read_text(encoding="utf-8")
+    lines = ["# This instance's settings. Uncomment a key to change it; the defaults",
+             "# and their meaning are in the shipped config/ums.cfg.", ""]
+    for line in shipped.splitlines():
+        if line.startswith("[") or not line.strip():
+            lines.append(line)
+        elif not line.startswith("#"):
+            lines.append("# " + line)
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@click.option("--admin-password", envvar="UMS_ADMIN_PASSWORD",
+              help="Password for the admin user created on first run (default: generated).")
+@pass_obj
+def init(obj, admin_password):
+    """Create the configuration, migrate the database and create the admin user.
+
+    Safe to run again: it only does what is missing and says so.
+    """
+    changes = []
+    home = Path_(obj)
+    cfg_path = ums_config.instance_config_file(home) if not obj.config_file else None
+    if cfg_path is not None and not cfg_path.exists():
+        cfg_path.parent.mkdir(parents=True, exist_ok=True)
+        cfg_path.write_text(_instance_config_text(), encoding="utf-8")
+        changes.append(f"wrote {cfg_path}")
+    config = obj.config
+    config.var_dir.mkdir(parents=True, exist_ok=True)
+    changes += run_async(_init_database(obj, admin_password))
+    if changes:
+        for change in changes:
+            click.echo(change)
+    else:
+        click.echo("Nothing to do: configuration, database schema and admin user are already in place.")
+
+
+def Path_(obj):
+    from pathlib import Path
+
+    return Path(obj.home).resolve() if obj.home else ums_config.instance_home()
+
+
+async def _init_database(obj, admin_password: str | None) -> list[str]:
+    db = obj.database()
+    changes = []
+    try:
+        before = await migrate.current_revision(db)
+        head = migrate.head_revision()
+        if before != head:
+            await migrate.upgrade(db)
+            changes.append(f"database {db.url}: migrated from {before or 'empty'} to {head}")
+        async with db.begin() as conn:
+            if await users.count_by_role(conn, "admin") == 0:
+                password = admin_password or new_secret(12)
+                await users.create(conn, "admin", hash_password(password), "admin", display_name="Administrator")
+                shown = "(as given)" if admin_password else password
+                changes.append(f"created user admin with password {shown}")
+    except UmsError:
+        raise
+    except Exception as exc:
+        raise UmsError(f"database {db.url}: {exc}") from None
+    finally:
+        await db.close()
+    return changes
+
+
+@click.command()
+@click.argument("services", nargs=-1)
+@pass_obj
+def run(obj, services):
+    """Run the suite, or only the named SERVICES (was, eps, mas, pass), in this process.
+
+    Stops on SIGTERM, Ctrl-C or `ums stop`; SIGHUP reopens the log file.
+    """
+    config = obj.config
+    ums_log.setup_from_config(config)
+    runtime.run(config, list(services) or None)
+
+
+@click.command()
+@pass_obj
+def status(obj):
+    """Show each service: state, address, pid, uptime, and the queue depth."""
+    rows, depth = run_async(_status(obj))
+    table = Table(box=None, header_style="bold")
+    for column in ("SERVICE", "STATE", "ADDRESS", "HOST", "PID", "UPTIME", "DETAIL"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    Console(width=120).print(table)
+    click.echo(f"delivery queue: {depth} pending")
+
+
+def _uptime(seconds) -> str:
+    if seconds is None:
+        return "-"
+    return str(timedelta(seconds=int(seconds)))
+
+
+async def _status(obj):
+    config = obj.config
+    db = await ready_database(obj)
+    try:
+        async with db.connect() as conn:
+            found = await control.instances(conn)
+            desired = await control.desired_states(conn)
+            depth = await deliveries.count_pending(conn)
+    finally:
+        await db.close()
+    fresh_after = utcnow() - timedelta(seconds=config.get("control", "stale_after"))
+    rows = []
+    for name in runtime.service_names(config):
+        live = [i for i in found if i["service"] == name and as_utc(i["heartbeat_at"]) >= fresh_after]
+        wish = desired.get(name, "running")
+        if not live:
+            rows.append([name, "stopped" + (" (paused)" if wish == "paused" else ""), "-", "-", "-", "-", ""])
+        for inst in live:
+            info = dict(inst["info"] or {})
+            uptime = info.pop("uptime", None)
+            detail = " ".join(f"{k}={v}" for k, v in info.items())
+            rows.append([name, inst["state"], inst["address"] or "-", inst["host"], str(inst["pid"]),
+                         _uptime(uptime), detail])
+    return rows, depth
+
+
+def _service_argument(obj, name: str) -> str:
+    known = runtime.service_names(obj.config)
+    if name not in known:
+        raise click.BadParameter(f"unknown service {name!r}; choose from {', '.join(known)}")
+    return name
+
+
+async def _set_state(obj, service: str, desired: str) -> str:
+    db = await ready_database(obj)
+    try:
+        async with db.begin() as conn:
+            changed = await control.set_desired(conn, service, desired, by=os.environ.get("USER", "cli"))
+        deadline = time.monotonic() + 5
+        while True:
+            async with db.connect() as conn:
+                found = [i for i in await control.instances(conn) if i["service"] == service]
+            fresh = [i for i in found if as_utc(i["heartbeat_at"]) >= utcnow() - timedelta(seconds=obj.config.get("control", "stale_after"))]
+            if not fresh:
+                note = "; it is not running now, the state applies when it starts"
+                break
+            if all(i["state"] == desired for i in fresh):
+                note = ""
+                break
+            if time.monotonic() > deadline:
+                note = "; the running process has not confirmed yet"
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await db.close()
+    word = "paused" if desired == "paused" else "running"
+    return f"{service} {'is now' if changed else 'was already'} {word}{note}"
+
+
+@click.command()
+@click.argument("service")
+@pass_obj
+def pause(obj, service):
+    """Pause SERVICE: it stays up but takes no new work, until `ums resume`.
+
+    The state is kept in the database, so it survives restarts.
+    """
+    click.echo(run_async(_set_state(obj, _service_argument(obj, service), "paused")))
+
+
+@click.command()
+@click.argument("service")
+@pass_obj
+def resume(obj, service):
+    """Resume a paused SERVICE."""
+    click.echo(run_async(_set_state(obj, _service_argument(obj, service), "running")))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def _stop(obj, everywhere: bool) -> tuple[int, list[int]]:
+    db = await ready_database(obj)
+    host = socket.gethostname()
+    try:
+        async with db.begin() as conn:
+            flagged = await control.request_stop(conn, None if everywhere else host)
+    finally:
+        await db.close()
+    local_pids = sorted({i["pid"] for i in flagged if i["host"] == host and _alive(i["pid"])})
+    for pid in local_pids:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + obj.config.get("control", "stop_timeout") + 2
+    while time.monotonic() < deadline and any(_alive(pid) for pid in local_pids):
+        await asyncio.sleep(0.1)
+    return len(local_pids), [pid for pid in local_pids if _alive(pid)]
+
+
+@click.command()
+@click.option("--everywhere", is_flag=True, help="Also ask processes on other hosts (sharing the database) to stop.")
+@pass_obj
+def stop(obj, everywhere):
+    """Stop the running suite gracefully: listeners close, in-flight work finishes
+    or is released, and the processes exit."""
+    count, survivors = run_async(_stop(obj, everywhere))
+    if survivors:
+        raise UmsError(f"processes {', '.join(map(str, survivors))} did not stop in time")
+    if count == 0:
+        click.echo("Nothing to stop: no UMS process is running on this host.")
+    else:
+        click.echo(f"Stopped {count} UMS process{'es' if count > 1 else ''}.")
+
+
+COMMANDS = [init, run, status, pause, resume, stop]

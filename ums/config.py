@@ -1,0 +1,221 @@
+"""Configuration: the shipped ``config/ums.cfg`` holds every key and its default.
+
+Lookup order, last wins: the shipped defaults, the instance's ``ums.cfg``
+(``$UMS_HOME/ums.cfg`` or ``$UMS_CONFIG``), then ``UMS_<SECTION>_<KEY>``
+environment variables. Each key has a type in :data:`TYPES`; a value that does
+not convert raises :class:`~ums.errors.ConfigValueError` naming the key.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ConfigFileError, ConfigValueError, UnknownConfigKey
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SHIPPED_CONFIG_DIR = PROJECT_DIR / "config"
+DEFAULTS_FILE = SHIPPED_CONFIG_DIR / "ums.cfg"
+ENV_PREFIX = "UMS_"
+NOT_KEYS = {"UMS_HOME", "UMS_CONFIG", "UMS_TEST_DATABASE_URL", "UMS_SOAK"}
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _port(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise ValueError("not a port number") from None
+    if not 0 <= number <= 65535:
+        raise ValueError("port must be 0 to 65535")
+    return number
+
+
+def _positive_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise ValueError("not a whole number") from None
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
+
+
+def _positive_float(text: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError("not a number") from None
+    if number <= 0:
+        raise ValueError("must be greater than 0")
+    return number
+
+
+def _words(text: str) -> list[str]:
+    return text.replace(",", " ").split()
+
+
+def _level(text: str) -> str:
+    upper = text.strip().upper()
+    if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return upper
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        if text.strip() not in choices:
+            raise ValueError("expected one of " + ", ".join(choices))
+        return text.strip()
+
+    return convert
+
+
+def _str(text: str) -> str:
+    return text.strip()
+
+
+#: Converters for typed keys; any key not named here is a plain string.
+TYPES: dict[str, Callable[[str], Any]] = {
+    "ums.run": _words,
+    "database.pool_size": _positive_int,
+    "database.echo": _bool,
+    "log.level": _level,
+    "log.format": _one_of("plain", "json"),
+    "control.poll_interval": _positive_float,
+    "control.stale_after": _positive_float,
+    "control.stop_timeout": _positive_float,
+    "was.port": _port,
+    "eps.http_port": _port,
+    "eps.telegram_port": _port,
+    "mas.port": _port,
+    "mas.local_domains": _words,
+    "mas.max_message_size": _positive_int,
+    "pass.concurrency": _positive_int,
+    "pass.poll_interval": _positive_float,
+    "pass.lease_seconds": _positive_int,
+}
+
+
+def register_types(types: dict[str, Callable[[str], Any]]) -> None:
+    """Let a service declare the types of its own keys (in its module)."""
+    TYPES.update(types)
+
+
+@dataclass
+class Config:
+    """Typed, read-only view of the merged configuration."""
+
+    home: Path
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def get(self, section: str, key: str) -> Any:
+        return self.values[section][key]
+
+    def section(self, section: str) -> dict[str, Any]:
+        return dict(self.values.get(section, {}))
+
+    @property
+    def var_dir(self) -> Path:
+        return Path(self.values["ums"]["var_dir"])
+
+    @property
+    def database_url(self) -> str:
+        return self.values["database"]["url"]
+
+    def with_overrides(self, overrides: dict[str, str]) -> "Config":
+        """A copy with some ``section.key`` values replaced (used by tests and CLI flags)."""
+        return load(self.home, overrides=overrides, config_file=self.sources.get("file"))
+
+
+def instance_home() -> Path:
+    return Path(os.environ.get("UMS_HOME") or os.getcwd()).resolve()
+
+
+def instance_config_file(home: Path) -> Path:
+    return Path(os.environ.get("UMS_CONFIG") or home / "ums.cfg")
+
+
+def _read(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except (OSError, configparser.Error, UnicodeDecodeError) as exc:
+        raise ConfigFileError(path=path, reason=str(exc).splitlines()[0]) from None
+    return parser
+
+
+def _env_overrides(known: dict[str, dict[str, str]]) -> dict[str, str]:
+    found = {}
+    for name, value in os.environ.items():
+        if not name.startswith(ENV_PREFIX) or name in NOT_KEYS:
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        section, _, key = rest.partition("_")
+        if section in known and key in known[section]:
+            found[f"{section}.{key}"] = value
+    return found
+
+
+def load(
+    home: Path | None = None,
+    overrides: dict[str, str] | None = None,
+    config_file: str | os.PathLike | None = None,
+) -> Config:
+    """Merge defaults, the instance file, the environment and explicit overrides."""
+    home = Path(home or instance_home()).resolve()
+    raw: dict[str, dict[str, str]] = {}
+    defaults = _read(DEFAULTS_FILE)
+    for section in defaults.sections():
+        raw[section] = dict(defaults[section])
+    file_path = Path(config_file) if config_file else instance_config_file(home)
+    sources = {}
+    if file_path.exists():
+        sources["file"] = str(file_path)
+        for section, key, value in _items(_read(file_path)):
+            if section == "services":
+                raw.setdefault(section, {})[key] = value
+                continue
+            if key not in raw.get(section, {}):
+                raise UnknownConfigKey(key=f"{section}.{key}", source=file_path)
+            raw[section][key] = value
+    for dotted, value in {**_env_overrides(raw), **(overrides or {})}.items():
+        section, _, key = dotted.partition(".")
+        if key not in raw.get(section, {}) and section != "services":
+            raise UnknownConfigKey(key=dotted, source="overrides")
+        raw.setdefault(section, {})[key] = value
+    return Config(home=home, values=_typed(raw, home), sources=sources)
+
+
+def _items(parser: configparser.ConfigParser):
+    for section in parser.sections():
+        for key, value in parser[section].items():
+            yield section, key, value
+
+
+def _typed(raw: dict[str, dict[str, str]], home: Path) -> dict[str, dict[str, Any]]:
+    var_dir = raw["ums"]["var_dir"].replace("{home}", str(home))
+    values: dict[str, dict[str, Any]] = {}
+    for section, keys in raw.items():
+        values[section] = {}
+        for key, text in keys.items():
+            text = text.replace("{home}", str(home)).replace("{var}", var_dir)
+            convert = TYPES.get(f"{section}.{key}", _str)
+            try:
+                values[section][key] = convert(text)
+            except ValueError as exc:
+                raise ConfigValueError(key=f"{section}.{key}", value=text, reason=exc) from None
+    return values

@@ -1,0 +1,369 @@
+"""The whole UMS data model, as SQLAlchemy Core tables.
+
+One table per concept; columns are documented where their meaning is not
+obvious. Times are UTC. Services never build SQL from these directly: each
+concept's queries live in one module of :mod:`ums.store`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+#: 64-bit ids on PostgreSQL, SQLite's rowid alias on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Time = DateTime(timezone=True)
+
+
+def _id() -> Column:
+    return Column("id", Id, primary_key=True, autoincrement=True)
+
+
+def _created() -> Column:
+    return Column("created_at", Time, nullable=False, server_default=func.now())
+
+
+# --- people and access ------------------------------------------------------
+
+users = Table(
+    "users", metadata, _id(),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    # admin, operator, marketer or user (a mailbox user)
+    Column("role", String(16), nullable=False, server_default="user"),
+    Column("display_name", String(128)),
+    Column("email", String(320)),
+    Column("disabled", Boolean, nullable=False, server_default="0"),
+    _created(),
+)
+
+api_keys = Table(
+    "api_keys", metadata, _id(),
+    # the back-office system that owns the key, e.g. "account" or "information"
+    Column("system", String(64), nullable=False, index=True),
+    # first characters of the key, shown in listings; the key itself is never stored
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(128), nullable=False, unique=True),
+    _created(),
+    Column("revoked_at", Time),
+    Column("last_used_at", Time),
+)
+
+# --- contacts, consent, suppression -----------------------------------------
+
+contacts = Table(
+    "contacts", metadata, _id(),
+    # the bank's own customer number; events name customers by it
+    Column("customer_id", String(64), unique=True),
+    Column("name", String(200)),
+    Column("email", String(320), index=True),
+    Column("fax", String(32)),
+    Column("phone", String(32)),
+    # customer grade (VIP, GOLD, NORMAL…) used by channel policies and segments
+    Column("grade", String(32), index=True),
+    Column("timezone", String(64)),
+    Column("locale", String(16)),
+    Column("attributes", JSON),
+    _created(),
+    Column("updated_at", Time, server_default=func.now()),
+)
+
+address_books = Table(
+    "address_books", metadata, _id(),
+    Column("name", String(128), nullable=False),
+    # personal, shared or organisation
+    Column("scope", String(16), nullable=False, server_default="shared"),
+    Column("owner_id", Id, ForeignKey("users.id", ondelete="CASCADE")),
+    _created(),
+    UniqueConstraint("name", "owner_id"),
+)
+
+address_book_entries = Table(
+    "address_book_entries", metadata,
+    Column("book_id", Id, ForeignKey("address_books.id", ondelete="CASCADE"), primary_key=True),
+    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+)
+
+consents = Table(
+    "consents", metadata, _id(),
+    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    # email, fax, voice, or "any"
+    Column("channel", String(8), nullable=False, server_default="any"),
+    Column("purpose", String(16), nullable=False, server_default="advertising"),
+    Column("granted", Boolean, nullable=False),
+    # consent to advertising between 21:00 and 08:00 local time
+    Column("night_time", Boolean, nullable=False, server_default="0"),
+    # where the consent was given (web form, branch, call centre…)
+    Column("source", String(128), nullable=False),
+    Column("recorded_at", Time, nullable=False),
+    Column("withdrawn_at", Time),
+    Index("ix_consents_contact_purpose", "contact_id", "purpose"),
+)
+
+suppressions = Table(
+    "suppressions", metadata, _id(),
+    Column("channel", String(8), nullable=False),
+    # normalised address: lower-case email, digits-only number
+    Column("address", String(320), nullable=False),
+    # unsubscribe, refusal, bounce, complaint or manual
+    Column("reason", String(32), nullable=False),
+    Column("source", String(128)),
+    Column("detail", Text),
+    _created(),
+    UniqueConstraint("channel", "address"),
+)
+
+# --- content ------------------------------------------------------------------
+
+templates = Table(
+    "templates", metadata, _id(),
+    Column("name", String(128), nullable=False),
+    Column("channel", String(8), nullable=False),
+    # advertising or transactional
+    Column("kind", String(16), nullable=False, server_default="transactional"),
+    Column("subject", Text),
+    Column("body_html", Text),
+    Column("body_text", Text),
+    Column("sender_name", String(128)),
+    Column("sender_contact", String(128)),
+    Column("options", JSON),
+    Column("version", Integer, nullable=False, server_default="1"),
+    _created(),
+    Column("updated_at", Time, server_default=func.now()),
+    UniqueConstraint("name", "channel"),
+)
+
+# --- campaigns and EPS ----------------------------------------------------------
+
+campaigns = Table(
+    "campaigns", metadata, _id(),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("channel", String(8), nullable=False, server_default="email"),
+    Column("template_name", String(128), nullable=False),
+    # address books, segment filter or CSV, as given in the campaign file
+    Column("audience", JSON, nullable=False),
+    # draft, scheduled, running, paused, completed, cancelled
+    Column("state", String(16), nullable=False, server_default="draft"),
+    Column("schedule_at", Time),
+    Column("cron", String(64)),
+    Column("throttle", JSON),
+    Column("expires_after", Integer),
+    Column("total", Integer, nullable=False, server_default="0"),
+    # the highest contact id already expanded into deliveries
+    Column("checkpoint", Id, nullable=False, server_default="0"),
+    Column("definition", JSON),
+    Column("created_by", String(64)),
+    _created(),
+    Column("started_at", Time),
+    Column("finished_at", Time),
+)
+
+eps_services = Table(
+    "eps_services", metadata, _id(),
+    Column("name", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("event_type", String(64), nullable=False, index=True),
+    # active, stopped or removed
+    Column("state", String(16), nullable=False, server_default="active"),
+    Column("kind", String(16), nullable=False, server_default="transactional"),
+    Column("priority", Integer, nullable=False, server_default="5"),
+    Column("definition", JSON, nullable=False),
+    _created(),
+    Column("created_by", String(64)),
+    UniqueConstraint("name", "version"),
+)
+
+events = Table(
+    "events", metadata, _id(),
+    Column("source_system", String(64), nullable=False),
+    Column("idempotency_key", String(128), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("customer_id", String(64), index=True),
+    Column("payload", JSON, nullable=False),
+    # received, dispatched, held (service stopped), unmatched or failed
+    Column("state", String(16), nullable=False, server_default="received"),
+    Column("service_name", String(128)),
+    Column("service_version", Integer),
+    Column("error", Text),
+    Column("received_at", Time, nullable=False, server_default=func.now()),
+    Column("processed_at", Time),
+    UniqueConstraint("source_system", "idempotency_key"),
+    Index("ix_events_state", "state"),
+)
+
+# --- the delivery queue (PASS) ---------------------------------------------------
+
+deliveries = Table(
+    "deliveries", metadata, _id(),
+    Column("channel", String(8), nullable=False),
+    # email address, fax or phone number
+    Column("recipient", String(320), nullable=False),
+    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="SET NULL")),
+    Column("campaign_id", Id, ForeignKey("campaigns.id", ondelete="CASCADE")),
+    Column("event_id", Id, ForeignKey("events.id", ondelete="SET NULL")),
+    Column("service_name", String(128)),
+    Column("template_name", String(128)),
+    Column("kind", String(16), nullable=False, server_default="transactional"),
+    Column("priority", Integer, nullable=False, server_default="5"),
+    # queued, sending, retry, waiting (quiet hours) — or final: sent, failed,
+    # suppressed, expired, cancelled
+    Column("state", String(16), nullable=False, server_default="queued"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("due_at", Time, nullable=False, server_default=func.now()),
+    Column("expires_at", Time),
+    Column("locked_by", String(128)),
+    Column("lease_until", Time),
+    # kept across retries and crashes so receivers can deduplicate
+    Column("message_id", String(255), unique=True),
+    # per-delivery secret for List-Unsubscribe and the return path
+    Column("token", String(64), unique=True),
+    Column("variables", JSON),
+    # channels still to try if this one has no address or fails permanently
+    Column("fallback", JSON),
+    Column("last_code", String(16)),
+    Column("last_error", Text),
+    Column("bounced_at", Time),
+    _created(),
+    Column("updated_at", Time, server_default=func.now()),
+    Column("finished_at", Time),
+    Index("ix_deliveries_claim", "state", "due_at"),
+    Index("ix_deliveries_campaign", "campaign_id", "state"),
+    UniqueConstraint("campaign_id", "contact_id", "channel", name="uq_deliveries_campaign_contact"),
+)
+
+cdr = Table(
+    "cdr", metadata, _id(),
+    Column("delivery_id", Id, ForeignKey("deliveries.id", ondelete="SET NULL"), index=True),
+    Column("attempt", Integer, nullable=False),
+    # the delivery's one final record; earlier attempts are retries
+    Column("final", Boolean, nullable=False),
+    # Asterisk Master.csv columns, in order
+    Column("accountcode", String(64)),
+    Column("src", String(320)),
+    Column("dst", String(320)),
+    Column("dcontext", String(64)),
+    Column("clid", String(320)),
+    Column("channel", String(128)),
+    Column("dstchannel", String(128)),
+    Column("lastapp", String(64)),
+    Column("lastdata", String(255)),
+    Column("start", Time, nullable=False, index=True),
+    Column("answer", Time),
+    Column("end", Time),
+    Column("duration", Integer, nullable=False, server_default="0"),
+    Column("billsec", Integer, nullable=False, server_default="0"),
+    # ANSWERED, NO ANSWER, BUSY or FAILED
+    Column("disposition", String(16), nullable=False),
+    Column("amaflags", String(16), server_default="BILLING"),
+    Column("uniqueid", String(64)),
+    Column("userfield", String(255)),
+    # UMS columns
+    Column("source", String(160)),
+    Column("medium", String(8), nullable=False),
+    Column("pages", Integer),
+    Column("bytes", Integer),
+    Column("status_code", String(16)),
+    Column("cost", Numeric(12, 4)),
+)
+
+# --- inbound (MAS) -------------------------------------------------------------------
+
+mailboxes = Table(
+    "mailboxes", metadata, _id(),
+    Column("address", String(320), nullable=False, unique=True),
+    Column("owner_id", Id, ForeignKey("users.id", ondelete="SET NULL")),
+    # tell the owner of new mail through PASS on this channel (none to stay quiet)
+    Column("notify_channel", String(8), nullable=False, server_default="none"),
+    Column("notify_address", String(320)),
+    _created(),
+)
+
+mailbox_messages = Table(
+    "mailbox_messages", metadata, _id(),
+    Column("mailbox_id", Id, ForeignKey("mailboxes.id", ondelete="CASCADE")),
+    Column("folder", String(128), nullable=False, server_default="INBOX"),
+    Column("flags", JSON),
+    # email, fax or voice
+    Column("media", String(8), nullable=False, server_default="email"),
+    # reply, refusal, bounce, fax, voice, notice…
+    Column("classification", String(32)),
+    Column("sender", String(320)),
+    Column("recipient", String(320)),
+    Column("subject", Text),
+    Column("message_id", String(255), index=True),
+    Column("size", Integer, nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="SET NULL"), index=True),
+    Column("delivery_id", Id, ForeignKey("deliveries.id", ondelete="SET NULL")),
+    Column("pages", Integer),
+    Column("duration", Float),
+    Column("received_at", Time, nullable=False, server_default=func.now()),
+    Index("ix_mailbox_messages_box_folder", "mailbox_id", "folder"),
+)
+
+rules = Table(
+    "rules", metadata, _id(),
+    # site (runs first for every mailbox) or mailbox
+    Column("scope", String(16), nullable=False),
+    Column("mailbox_id", Id, ForeignKey("mailboxes.id", ondelete="CASCADE")),
+    Column("name", String(128), nullable=False),
+    # a Sieve script (RFC 5228)
+    Column("script", Text, nullable=False),
+    Column("active", Boolean, nullable=False, server_default="1"),
+    Column("updated_at", Time, server_default=func.now()),
+    UniqueConstraint("scope", "mailbox_id", "name"),
+)
+
+# --- service control -----------------------------------------------------------------
+
+service_state = Table(
+    "service_state", metadata,
+    Column("service", String(32), primary_key=True),
+    # running or paused: what the operator asked for; survives restarts
+    Column("desired", String(16), nullable=False),
+    Column("changed_at", Time, nullable=False),
+    Column("changed_by", String(64)),
+)
+
+service_instances = Table(
+    "service_instances", metadata, _id(),
+    Column("service", String(32), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("address", String(255)),
+    # running, paused or stopping: what the process reports
+    Column("state", String(16), nullable=False),
+    Column("started_at", Time, nullable=False),
+    Column("heartbeat_at", Time, nullable=False),
+    Column("stop_requested", Boolean, nullable=False, server_default="0"),
+    # service-specific figures (queue depth, connections…)
+    Column("info", JSON),
+    Index("ix_service_instances_service", "service"),
+)

@@ -1,0 +1,55 @@
+"""Every error UMS raises on purpose derives from :class:`UmsError`.
+
+An error's docstring is its message; keyword arguments fill its placeholders,
+so ``ConfigValueError(key="mas.port", value="abc", reason="not a number")``
+reads as one clear line.
+"""
+
+
+class UmsError(Exception):
+    """UMS failed."""
+
+    def __init__(self, message: str | None = None, **fields):
+        self.fields = fields
+        text = message or (self.__doc__ or "").strip().format(**fields)
+        super().__init__(text)
+
+
+class ConfigError(UmsError):
+    """Configuration error."""
+
+
+class ConfigValueError(ConfigError):
+    """Bad value for {key}: {value!r} ({reason})."""
+
+
+class UnknownConfigKey(ConfigError):
+    """Unknown configuration key {key} in {source}."""
+
+
+class ConfigFileError(ConfigError):
+    """Cannot read configuration file {path}: {reason}."""
+
+
+class DatabaseError(UmsError):
+    """Database error: {reason}."""
+
+
+class DatabaseNotReady(DatabaseError):
+    """The database at {url} is not initialised; run `ums init` first."""
+
+
+class UnknownService(UmsError):
+    """Unknown service {name!r}; known services: {known}."""
+
+
+class ServiceLoadError(UmsError):
+    """Cannot load service {name!r} from {target!r}: {reason}."""
+
+
+class ServiceStartError(UmsError):
+    """Service {name} could not start: {reason}."""
+
+
+class NotRunning(UmsError):
+    """No UMS process is running here."""

@@ -1,0 +1,84 @@
+"""The core API for asking UMS to send something.
+
+EPS, WAS, the CLI and campaigns call :func:`enqueue`; it writes a delivery row
+that PASS will claim. Nothing here imports PASS: the database is the only
+channel between services. The caller's transaction decides when the request is
+durable (commit before acknowledging).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .addresses import CHANNELS
+from .db.models import deliveries
+from .errors import UmsError
+from .security import new_secret
+
+
+class BadSendRequest(UmsError):
+    """Bad send request: {reason}."""
+
+
+@dataclass
+class SendRequest:
+    channel: str
+    recipient: str
+    template: str | None = None
+    kind: str = "transactional"
+    variables: dict = field(default_factory=dict)
+    contact_id: int | None = None
+    campaign_id: int | None = None
+    event_id: int | None = None
+    service_name: str | None = None
+    priority: int = 5
+    due_at: datetime | None = None
+    expires_at: datetime | None = None
+    #: further channels to try, in order: [{"channel": "fax", "recipient": "...", "template": "..."}]
+    fallback: list[dict] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if self.channel not in CHANNELS:
+            raise BadSendRequest(reason=f"unknown channel {self.channel!r}")
+        if self.kind not in ("advertising", "transactional"):
+            raise BadSendRequest(reason=f"kind must be advertising or transactional, not {self.kind!r}")
+        if not self.recipient:
+            raise BadSendRequest(reason="no recipient")
+
+
+def new_message_id(domain: str = "ums.local") -> str:
+    return f"<{uuid.uuid4().hex}@{domain}>"
+
+
+def row_for(request: SendRequest, now: datetime) -> dict:
+    request.validate()
+    return {
+        "channel": request.channel,
+        "recipient": request.recipient,
+        "contact_id": request.contact_id,
+        "campaign_id": request.campaign_id,
+        "event_id": request.event_id,
+        "service_name": request.service_name,
+        "template_name": request.template,
+        "kind": request.kind,
+        "priority": request.priority,
+        "state": "queued",
+        "due_at": request.due_at or now,
+        "expires_at": request.expires_at,
+        "message_id": new_message_id(),
+        "token": new_secret(18),
+        "variables": request.variables,
+        "fallback": request.fallback,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def enqueue(conn: AsyncConnection, request: SendRequest, now: datetime) -> int:
+    """Queue one delivery; returns its id."""
+    result = await conn.execute(deliveries.insert().values(**row_for(request, now)))
+    return result.inserted_primary_key[0]

@@ -1,0 +1,57 @@
+"""The suppression list: addresses that must not be sent to (refusals,
+unsubscribes, permanent bounces, operator entries). PASS checks it before
+every send; MAS and WAS add to it."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..addresses import normalize
+from ..db.models import suppressions
+
+
+async def add(
+    conn: AsyncConnection, channel: str, address: str, reason: str,
+    source: str | None = None, detail: str | None = None,
+) -> bool:
+    """Suppress an address; returns False if it already was (the first reason stays)."""
+    address = normalize(channel, address)
+    if await is_suppressed(conn, channel, address):
+        return False
+    try:
+        async with conn.begin_nested():
+            await conn.execute(
+                suppressions.insert().values(
+                    channel=channel, address=address, reason=reason, source=source, detail=detail
+                )
+            )
+    except IntegrityError:  # a concurrent writer got there first
+        return False
+    return True
+
+
+async def remove(conn: AsyncConnection, channel: str, address: str) -> bool:
+    result = await conn.execute(
+        delete(suppressions).where(
+            suppressions.c.channel == channel, suppressions.c.address == normalize(channel, address)
+        )
+    )
+    return result.rowcount > 0
+
+
+async def is_suppressed(conn: AsyncConnection, channel: str, address: str) -> bool:
+    found = await conn.scalar(
+        select(suppressions.c.id).where(
+            suppressions.c.channel == channel, suppressions.c.address == normalize(channel, address)
+        )
+    )
+    return found is not None
+
+
+async def entries(conn: AsyncConnection, channel: str | None = None, limit: int = 1000) -> list[dict]:
+    query = select(suppressions).order_by(suppressions.c.id.desc()).limit(limit)
+    if channel:
+        query = query.where(suppressions.c.channel == channel)
+    return [dict(row._mapping) for row in await conn.execute(query)]

@@ -1,0 +1,1 @@
+"""WAS — the web application server: pages, /api, one-click unsubscribe, /metrics."""
