@@ -20,6 +20,8 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG_DIR = PROJECT_DIR / "config"
 DEFAULTS_FILE = SHIPPED_CONFIG_DIR / "ums.cfg"
 ENV_PREFIX = "UMS_"
+#: Sections whose keys are names chosen by the site (a new service or channel).
+OPEN_SECTIONS = {"services", "channels"}
 NOT_KEYS = {"UMS_HOME", "UMS_CONFIG", "UMS_TEST_DATABASE_URL", "UMS_SOAK"}
 
 
@@ -186,7 +188,7 @@ def load(
     if file_path.exists():
         sources["file"] = str(file_path)
         for section, key, value in _items(_read(file_path)):
-            if section == "services":
+            if section in OPEN_SECTIONS:
                 raw.setdefault(section, {})[key] = value
                 continue
             if key not in raw.get(section, {}):
@@ -194,7 +196,7 @@ def load(
             raw[section][key] = value
     for dotted, value in {**_env_overrides(raw), **(overrides or {})}.items():
         section, _, key = dotted.partition(".")
-        if key not in raw.get(section, {}) and section != "services":
+        if key not in raw.get(section, {}) and section not in OPEN_SECTIONS:
             raise UnknownConfigKey(key=dotted, source="overrides")
         raw.setdefault(section, {})[key] = value
     return Config(home=home, values=_typed(raw, home), sources=sources)
