@@ -82,3 +82,32 @@ async def enqueue(conn: AsyncConnection, request: SendRequest, now: datetime) ->
     """Queue one delivery; returns its id."""
     result = await conn.execute(deliveries.insert().values(**row_for(request, now)))
     return result.inserted_primary_key[0]
+
+
+async def fall_back(conn: AsyncConnection, delivery: dict, now: datetime) -> int | None:
+    """Queue the next channel of a delivery's fallback list, if any.
+
+    Called when a delivery ends permanently failed (PASS), or when a sent
+    email bounces permanently (MAS). The new delivery carries the rest of the
+    list, so a chain email → fax → voice walks one step each time. Returns the
+    new delivery's id, or None when there is nothing left to try.
+    """
+    remaining = list(delivery.get("fallback") or [])
+    if not remaining:
+        return None
+    step, rest = remaining[0], remaining[1:]
+    request = SendRequest(
+        channel=step["channel"],
+        recipient=step["recipient"],
+        template=step.get("template") or delivery.get("template_name"),
+        kind=delivery.get("kind", "transactional"),
+        variables=delivery.get("variables") or {},
+        contact_id=delivery.get("contact_id"),
+        campaign_id=delivery.get("campaign_id"),
+        event_id=delivery.get("event_id"),
+        service_name=delivery.get("service_name"),
+        priority=delivery.get("priority", 5),
+        expires_at=delivery.get("expires_at"),
+        fallback=rest,
+    )
+    return await enqueue(conn, request, now)
