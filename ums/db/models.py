@@ -325,6 +325,8 @@ mailbox_messages = Table(
     Column("pages", Integer),
     Column("duration", Float),
     Column("received_at", Time, nullable=False, server_default=func.now()),
+    # MIME problems found while parsing (broken boundary, bad base64…), one per line; NULL when clean
+    Column("defects", Text),
     Index("ix_mailbox_messages_box_folder", "mailbox_id", "folder"),
 )
 
@@ -339,6 +341,17 @@ rules = Table(
     Column("active", Boolean, nullable=False, server_default="1"),
     Column("updated_at", Time, server_default=func.now()),
     UniqueConstraint("scope", "mailbox_id", "name"),
+)
+
+bounce_scores = Table(
+    "bounce_scores", metadata, _id(),
+    Column("channel", String(8), nullable=False),
+    # normalised address, as in suppressions
+    Column("address", String(320), nullable=False),
+    # temporary bounces counted so far; at mas.bounce_threshold the address is suppressed
+    Column("score", Integer, nullable=False, server_default="0"),
+    Column("last_bounce_at", Time),
+    UniqueConstraint("channel", "address"),
 )
 
 # --- service control -----------------------------------------------------------------
@@ -366,4 +379,25 @@ service_instances = Table(
     # service-specific figures (queue depth, connections…)
     Column("info", JSON),
     Index("ix_service_instances_service", "service"),
+)
+
+# --- web front end (WAS) -----------------------------------------------------------
+
+web_sessions = Table(
+    "web_sessions", metadata, _id(),
+    # SHA-256 of the cookie value; the cookie itself is never stored
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    # per-session secret every form must echo back
+    Column("csrf", String(64), nullable=False),
+    _created(),
+    Column("expires_at", Time, nullable=False),
+)
+
+web_login_failures = Table(
+    "web_login_failures", metadata, _id(),
+    Column("username", String(64), nullable=False),
+    Column("client", String(64), nullable=False),
+    Column("failed_at", Time, nullable=False),
+    Index("ix_web_login_failures_username", "username", "failed_at"),
 )

@@ -331,11 +331,36 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_rules')),
     sa.UniqueConstraint('scope', 'mailbox_id', 'name', name=op.f('uq_rules_scope'))
     )
+    # web front end (WAS)
+    op.create_table('web_sessions',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('csrf', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_web_sessions_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_web_sessions')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_web_sessions_token_hash'))
+    )
+    op.create_table('web_login_failures',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('username', sa.String(length=64), nullable=False),
+    sa.Column('client', sa.String(length=64), nullable=False),
+    sa.Column('failed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_web_login_failures'))
+    )
+    with op.batch_alter_table('web_login_failures', schema=None) as batch_op:
+        batch_op.create_index('ix_web_login_failures_username', ['username', 'failed_at'], unique=False)
     
 
 
 def downgrade() -> None:
     
+    with op.batch_alter_table('web_login_failures', schema=None) as batch_op:
+        batch_op.drop_index('ix_web_login_failures_username')
+    op.drop_table('web_login_failures')
+    op.drop_table('web_sessions')
     op.drop_table('rules')
     with op.batch_alter_table('mailbox_messages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_mailbox_messages_message_id'))
