@@ -203,13 +203,18 @@ def resume(obj, service):
 
 
 def _alive(pid: int) -> bool:
+    """True while the process exists and has not exited (a zombie has exited)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 async def _stop(obj, everywhere: bool) -> tuple[int, list[int]]:

@@ -309,6 +309,7 @@ def upgrade() -> None:
     sa.Column('pages', sa.Integer(), nullable=True),
     sa.Column('duration', sa.Float(), nullable=True),
     sa.Column('received_at', sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column('defects', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_mailbox_messages_contact_id_contacts'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['delivery_id'], ['deliveries.id'], name=op.f('fk_mailbox_messages_delivery_id_deliveries'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['mailbox_id'], ['mailboxes.id'], name=op.f('fk_mailbox_messages_mailbox_id_mailboxes'), ondelete='CASCADE'),
@@ -352,11 +353,22 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('web_login_failures', schema=None) as batch_op:
         batch_op.create_index('ix_web_login_failures_username', ['username', 'failed_at'], unique=False)
+    # inbound feedback (MAS)
+    op.create_table('bounce_scores',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('channel', sa.String(length=8), nullable=False),
+    sa.Column('address', sa.String(length=320), nullable=False),
+    sa.Column('score', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('last_bounce_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_bounce_scores')),
+    sa.UniqueConstraint('channel', 'address', name=op.f('uq_bounce_scores_channel'))
+    )
     
 
 
 def downgrade() -> None:
     
+    op.drop_table('bounce_scores')
     with op.batch_alter_table('web_login_failures', schema=None) as batch_op:
         batch_op.drop_index('ix_web_login_failures_username')
     op.drop_table('web_login_failures')

@@ -1,0 +1,141 @@
+"""Drive the `ums` command the way an operator does: init, run, status,
+pause/resume MAS with a real SMTP client, restart, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import free_port, port_is_free
+
+UMS = [str(Path(sys.executable).parent / "ums")]  # the installed console script
+
+
+def ums(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*UMS, *args], cwd=home, env=_env(home), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _env(home: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UMS_")}
+    env["UMS_HOME"] = str(home)
+    return env
+
+
+class Home(type(Path())):
+    """The instance directory, plus the ports this test picked for it."""
+
+    ports: dict
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    ports = {"was": free_port(), "eps": free_port(), "telegram": free_port(), "mas": free_port()}
+    (tmp_path / "ums.cfg").write_text(
+        f"[was]\nport = {ports['was']}\n[eps]\nhttp_port = {ports['eps']}\n"
+        f"telegram_port = {ports['telegram']}\n[mas]\nport = {ports['mas']}\n"
+        "[control]\npoll_interval = 0.2\n"
+    )
+    instance = Home(tmp_path)
+    instance.ports = ports
+    return instance
+
+
+def start(home: Path) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [*UMS, "run"], cwd=home, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if all(not port_is_free(port) for port in home.ports.values()):
+            return process
+        assert process.poll() is None, process.stdout.read()
+        time.sleep(0.1)
+    return process
+
+
+def smtp_code(port: int) -> int:
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
+            return client.noop()[0] and 220
+    except smtplib.SMTPConnectError as error:
+        return error.smtp_code
+
+
+def test_init_twice_changes_nothing_the_second_time(home):
+    first = ums(home, "init", "--admin-password", "s3cret-pw")
+    assert first.returncode == 0, first.stderr
+    assert "migrated from empty" in first.stdout and "created user admin" in first.stdout
+    assert "s3cret-pw" not in first.stdout
+    second = ums(home, "init")
+    assert second.returncode == 0
+    assert second.stdout.startswith("Nothing to do")
+
+
+def test_bad_config_value_is_one_line_naming_the_key(home):
+    with open(home / "ums.cfg", "a") as cfg:
+        cfg.write("[pass]\nconcurrency = many\n")
+    result = ums(home, "status")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "Error: Bad value for pass.concurrency: 'many' (not a whole number)."
+    ]
+
+
+def test_commands_before_init_say_what_to_do(home):
+    result = ums(home, "status")
+    assert result.returncode == 1
+    assert "run `ums init` first" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_every_command_has_help(home):
+    listing = ums(home, "--help")
+    commands = [line.split()[0] for line in listing.stdout.split("Commands:")[1].splitlines() if line.strip()]
+    assert {"init", "run", "status", "pause", "resume", "stop"} <= set(commands)
+    for command in commands:
+        result = ums(home, command, "--help")
+        assert result.returncode == 0 and "Usage:" in result.stdout, command
+
+
+def test_run_status_pause_restart_stop(home):
+    assert ums(home, "init").returncode == 0
+    started = time.monotonic()
+    process = start(home)
+    try:
+        assert time.monotonic() - started < 15
+        status = ums(home, "status")
+        for name in ("was", "eps", "mas", "pass"):
+            assert any(line.split()[:2] == [name, "running"] for line in status.stdout.splitlines()), status.stdout
+        assert smtp_code(home.ports["mas"]) == 220
+
+        paused = ums(home, "pause", "mas")
+        assert paused.returncode == 0 and "mas is now paused" in paused.stdout
+        assert smtp_code(home.ports["mas"]) == 421
+        assert "mas was already paused" in ums(home, "pause", "mas").stdout
+
+        stop_started = time.monotonic()
+        stopped = ums(home, "stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert process.wait(timeout=10) == 0
+        assert time.monotonic() - stop_started < 10
+        output = process.stdout.read()
+        assert "Traceback" not in output
+        assert all(port_is_free(port) for port in home.ports.values())
+
+        process = start(home)  # after a restart MAS is still paused
+        assert smtp_code(home.ports["mas"]) == 421
+        assert ums(home, "resume", "mas").returncode == 0
+        assert smtp_code(home.ports["mas"]) == 220
+        assert ums(home, "stop").returncode == 0
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
