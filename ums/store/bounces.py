@@ -1,0 +1,98 @@
+"""Inbound feedback on sent deliveries: finding a delivery from a bounce or a
+refusal (by its per-delivery token or Message-ID), marking it bounced, and
+keeping the temporary-bounce score per address."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..addresses import normalize
+from ..db.models import bounce_scores, deliveries, suppressions
+
+
+async def delivery_by_token(conn: AsyncConnection, token: str) -> dict | None:
+    """The delivery whose per-delivery secret is ``token``.
+
+    Tokens are case-sensitive, but some MTAs lower-case the local part of a
+    return path; an exact match wins, a case-insensitive one is the fallback.
+    """
+    if not token:
+        return None
+    row = (await conn.execute(select(deliveries).where(deliveries.c.token == token))).first()
+    if row is None:
+        row = (
+            await conn.execute(
+                select(deliveries).where(func.lower(deliveries.c.token) == token.lower()).limit(2)
+            )
+        ).all()
+        row = row[0] if len(row) == 1 else None
+    return dict(row._mapping) if row else None
+
+
+async def delivery_by_message_id(conn: AsyncConnection, message_id: str) -> dict | None:
+    """The delivery that was sent with this Message-ID (angle brackets optional)."""
+    message_id = message_id.strip()
+    if not message_id:
+        return None
+    if not message_id.startswith("<"):
+        message_id = f"<{message_id}>"
+    row = (await conn.execute(select(deliveries).where(deliveries.c.message_id == message_id))).first()
+    return dict(row._mapping) if row else None
+
+
+async def mark_bounced(
+    conn: AsyncConnection, delivery_id: int, code: str, detail: str, now: datetime
+) -> None:
+    """Record a permanent bounce on a delivery (it stays in its final state)."""
+    await conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .values(bounced_at=now, last_code=code[:16], last_error=detail, updated_at=now)
+    )
+
+
+async def note_temporary(conn: AsyncConnection, delivery_id: int, code: str, now: datetime) -> None:
+    """Remember the latest temporary failure code reported for a delivery."""
+    await conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .values(last_code=code[:16], updated_at=now)
+    )
+
+
+async def add_to_score(conn: AsyncConnection, channel: str, address: str, now: datetime) -> int:
+    """Count one more temporary bounce for an address; returns the new score."""
+    address = normalize(channel, address)
+    where = (bounce_scores.c.channel == channel, bounce_scores.c.address == address)
+    score = await conn.scalar(select(bounce_scores.c.score).where(*where))
+    if score is None:
+        await conn.execute(
+            bounce_scores.insert().values(channel=channel, address=address, score=1, last_bounce_at=now)
+        )
+        return 1
+    await conn.execute(
+        update(bounce_scores).where(*where).values(score=score + 1, last_bounce_at=now)
+    )
+    return score + 1
+
+
+async def score_of(conn: AsyncConnection, channel: str, address: str) -> int:
+    score = await conn.scalar(
+        select(bounce_scores.c.score).where(
+            bounce_scores.c.channel == channel,
+            bounce_scores.c.address == normalize(channel, address),
+        )
+    )
+    return score or 0
+
+
+async def stamp_suppression(conn: AsyncConnection, channel: str, address: str, at: datetime) -> None:
+    """Set the time of a suppression MAS just added to MAS's clock (not the database's)."""
+    await conn.execute(
+        update(suppressions)
+        .where(suppressions.c.channel == channel, suppressions.c.address == normalize(channel, address))
+        .values(created_at=at)
+    )
