@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db.models import consents, contacts
+from ..db.models import address_book_entries, address_books, consents, contacts
 
 
 async def get(conn: AsyncConnection, contact_id: int) -> dict | None:
@@ -43,3 +43,65 @@ async def record_consent(
         )
     )
     return result.inserted_primary_key[0]
+
+
+#: CSV columns an audience import copies into contacts
+IMPORT_FIELDS = ("customer_id", "name", "email", "fax", "phone", "grade", "timezone", "locale")
+
+
+async def by_ids(conn: AsyncConnection, ids) -> dict[int, dict]:
+    ids = [i for i in set(ids) if i is not None]
+    if not ids:
+        return {}
+    rows = await conn.execute(select(contacts).where(contacts.c.id.in_(ids)))
+    return {row.id: dict(row._mapping) for row in rows}
+
+
+async def advertising_consents(conn: AsyncConnection, ids) -> dict[int, list[dict]]:
+    """Advertising consent records of many contacts, by contact id."""
+    ids = [i for i in set(ids) if i is not None]
+    found: dict[int, list[dict]] = {i: [] for i in ids}
+    if not ids:
+        return found
+    rows = await conn.execute(
+        select(consents).where(consents.c.contact_id.in_(ids), consents.c.purpose == "advertising")
+    )
+    for row in rows:
+        found[row.contact_id].append(dict(row._mapping))
+    return found
+
+
+async def ensure_book(conn: AsyncConnection, name: str, scope: str = "shared") -> int:
+    found = await conn.scalar(
+        select(address_books.c.id).where(address_books.c.name == name, address_books.c.owner_id.is_(None))
+    )
+    if found is not None:
+        return found
+    result = await conn.execute(insert(address_books).values(name=name, scope=scope))
+    return result.inserted_primary_key[0]
+
+
+async def import_batch(conn: AsyncConnection, book_id: int, rows: list[dict], key: str = "email") -> int:
+    """Add rows to the book, creating contacts whose ``key`` address is new."""
+    if key == "email":
+        for row in rows:
+            row["email"] = (row.get("email") or "").strip().lower()
+    addresses = [row[key] for row in rows]
+    column = contacts.c[key]
+    existing = dict((await conn.execute(select(column, contacts.c.id).where(column.in_(addresses)))).all())
+    new_rows = [row for row in rows if row[key] not in existing]
+    if new_rows:
+        await conn.execute(insert(contacts), [{field: row.get(field) for field in IMPORT_FIELDS} for row in new_rows])
+        existing = dict((await conn.execute(select(column, contacts.c.id).where(column.in_(addresses)))).all())
+    members = set(
+        (await conn.execute(
+            select(address_book_entries.c.contact_id).where(
+                address_book_entries.c.book_id == book_id,
+                address_book_entries.c.contact_id.in_(list(existing.values())),
+            )
+        )).scalars().all()
+    )
+    entries = [{"book_id": book_id, "contact_id": cid} for cid in set(existing.values()) - members]
+    if entries:
+        await conn.execute(insert(address_book_entries), entries)
+    return len(rows)

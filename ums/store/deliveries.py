@@ -1,17 +1,188 @@
-"""The delivery queue (PASS): enqueue, claim with a lease, finish with a CDR row."""
+"""The delivery queue (PASS): enqueue, claim with a lease, finish with a CDR row.
+
+Lifecycle: ``queued``/``retry``/``waiting`` rows that are due are *claimed*
+(``sending``, ``locked_by`` = the worker, ``lease_until``); an expired lease
+may be claimed again by anyone. A claimed row is finished by its owner only
+(:func:`finish` checks ``locked_by``): a final state with its one final CDR
+row, or ``retry`` with a non-final CDR row — in the same transaction.
+On PostgreSQL claiming uses ``FOR UPDATE SKIP LOCKED`` so several PASS
+processes share the queue.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from datetime import datetime
+
+from sqlalchemy import String, bindparam, cast, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db.models import deliveries
+from ..db.models import campaigns, cdr, deliveries
 
 PENDING_STATES = ("queued", "retry", "waiting", "sending")
 FINAL_STATES = ("sent", "failed", "suppressed", "expired", "cancelled")
+CLAIMABLE_STATES = ("retry", "waiting", "queued")
+#: campaigns in these states hold their deliveries back
+HOLDING_CAMPAIGN_STATES = ("draft", "scheduled", "paused", "missed")
 
 
 async def count_pending(conn: AsyncConnection) -> int:
     return await conn.scalar(
         select(func.count()).select_from(deliveries).where(deliveries.c.state.in_(PENDING_STATES))
     )
+
+
+def _not_held():
+    held = select(campaigns.c.id).where(campaigns.c.state.in_(HOLDING_CAMPAIGN_STATES))
+    return or_(deliveries.c.campaign_id.is_(None), deliveries.c.campaign_id.not_in(held))
+
+
+def _lockable(query, conn: AsyncConnection):
+    if conn.dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
+
+
+async def claim(
+    conn: AsyncConnection, worker: str, now: datetime, lease_until: datetime, limit: int
+) -> list[dict]:
+    """Lease up to ``limit`` due deliveries to ``worker`` and return them.
+
+    Expired leases (a worker that died mid-send) are claimed first, then
+    retries, deliveries that waited for the night to end, and new ones —
+    each in due order, so the claim index is walked, never sorted.
+    """
+    ids: list[int] = []
+    stale = select(deliveries.c.id).where(
+        deliveries.c.state == "sending", deliveries.c.lease_until < now
+    ).limit(limit)
+    ids += (await conn.execute(_lockable(stale, conn))).scalars().all()
+    for state in CLAIMABLE_STATES:
+        if len(ids) >= limit:
+            break
+        due = (
+            select(deliveries.c.id)
+            .where(deliveries.c.state == state, deliveries.c.due_at <= now, _not_held())
+            .order_by(deliveries.c.due_at)
+            .limit(limit - len(ids))
+        )
+        ids += (await conn.execute(_lockable(due, conn))).scalars().all()
+    if not ids:
+        return []
+    rows = await conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id.in_(ids))
+        .values(state="sending", locked_by=worker, lease_until=lease_until, updated_at=now)
+        .returning(*deliveries.c)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+async def owned(conn: AsyncConnection, ids: list[int], worker: str) -> set[int]:
+    """Which of ``ids`` are still leased to ``worker`` (locked for update on PostgreSQL)."""
+    if not ids:
+        return set()
+    query = select(deliveries.c.id).where(deliveries.c.id.in_(ids), deliveries.c.locked_by == worker)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return set((await conn.execute(query)).scalars().all())
+
+
+_FINISH = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"))
+    .values(
+        state=bindparam("b_state"), attempts=bindparam("b_attempts"), due_at=bindparam("b_due_at"),
+        last_code=bindparam("b_code"), last_error=bindparam("b_error"), finished_at=bindparam("b_finished"),
+        updated_at=bindparam("b_now"), locked_by=None, lease_until=None,
+    )
+)
+
+
+async def finish(conn: AsyncConnection, changes: list[dict], cdr_rows: list[dict]) -> None:
+    """Write many state changes and their CDR rows (executemany; the caller
+    checked ownership with :func:`owned` in this same transaction).
+
+    Each change has b_id, b_state, b_attempts, b_due_at, b_code, b_error,
+    b_finished, b_now."""
+    if changes:
+        await conn.execute(_FINISH, changes)
+    if cdr_rows:
+        await conn.execute(insert(cdr), cdr_rows)
+
+
+async def release(conn: AsyncConnection, ids: list[int], worker: str, now: datetime,
+                  state: str = "queued", due_at: datetime | None = None, reason: str | None = None) -> None:
+    """Hand leased deliveries back to the queue unsent (pause, stop, night rule)."""
+    if not ids:
+        return
+    values = {"state": state, "locked_by": None, "lease_until": None, "updated_at": now}
+    if due_at is not None:
+        values["due_at"] = due_at
+    if reason is not None:
+        values["last_error"] = reason
+    await conn.execute(
+        update(deliveries).where(deliveries.c.id.in_(ids), deliveries.c.locked_by == worker).values(**values)
+    )
+
+
+async def release_all(conn: AsyncConnection, worker: str, now: datetime) -> int:
+    result = await conn.execute(
+        update(deliveries)
+        .where(deliveries.c.locked_by == worker, deliveries.c.state == "sending")
+        .values(state="queued", locked_by=None, lease_until=None, updated_at=now)
+    )
+    return result.rowcount
+
+
+async def cancel_unsent(conn: AsyncConnection, campaign_id: int, now: datetime) -> int:
+    """Cancel every not-in-flight pending delivery of a campaign, each with its
+    final CDR row (one INSERT … SELECT and one UPDATE, in the caller's transaction)."""
+    waiting = (deliveries.c.campaign_id == campaign_id, deliveries.c.state.in_(CLAIMABLE_STATES))
+    name = select(campaigns.c.name).where(campaigns.c.id == campaign_id).scalar_subquery()
+    account = select(func.coalesce(campaigns.c.created_by, "")).where(campaigns.c.id == campaign_id).scalar_subquery()
+    when = literal(now, type_=cdr.c.start.type)
+    source = select(
+        deliveries.c.id, deliveries.c.attempts + 1, literal(True), account, deliveries.c.recipient,
+        deliveries.c.kind, deliveries.c.channel, literal("CANCEL"), literal("campaign cancelled"),
+        when, when, literal(0), literal(0), literal("FAILED"), literal("BILLING"),
+        cast(deliveries.c.id, String) + literal(".") + cast(deliveries.c.attempts + 1, String),
+        deliveries.c.message_id, name, deliveries.c.channel, literal("cancelled"), literal(0),
+    ).where(*waiting)
+    columns = [
+        "delivery_id", "attempt", "final", "accountcode", "dst", "dcontext", "channel", "lastapp", "lastdata",
+        "start", "end", "duration", "billsec", "disposition", "amaflags", "uniqueid", "userfield",
+        "source", "medium", "status_code", "cost",
+    ]
+    await conn.execute(insert(cdr).from_select(columns, source))
+    result = await conn.execute(
+        update(deliveries).where(*waiting).values(
+            state="cancelled", finished_at=now, updated_at=now, last_error="campaign cancelled",
+            locked_by=None, lease_until=None,
+        )
+    )
+    return result.rowcount
+
+
+async def next_due(conn: AsyncConnection) -> datetime | None:
+    """When the earliest not-yet-due delivery becomes due (for the wake-up timer)."""
+    earliest = None
+    for state in CLAIMABLE_STATES:
+        value = await conn.scalar(select(func.min(deliveries.c.due_at)).where(deliveries.c.state == state))
+        if value is not None and (earliest is None or value < earliest):
+            earliest = value
+    return earliest
+
+
+async def stats(conn: AsyncConnection) -> list[tuple[str, str, int]]:
+    """(state, channel, count) for the whole queue."""
+    rows = await conn.execute(
+        select(deliveries.c.state, deliveries.c.channel, func.count())
+        .group_by(deliveries.c.state, deliveries.c.channel)
+        .order_by(deliveries.c.state, deliveries.c.channel)
+    )
+    return [tuple(row) for row in rows]
+
+
+async def get(conn: AsyncConnection, delivery_id: int) -> dict | None:
+    row = (await conn.execute(select(deliveries).where(deliveries.c.id == delivery_id))).first()
+    return dict(row._mapping) if row else None

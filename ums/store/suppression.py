@@ -55,3 +55,14 @@ async def entries(conn: AsyncConnection, channel: str | None = None, limit: int 
     if channel:
         query = query.where(suppressions.c.channel == channel)
     return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+async def suppressed_among(conn: AsyncConnection, channel: str, addresses) -> set[str]:
+    """The normalised addresses among ``addresses`` that are suppressed (one query)."""
+    wanted = {normalize(channel, address) for address in addresses}
+    if not wanted:
+        return set()
+    rows = await conn.execute(
+        select(suppressions.c.address).where(suppressions.c.channel == channel, suppressions.c.address.in_(wanted))
+    )
+    return set(rows.scalars().all())

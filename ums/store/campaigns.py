@@ -1,0 +1,202 @@
+"""Campaigns: their rows, state changes, expansion of the audience into
+deliveries (in batches, straight inside the database), and progress counts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Text, and_, cast, exists, func, insert, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..db.models import Time, address_book_entries, address_books, campaigns, contacts, deliveries
+from .deliveries import PENDING_STATES
+
+#: contact columns a segment filter may name
+SEGMENT_FIELDS = ("grade", "locale", "timezone", "customer_id", "name")
+ADDRESS_COLUMN = {"email": contacts.c.email, "fax": contacts.c.fax, "voice": contacts.c.phone}
+CAMPAIGN_PRIORITY = 7  # below EPS alerts (5)
+
+
+async def insert_campaign(conn: AsyncConnection, **values) -> int:
+    result = await conn.execute(insert(campaigns).values(**values))
+    return result.inserted_primary_key[0]
+
+
+async def get(conn: AsyncConnection, campaign_id: int) -> dict | None:
+    row = (await conn.execute(select(campaigns).where(campaigns.c.id == campaign_id))).first()
+    return dict(row._mapping) if row else None
+
+
+async def by_name(conn: AsyncConnection, name: str) -> dict | None:
+    row = (await conn.execute(select(campaigns).where(campaigns.c.name == name))).first()
+    return dict(row._mapping) if row else None
+
+
+async def list_all(conn: AsyncConnection, limit: int = 200) -> list[dict]:
+    rows = await conn.execute(select(campaigns).order_by(campaigns.c.id.desc()).limit(limit))
+    return [dict(row._mapping) for row in rows]
+
+
+async def set_state(
+    conn: AsyncConnection, campaign_id: int, new: str, allowed_from: tuple[str, ...], **values
+) -> bool:
+    """Move a campaign to ``new`` if it is in one of ``allowed_from``; False otherwise.
+
+    The WHERE on the old state makes the change safe when several processes
+    race for it (only one sees rowcount 1)."""
+    result = await conn.execute(
+        update(campaigns)
+        .where(campaigns.c.id == campaign_id, campaigns.c.state.in_(allowed_from))
+        .values(state=new, **values)
+    )
+    return result.rowcount == 1
+
+
+async def states(conn: AsyncConnection, campaign_ids) -> dict[int, str]:
+    if not campaign_ids:
+        return {}
+    rows = await conn.execute(
+        select(campaigns.c.id, campaigns.c.state).where(campaigns.c.id.in_(list(campaign_ids)))
+    )
+    return dict(rows.all())
+
+
+async def names(conn: AsyncConnection, campaign_ids) -> dict[int, dict]:
+    if not campaign_ids:
+        return {}
+    rows = await conn.execute(
+        select(campaigns.c.id, campaigns.c.name, campaigns.c.created_by, campaigns.c.state,
+               campaigns.c.throttle).where(campaigns.c.id.in_(list(campaign_ids)))
+    )
+    return {row.id: dict(row._mapping) for row in rows}
+
+
+async def due_to_start(conn: AsyncConnection, now: datetime) -> list[dict]:
+    rows = await conn.execute(
+        select(campaigns).where(campaigns.c.state == "scheduled", campaigns.c.schedule_at <= now)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+async def next_start(conn: AsyncConnection) -> datetime | None:
+    return await conn.scalar(select(func.min(campaigns.c.schedule_at)).where(campaigns.c.state == "scheduled"))
+
+
+async def advance_schedule(conn: AsyncConnection, campaign_id: int, old: datetime, new: datetime | None) -> bool:
+    """Move a recurring campaign's next run from ``old`` to ``new``; only one process wins."""
+    result = await conn.execute(
+        update(campaigns)
+        .where(campaigns.c.id == campaign_id, campaigns.c.schedule_at == old, campaigns.c.state == "scheduled")
+        .values(schedule_at=new)
+    )
+    return result.rowcount == 1
+
+
+async def needing_expansion(conn: AsyncConnection) -> list[dict]:
+    rows = await conn.execute(
+        select(campaigns).where(campaigns.c.state == "running", campaigns.c.expanded_at.is_(None))
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def _audience_filter(campaign: dict):
+    audience = campaign["audience"] or {}
+    conditions = [ADDRESS_COLUMN[campaign["channel"]].is_not(None), ADDRESS_COLUMN[campaign["channel"]] != ""]
+    books = audience.get("books") or []
+    if books:
+        members = (
+            select(address_book_entries.c.contact_id)
+            .join(address_books, address_books.c.id == address_book_entries.c.book_id)
+            .where(address_books.c.name.in_(books))
+        )
+        conditions.append(contacts.c.id.in_(members))
+    for field, wanted in (audience.get("segment") or {}).items():
+        column = contacts.c[field]
+        conditions.append(column.in_(wanted) if isinstance(wanted, list) else column == wanted)
+    return and_(*conditions)
+
+
+def _random_hex(dialect: str, nbytes: int):
+    if dialect == "postgresql":
+        return func.substr(func.replace(cast(func.gen_random_uuid(), Text), "-", ""), 1, nbytes * 2)
+    return func.lower(func.hex(func.randomblob(nbytes)))
+
+
+async def expand_batch(
+    conn: AsyncConnection, campaign: dict, now: datetime, batch_size: int, domain: str
+) -> int | None:
+    """Turn the next ``batch_size`` audience members into deliveries.
+
+    Runs as one INSERT … SELECT, so memory stays flat whatever the audience
+    size. Returns the number added, or None when another process expanded the
+    same batch first (the checkpoint moved). The caller commits.
+    """
+    dialect = conn.dialect.name
+    checkpoint = campaign["checkpoint"]
+    audience = _audience_filter(campaign)
+    window = (
+        select(contacts.c.id).where(contacts.c.id > checkpoint, audience).order_by(contacts.c.id).limit(batch_size)
+    ).subquery()
+    new_checkpoint = await conn.scalar(select(func.max(window.c.id)))
+    if new_checkpoint is None:
+        return 0
+    expires_at = now + timedelta(seconds=campaign["expires_after"]) if campaign.get("expires_after") else None
+    source = select(
+        literal(campaign["channel"]), ADDRESS_COLUMN[campaign["channel"]], contacts.c.id,
+        literal(campaign["id"]), literal(campaign["template_name"]), literal(campaign["kind"]),
+        literal(CAMPAIGN_PRIORITY), literal("queued"), literal(0), literal(now, type_=Time),
+        literal(expires_at, type_=Time),
+        literal("<") + _random_hex(dialect, 16) + literal(f"@{domain}>"),
+        _random_hex(dialect, 16), literal(now, type_=Time), literal(now, type_=Time),
+    ).where(contacts.c.id > checkpoint, contacts.c.id <= new_checkpoint, audience)
+    columns = [
+        "channel", "recipient", "contact_id", "campaign_id", "template_name", "kind", "priority", "state",
+        "attempts", "due_at", "expires_at", "message_id", "token", "created_at", "updated_at",
+    ]
+    result = await conn.execute(insert(deliveries).from_select(columns, source))
+    moved = await conn.execute(
+        update(campaigns)
+        .where(campaigns.c.id == campaign["id"], campaigns.c.checkpoint == checkpoint)
+        .values(checkpoint=new_checkpoint, total=campaigns.c.total + result.rowcount)
+    )
+    if moved.rowcount != 1:
+        return None
+    campaign["checkpoint"] = new_checkpoint
+    campaign["total"] = campaign.get("total", 0) + result.rowcount
+    return result.rowcount
+
+
+async def mark_expanded(conn: AsyncConnection, campaign_id: int, now: datetime) -> None:
+    await conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(expanded_at=now))
+
+
+async def complete_finished(conn: AsyncConnection, now: datetime) -> list[int]:
+    """Mark running, fully expanded campaigns with nothing pending as completed."""
+    pending = exists().where(deliveries.c.campaign_id == campaigns.c.id, deliveries.c.state.in_(PENDING_STATES))
+    candidates = (
+        await conn.execute(
+            select(campaigns.c.id).where(
+                campaigns.c.state == "running", campaigns.c.expanded_at.is_not(None), ~pending
+            )
+        )
+    ).scalars().all()
+    for campaign_id in candidates:
+        await set_state(conn, campaign_id, "completed", ("running",), finished_at=now)
+    return list(candidates)
+
+
+async def counts_by_state(conn: AsyncConnection, campaign_id: int) -> dict[str, int]:
+    rows = await conn.execute(
+        select(deliveries.c.state, func.count())
+        .where(deliveries.c.campaign_id == campaign_id)
+        .group_by(deliveries.c.state)
+    )
+    return dict(rows.all())
+
+
+async def pending_of(conn: AsyncConnection, campaign_id: int, include_in_flight: bool) -> list[dict]:
+    states = PENDING_STATES if include_in_flight else tuple(s for s in PENDING_STATES if s != "sending")
+    rows = await conn.execute(
+        select(deliveries).where(deliveries.c.campaign_id == campaign_id, deliveries.c.state.in_(states))
+    )
+    return [dict(row._mapping) for row in rows]
