@@ -183,6 +183,8 @@ campaigns = Table(
     _created(),
     Column("started_at", Time),
     Column("finished_at", Time),
+    # set when every audience member has a delivery row
+    Column("expanded_at", Time),
 )
 
 eps_services = Table(
