@@ -88,6 +88,27 @@ def _str(text: str) -> str:
     return text.strip()
 
 
+def _non_negative(text: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError("not a number") from None
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+def _channel_numbers(text: str) -> dict[str, float]:
+    """``email=50 fax=4`` → {"email": 50.0, "fax": 4.0} (0 means no limit)."""
+    numbers = {}
+    for pair in _words(text):
+        channel, _, value = pair.partition("=")
+        if not value:
+            raise ValueError(f"expected channel=number, not {pair!r}")
+        numbers[channel] = _non_negative(value)
+    return numbers
+
+
 #: Converters for typed keys; any key not named here is a plain string.
 TYPES: dict[str, Callable[[str], Any]] = {
     "ums.run": _words,
@@ -110,6 +131,23 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "pass.concurrency": _positive_int,
     "pass.poll_interval": _positive_float,
     "pass.lease_seconds": _positive_int,
+    "pass.claim_batch": _positive_int,
+    "pass.write_batch": _positive_int,
+    "pass.write_interval": _positive_float,
+    "pass.retry_base": _positive_float,
+    "pass.retry_max": _positive_float,
+    "pass.default_expiry": _positive_int,
+    "pass.misfire_grace": _positive_int,
+    "pass.expand_batch": _positive_int,
+    "pass.channel_concurrency": _channel_numbers,
+    "pass.channel_rate": _channel_numbers,
+    "pass.channel_per_hour": _channel_numbers,
+    "pass.destination_concurrency": _positive_int,
+    "pass.destination_rate": _non_negative,
+    "email.relay_port": _port,
+    "email.starttls": _bool,
+    "email.connections": _positive_int,
+    "email.timeout": _positive_float,
 }
 
 
