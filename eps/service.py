@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from twisted.internet.protocol import Factory, Protocol
+import asyncio
+
 from twisted.web.resource import Resource
 
 from ums.service import Service
+from ums.store import events as event_store
 from ums.web import PauseGuard, ServiceSite, json_body, listen_tcp, port_address, stop_listening
+
+from . import registry
+from .http import V1
+from .ingest import Ingestor
+from .telegrams import TelegramFactory, load_layouts
 
 
 class Unavailable(Resource):
@@ -27,24 +34,14 @@ class NotFound(Resource):
 
 
 class ApiRoot(Resource):
-    def getChild(self, path, request):
-        return NotFound()
-
-
-class TelegramProtocol(Protocol):
-    """Placeholder until the telegram codec lands: drops connections while paused."""
-
-    def connectionMade(self):
-        if self.factory.service.paused:
-            self.transport.loseConnection()
-
-
-class TelegramFactory(Factory):
-    protocol = TelegramProtocol
-    noisy = False
-
     def __init__(self, service):
-        self.service = service
+        super().__init__()
+        self.v1 = V1(service)
+
+    def getChild(self, path, request):
+        if path == b"v1":
+            return self.v1
+        return NotFound()
 
 
 class EventProcessingServer(Service):
@@ -54,20 +51,49 @@ class EventProcessingServer(Service):
         super().__init__(ctx, name)
         self.http = None
         self.telegrams = None
+        self.ingestor: Ingestor | None = None
+        self.sweeper: asyncio.Task | None = None
 
     def build_root(self) -> Resource:
-        return ApiRoot()
+        return ApiRoot(self)
 
     async def start(self) -> None:
         cfg = self.ctx.config.section("eps")
+        layouts = load_layouts(cfg.get("telegram_layouts") or None)
+        self.ingestor = Ingestor(self.ctx, max_batch=cfg.get("max_batch", 500))
+        self.ingestor.start()
         site = ServiceSite(PauseGuard(self.build_root(), self, Unavailable()))
         self.http = await listen_tcp(self.ctx, site, cfg["host"], cfg["http_port"])
-        self.telegrams = await listen_tcp(self.ctx, TelegramFactory(self), cfg["host"], cfg["telegram_port"])
+        factory = TelegramFactory(self, layouts, cfg.get("max_frame", 8192))
+        self.telegrams = await listen_tcp(self.ctx, factory, cfg["host"], cfg["telegram_port"])
+        self.sweeper = asyncio.ensure_future(self._sweep_held(cfg.get("held_sweep_interval", 5.0)))
+
+    async def _sweep_held(self, interval: float) -> None:
+        """Dispatch events held for a service that is active again — covers a
+        resume that committed while a batch holding its events was in flight."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with self.ctx.db.begin() as conn:
+                    for name in await event_store.held_service_names(conn):
+                        await registry.dispatch_held(conn, name, self.ctx.clock())
+            except Exception as exc:
+                self.log.warning("held-event sweep failed; retrying", extra={"error": str(exc)})
 
     async def stop(self) -> None:
         await stop_listening(self.ctx, self.http)
         await stop_listening(self.ctx, self.telegrams)
-        self.http = self.telegrams = None
+        if self.sweeper:
+            self.sweeper.cancel()
+            await asyncio.gather(self.sweeper, return_exceptions=True)
+        if self.ingestor:
+            await self.ingestor.stop()
+        self.http = self.telegrams = self.sweeper = None
+
+    def info(self) -> dict:
+        if not self.ingestor:
+            return {}
+        return {"events_stored": self.ingestor.stored, "backlog": self.ingestor.backlog}
 
     @property
     def address(self) -> str:

@@ -1,0 +1,190 @@
+"""Service definitions: what a registered EPS service answers and how it sends.
+
+A definition is JSON or XML (validated against ``config/xsd/service.xsd``);
+both read into one :class:`ServiceDefinition`. JSON form::
+
+    {
+      "name": "large-deposit-alert",
+      "event_type": "deposit",
+      "kind": "transactional",              # or "advertising"
+      "priority": 3,                        # 1 (first) .. 9
+      "conditions": [{"field": "amount", "op": ">=", "value": 1000000}],
+      "recipient": {"customer_field": ""},  # "" = the event's customer id
+      "templates": {"email": "deposit-email", "fax": "deposit-fax", "voice": "deposit-voice"},
+      "policy": {"VIP": ["voice", "email"], "default": ["email", "fax"]}
+    }
+
+``policy`` maps a customer grade to the channels to try, in order; ``default``
+covers every other grade. Each channel in a policy needs a template.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ums import xml
+from ums.addresses import CHANNELS
+from ums.config import SHIPPED_CONFIG_DIR
+from ums.errors import UmsError
+
+from .conditions import BadCondition, Condition
+
+SERVICE_XSD = SHIPPED_CONFIG_DIR / "xsd" / "service.xsd"
+KINDS = ("transactional", "advertising")
+DEFAULT_GRADE = "default"
+
+
+class BadDefinition(UmsError):
+    """Bad service definition{where}: {reason}."""
+
+
+@dataclass
+class ServiceDefinition:
+    name: str
+    event_type: str
+    templates: dict[str, str]
+    policy: dict[str, list[str]]
+    kind: str = "transactional"
+    priority: int = 5
+    conditions: list[Condition] = field(default_factory=list)
+    #: event field holding the customer id; "" means the event's own customer id
+    customer_field: str = ""
+    description: str = ""
+
+    def channels_for(self, grade: str | None) -> list[str]:
+        """The channel order for a customer grade (case-insensitive), else the default."""
+        wanted = (grade or "").strip().lower()
+        for name, channels in self.policy.items():
+            if name.lower() == wanted:
+                return channels
+        return self.policy.get(DEFAULT_GRADE, [])
+
+    def matches(self, fields: dict) -> bool:
+        return all(condition.check(fields) for condition in self.conditions)
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name, "event_type": self.event_type, "kind": self.kind,
+            "priority": self.priority, "description": self.description,
+            "conditions": [condition.as_dict() for condition in self.conditions],
+            "recipient": {"customer_field": self.customer_field},
+            "templates": dict(self.templates), "policy": {k: list(v) for k, v in self.policy.items()},
+        }
+
+
+def from_dict(data: dict, where: str = "") -> ServiceDefinition:
+    """Build and check a definition from its JSON form (also the stored form)."""
+    where = f" {where}" if where else ""
+    if not isinstance(data, dict):
+        raise BadDefinition(where=where, reason="expected a JSON object")
+    try:
+        definition = ServiceDefinition(
+            name=_text(data, "name"),
+            event_type=_text(data, "event_type"),
+            kind=str(data.get("kind", "transactional")),
+            priority=_priority(data.get("priority", 5)),
+            conditions=[_condition(item) for item in data.get("conditions") or []],
+            customer_field=str((data.get("recipient") or {}).get("customer_field") or ""),
+            templates={str(k): str(v) for k, v in (data.get("templates") or {}).items()},
+            policy={str(k): [str(c) for c in v] for k, v in (data.get("policy") or {}).items()},
+            description=str(data.get("description") or ""),
+        )
+        _check(definition)
+    except (BadCondition, ValueError, TypeError, AttributeError) as exc:
+        raise BadDefinition(where=where, reason=str(exc)) from None
+    return definition
+
+
+def _text(data: dict, key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{key} is required")
+    return value.strip()
+
+
+def _priority(value) -> int:
+    number = int(value)
+    if not 1 <= number <= 9:
+        raise ValueError("priority must be 1 to 9")
+    return number
+
+
+def _condition(item) -> Condition:
+    if not isinstance(item, dict):
+        raise ValueError("each condition is an object with field, op and value")
+    return Condition.build(str(item.get("field") or ""), str(item.get("op") or ""), item.get("value"))
+
+
+def _check(definition: ServiceDefinition) -> None:
+    if definition.kind not in KINDS:
+        raise ValueError(f"kind must be transactional or advertising, not {definition.kind!r}")
+    if not definition.policy:
+        raise ValueError("a channel policy is required (e.g. {\"default\": [\"email\"]})")
+    for grade, channels in definition.policy.items():
+        if not channels:
+            raise ValueError(f"policy for {grade} names no channel")
+        for channel in channels:
+            if channel not in CHANNELS:
+                raise ValueError(f"unknown channel {channel!r} in policy for {grade}")
+            if channel not in definition.templates:
+                raise ValueError(f"no template for channel {channel} (used by policy {grade})")
+    for channel in definition.templates:
+        if channel not in CHANNELS:
+            raise ValueError(f"unknown channel {channel!r} in templates")
+
+
+def from_json(text: str | bytes, where: str = "") -> ServiceDefinition:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise BadDefinition(where=f" {where}" if where else "", reason=f"not valid JSON ({exc})") from None
+    return from_dict(data, where)
+
+
+def from_xml(data: str | bytes, where: str = "") -> ServiceDefinition:
+    """Read the XML form (hardened parser, validated against service.xsd)."""
+    root = xml.parse_valid(data, SERVICE_XSD, max_bytes=256 * 1024)
+    return from_dict(_xml_to_dict(root), where)
+
+
+def _xml_to_dict(root) -> dict:
+    recipient = root.find("recipient")
+    return {
+        "name": root.get("name"),
+        "event_type": root.get("event-type"),
+        "kind": root.get("kind", "transactional"),
+        "priority": root.get("priority", "5"),
+        "description": xml.text_of(root, "description", ""),
+        "conditions": [
+            {"field": c.get("field"), "op": c.get("op"), "value": c.get("value")}
+            for c in root.iterfind("conditions/condition")
+        ],
+        "recipient": {"customer_field": recipient.get("customer-field", "") if recipient is not None else ""},
+        "templates": {t.get("channel"): t.get("name") for t in root.iterfind("templates/template")},
+        "policy": {
+            g.get("name", DEFAULT_GRADE) if g.tag == "grade" else DEFAULT_GRADE:
+                [(c.text or "").strip() for c in g.iterfind("channel")]
+            for g in root.find("policy")
+        },
+    }
+
+
+def load(path: str | Path) -> ServiceDefinition:
+    """Read a definition file: ``.xml`` as XML, anything else as JSON."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadDefinition(where=f" {path}", reason=exc.strerror or str(exc)) from None
+    return parse(data, str(path), hint=path.suffix)
+
+
+def parse(data: bytes, where: str = "", hint: str = "") -> ServiceDefinition:
+    """JSON or XML, told apart by ``hint`` (a suffix or content type) or the first byte."""
+    looks_xml = "xml" in hint.lower() or data.lstrip()[:1] == b"<"
+    try:
+        return from_xml(data, where) if looks_xml else from_json(data, where)
+    except xml.XmlError as exc:
+        raise BadDefinition(where=f" {where}" if where else "", reason=str(exc)) from None

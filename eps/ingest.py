@@ -1,0 +1,142 @@
+"""Storing events durably, many per transaction (group commit).
+
+HTTP requests and telegrams hand their event to :meth:`Ingestor.submit` and
+wait; a single writer task takes everything queued so far, stores and
+dispatches it in one transaction and then answers every waiter. So the reply
+(202 or ACK) still comes only after the commit, but a thousand concurrent
+senders cost a handful of commits instead of a thousand. If a batch fails,
+each of its events is retried alone, so one bad event cannot sink the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from ums.store import events as event_store
+from ums.store import services as service_store
+
+from . import dispatch
+from .events import IncomingEvent
+
+log = logging.getLogger("ums.eps.ingest")
+
+
+@dataclass
+class Accepted:
+    """The answer for one submitted event."""
+
+    event_id: int
+    state: str
+    duplicate: bool = False
+
+
+class Ingestor:
+    def __init__(self, ctx, max_batch: int = 500):
+        self.ctx = ctx
+        self.max_batch = max_batch
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.task: asyncio.Task | None = None
+        self.stored = 0
+
+    def start(self) -> None:
+        self.task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+            self.task = None
+        while not self.queue.empty():
+            _, future = self.queue.get_nowait()
+            if not future.done():
+                future.set_exception(ConnectionAbortedError("EPS is stopping"))
+
+    async def submit(self, event: IncomingEvent) -> Accepted:
+        """Store (and dispatch) one event; returns once it is committed."""
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((event, future))
+        return await future
+
+    @property
+    def backlog(self) -> int:
+        return self.queue.qsize()
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < self.max_batch and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            await self._commit_batch(batch)
+
+    async def _commit_batch(self, batch) -> None:
+        try:
+            results = await self._store([event for event, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                log.error("event not stored", extra={"error": str(exc)})
+                _answer(batch[0][1], exc)
+                return
+            for item in batch:  # find the one that spoils the batch
+                await self._commit_batch([item])
+            return
+        self.stored += len(batch)
+        for (_, future), result in zip(batch, results):
+            _answer(future, result)
+
+    async def _store(self, batch: list[IncomingEvent]) -> list[Accepted]:
+        now = self.ctx.clock()
+        async with self.ctx.db.begin() as conn:
+            existing = await event_store.existing_ids(conn, list({e.key for e in batch}))
+            fresh: dict[tuple[str, str], IncomingEvent] = {}
+            for event in batch:
+                if event.key not in existing:
+                    fresh.setdefault(event.key, event)
+            service_rows = await service_store.for_event_types(conn, {e.event_type for e in fresh.values()})
+            services = [dispatch.live_service(row) for row in service_rows]
+            contacts: dict = {}
+            plans, rows = [], []
+            for event in fresh.values():
+                fields = event.data
+                chosen = dispatch.choose(services, event.event_type, fields)
+                plan = await dispatch.plan(conn, chosen, event.event_type, event.customer_id, fields, contacts)
+                plans.append(plan)
+                rows.append(_row(event, plan, now))
+            ids = await event_store.insert_many(conn, rows)
+            for plan, event_id in zip(plans, ids):
+                await dispatch.carry_out(conn, plan, event_id, now)
+        stored = {event.key: Accepted(event_id, plan.state) for event, plan, event_id in zip(fresh.values(), plans, ids)}
+        results = []
+        for event in batch:
+            if event.key in existing:
+                results.append(Accepted(existing[event.key], "", duplicate=True))
+            else:
+                first = stored[event.key]
+                results.append(first if fresh[event.key] is event else Accepted(first.event_id, first.state, True))
+        return results
+
+
+def _row(event: IncomingEvent, plan: dispatch.Plan, now) -> dict:
+    return {
+        "source_system": event.source_system,
+        "idempotency_key": event.idempotency_key,
+        "event_type": event.event_type,
+        "customer_id": event.customer_id,
+        "payload": event.payload(),
+        "state": plan.state,
+        "service_name": plan.service.name if plan.service else None,
+        "service_version": plan.service.version if plan.service else None,
+        "error": plan.error,
+        "received_at": now,
+        "processed_at": None if plan.state == "held" else now,
+    }
+
+
+def _answer(future: asyncio.Future, outcome) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

@@ -1,0 +1,117 @@
+"""Events posted to EPS by back-office systems, and what became of them.
+
+States: ``received`` (stored, not yet looked at), ``dispatched`` (a service
+turned it into deliveries), ``held`` (its service is stopped; dispatched on
+resume), ``unmatched`` (no service answers it), ``failed`` (a service matched
+but nothing could be sent, e.g. unknown customer; ``error`` says why).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..db.models import deliveries, events
+
+SUMMARY_COLUMNS = (
+    events.c.id, events.c.source_system, events.c.idempotency_key, events.c.event_type,
+    events.c.customer_id, events.c.state, events.c.service_name, events.c.service_version,
+    events.c.error, events.c.received_at, events.c.processed_at,
+)
+
+
+async def existing_ids(conn: AsyncConnection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Ids of events already stored under (source_system, idempotency_key)."""
+    if not keys:
+        return {}
+    found: dict[tuple[str, str], int] = {}
+    for start in range(0, len(keys), 400):
+        chunk = keys[start:start + 400]
+        rows = await conn.execute(
+            select(events.c.source_system, events.c.idempotency_key, events.c.id).where(
+                tuple_(events.c.source_system, events.c.idempotency_key).in_(chunk)
+            )
+        )
+        found.update({(row[0], row[1]): row[2] for row in rows})
+    return found
+
+
+async def insert_many(conn: AsyncConnection, rows: list[dict]) -> list[int]:
+    """Insert events; returns their ids in the order given."""
+    if not rows:
+        return []
+    result = await conn.execute(
+        insert(events).returning(events.c.id, sort_by_parameter_order=True), rows
+    )
+    return [row[0] for row in result]
+
+
+async def get(conn: AsyncConnection, event_id: int) -> dict | None:
+    row = (await conn.execute(select(events).where(events.c.id == event_id))).first()
+    return dict(row._mapping) if row else None
+
+
+async def set_outcome(
+    conn: AsyncConnection, event_id: int, state: str, now: datetime,
+    service_name: str | None = None, service_version: int | None = None, error: str | None = None,
+) -> None:
+    await conn.execute(
+        update(events).where(events.c.id == event_id).values(
+            state=state, service_name=service_name, service_version=service_version,
+            error=error, processed_at=now,
+        )
+    )
+
+
+async def held_for(conn: AsyncConnection, service_name: str, limit: int = 500) -> list[dict]:
+    """Held events of one service, oldest first; locked on PostgreSQL so two
+    resumers never dispatch the same event."""
+    query = (
+        select(events)
+        .where(events.c.state == "held", events.c.service_name == service_name)
+        .order_by(events.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+async def held_service_names(conn: AsyncConnection) -> list[str]:
+    rows = await conn.execute(
+        select(events.c.service_name).where(events.c.state == "held").distinct()
+    )
+    return [row[0] for row in rows if row[0]]
+
+
+async def recent(
+    conn: AsyncConnection, state: str | None = None, limit: int = 50,
+    customer_id: str | None = None,
+) -> list[dict]:
+    query = select(*SUMMARY_COLUMNS).order_by(events.c.id.desc()).limit(limit)
+    if state:
+        query = query.where(events.c.state == state)
+    if customer_id:
+        query = query.where(events.c.customer_id == customer_id)
+    return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+async def count_by_state(conn: AsyncConnection) -> dict[str, int]:
+    rows = await conn.execute(select(events.c.state, func.count()).group_by(events.c.state))
+    return {row[0]: row[1] for row in rows}
+
+
+async def deliveries_of(conn: AsyncConnection, event_id: int) -> list[dict]:
+    rows = await conn.execute(
+        select(
+            deliveries.c.id, deliveries.c.channel, deliveries.c.recipient, deliveries.c.state,
+            deliveries.c.template_name, deliveries.c.attempts, deliveries.c.last_code,
+            deliveries.c.last_error, deliveries.c.fallback, deliveries.c.created_at,
+            deliveries.c.finished_at,
+        )
+        .where(deliveries.c.event_id == event_id)
+        .order_by(deliveries.c.id)
+    )
+    return [dict(row._mapping) for row in rows]
