@@ -11,10 +11,6 @@ MAINTENANCE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>UMS — maintenance</title></head><body style="font-family:sans-serif;margin:4em">
 <h1>UMS is paused for maintenance</h1><p>Please try again in a few minutes.</p></body></html>"""
 
-HOME = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>UMS</title></head>
-<body style="font-family:sans-serif;margin:4em"><h1>UMS</h1>
-<p>Unified messaging: email, fax and voice.</p></body></html>"""
-
 
 class Maintenance(Resource):
     isLeaf = True
@@ -26,24 +22,21 @@ class Maintenance(Resource):
         return MAINTENANCE.encode()
 
 
-class Home(Resource):
-    def getChild(self, path, request):
-        return self if path == b"" else Resource.getChild(self, path, request)
-
-    def render_GET(self, request):
-        request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return HOME.encode()
-
-
 class WebApplicationServer(Service):
     name = "was"
 
     def __init__(self, ctx, name=None):
         super().__init__(ctx, name)
         self.listening = None
+        self.app = None
 
     def build_root(self) -> Resource:
-        return Home()
+        from .app import WebApp
+        from .http import Dispatcher
+        from . import routes  # noqa: F401  (registers every page and API route)
+
+        self.app = WebApp(self)
+        return Dispatcher(self.app)
 
     async def start(self) -> None:
         cfg = self.ctx.config.section("was")

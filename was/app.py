@@ -1,0 +1,152 @@
+"""The WAS application: templates, routing, sessions and error pages.
+
+Pages register themselves on :data:`router` from their own modules
+(``was.pages.*``, ``was.api``); :class:`WebApp` checks login, role and CSRF for
+every route before its handler runs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from ums.errors import UmsError
+from ums.store import sessions
+
+from .http import ALL_ROLES, HttpError, Page, Response, Router, json_response, redirect, split_url, write  # noqa: F401
+
+log = logging.getLogger("ums.was")
+HERE = Path(__file__).resolve().parent
+COOKIE = "ums_session"
+router = Router()
+
+#: Which roles reach which area; admin reaches everything.
+OPERATORS = ("admin", "operator")
+MARKETERS = ("admin", "marketer")
+FINANCE = ("admin", "operator")
+ADMINS = ("admin",)
+
+NAVIGATION = [
+    ("Inbox", "/inbox", ("admin", "operator", "marketer", "user")),
+    ("Compose", "/compose", ("admin", "operator", "marketer", "user")),
+    ("Contacts", "/contacts", ("admin", "operator", "marketer", "user")),
+    ("Campaigns", "/campaigns", MARKETERS),
+    ("Services", "/services", OPERATORS),
+    ("Billing", "/billing", FINANCE),
+    ("Rules", "/rules", ("admin", "operator", "marketer", "user")),
+    ("Users", "/admin/users", ADMINS),
+]
+
+
+def make_environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(HERE / "templates")),
+        autoescape=select_autoescape(["html", "xml"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M") if value else ""
+    return env
+
+
+class WebApp:
+    def __init__(self, service):
+        self.service = service
+        self.ctx = service.ctx
+        self.config = self.ctx.config.section("was")
+        self.templates = make_environment()
+        self.router = router
+
+    @property
+    def db(self):
+        return self.ctx.db
+
+    def now(self):
+        return self.ctx.clock()
+
+    def render(self, page: Page, template: str, status: int = 200, **values) -> Response:
+        nav = [(label, href) for label, href, roles in NAVIGATION if page.user and page.user["role"] in roles]
+        body = self.templates.get_template(template).render(
+            user=page.user, csrf=(page.session or {}).get("csrf", ""), nav=nav, path=page.path,
+            query=page.query, **values,
+        )
+        return Response(body, status)
+
+    async def handle(self, request) -> None:
+        path, query = split_url(request.uri)
+        page = Page(request, self, request.method.decode(), path, query)
+        try:
+            response = await self.dispatch(page)
+        except HttpError as exc:
+            response = self.error(page, exc.status, exc.reason)
+        except UmsError as exc:
+            response = self.error(page, 400, str(exc))
+        except Exception:
+            log.exception("request failed", extra={"path": path})
+            response = self.error(page, 500, "Something went wrong on our side; the error is logged.")
+        write(request, response)
+
+    async def dispatch(self, page: Page) -> Response:
+        if len(page.body) > self.config["max_body"]:
+            raise HttpError(413, f"the request body is larger than {self.config['max_body']} bytes")
+        route, params, known = self.router.match(page.method, page.path)
+        if route is None:
+            raise HttpError(405 if known else 404, "method not allowed" if known else "no such page")
+        page.params = params
+        if route.roles is not None:
+            page.session = await self.load_session(page)
+            if page.session is None:
+                if page.path.startswith("/api/"):
+                    raise HttpError(401, "log in or send an API key")
+                return redirect("/login?next=" + page.path)
+            if page.session["role"] not in route.roles:
+                raise HttpError(403, "your role may not open this page")
+            if page.method == "POST" and route.csrf and not page.session.get("api"):
+                self.check_csrf(page)
+        return await route.handler(page)
+
+    def check_csrf(self, page: Page) -> None:
+        sent = page.form.get("csrf") or page.header("x-csrf-token")
+        if not sent or not hmac.compare_digest(sent, page.session["csrf"]):
+            raise HttpError(403, "the form's security token is missing or stale; reload the page and try again")
+
+    async def load_session(self, page: Page) -> dict | None:
+        from . import api_auth
+
+        if page.path.startswith("/api/"):
+            key_user = await api_auth.from_api_key(self, page)
+            if key_user is not None:
+                return key_user
+        token = page.raw.getCookie(COOKIE.encode())
+        if not token:
+            return None
+        now = self.now()
+        async with self.db.begin() as conn:
+            found = await sessions.find(conn, token.decode("ascii", "replace"), now)
+            if found is not None:
+                await sessions.extend(conn, found["id"], now + self.session_length)
+        return found
+
+    @property
+    def session_length(self) -> timedelta:
+        return timedelta(hours=self.config["session_hours"])
+
+    def cookie(self, page: Page, value: str, max_age: int) -> str:
+        secure = page.raw.isSecure() or self.config["public_url"].startswith("https:")
+        parts = [f"{COOKIE}={value}", "Path=/", "HttpOnly", "SameSite=Lax", f"Max-Age={max_age}"]
+        if secure:
+            parts.append("Secure")
+        return "; ".join(parts)
+
+    def error(self, page: Page, status: int, reason: str) -> Response:
+        if page.path.startswith("/api/") or page.path == "/unsubscribe" or "json" in page.header("accept"):
+            if page.path.startswith("/api/") and page.wants_xml():
+                from .api import xml_error
+
+                return xml_error(status, reason)
+            return json_response({"error": reason, "status": status}, status)
+        return self.render(page, "error.html", status=status, status_code=status, reason=reason)

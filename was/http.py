@@ -1,0 +1,216 @@
+"""A small request/response layer over twisted.web for WAS's async handlers.
+
+Handlers are coroutines ``async def handler(page: Page) -> Response``; the
+:class:`Router` matches method and path, checks login, role and CSRF, runs the
+handler on the shared loop and writes its response. Every response carries
+security headers (CSP, no sniffing, no framing by others).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+from urllib.parse import parse_qsl, quote, urlsplit
+
+from twisted.internet.defer import Deferred
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from ums.errors import UmsError
+
+log = logging.getLogger("ums.was")
+
+ALL_ROLES = ("admin", "operator", "marketer", "user")
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "frame-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'; object-src 'none'"
+)
+
+
+class HttpError(UmsError):
+    """HTTP {status}: {reason}."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(status=status, reason=reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class Response:
+    body: bytes | str = b""
+    status: int = 200
+    content_type: str = "text/html; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+    cookies: list[str] = field(default_factory=list)
+
+    @property
+    def data(self) -> bytes:
+        return self.body.encode("utf-8") if isinstance(self.body, str) else self.body
+
+
+def redirect(location: str, status: int = 303) -> Response:
+    return Response(b"", status, headers={"location": location})
+
+
+def json_response(payload, status: int = 200) -> Response:
+    body = json.dumps(payload, ensure_ascii=False, default=str, indent=1)
+    return Response(body, status, "application/json; charset=utf-8")
+
+
+@dataclass
+class Page:
+    """One request as the handlers see it."""
+
+    raw: object                      # the twisted.web request
+    app: object                      # the WebApp (config, db, templates)
+    method: str
+    path: str
+    query: dict[str, str]
+    params: dict[str, str] = field(default_factory=dict)
+    session: dict | None = None
+
+    @property
+    def user(self) -> dict | None:
+        return self.session
+
+    @property
+    def client(self) -> str:
+        peer = self.raw.getClientAddress()
+        return getattr(peer, "host", "") or "unknown"
+
+    def header(self, name: str) -> str:
+        value = self.raw.getHeader(name)
+        return value or ""
+
+    @property
+    def body(self) -> bytes:
+        self.raw.content.seek(0)
+        return self.raw.content.read()
+
+    @property
+    def form(self) -> dict[str, str]:
+        """Form fields (urlencoded or multipart), the last value of each name."""
+        fields = {}
+        for key, values in (self.raw.args or {}).items():
+            name = key.decode("utf-8", "replace")
+            if name in self.query and self.method != "POST":
+                continue
+            fields[name] = values[-1].decode("utf-8", "replace") if values else ""
+        return fields
+
+    def form_list(self, name: str) -> list[str]:
+        return [v.decode("utf-8", "replace") for v in (self.raw.args or {}).get(name.encode(), [])]
+
+    def file(self, name: str) -> bytes | None:
+        values = (self.raw.args or {}).get(name.encode())
+        return values[-1] if values else None
+
+    def wants_xml(self) -> bool:
+        kind = self.header("content-type").lower()
+        accept = self.header("accept").lower()
+        return "xml" in kind or ("xml" in accept and "json" not in accept) or self.query.get("format") == "xml"
+
+
+Handler = Callable[[Page], Awaitable[Response]]
+
+
+@dataclass
+class Route:
+    method: str
+    pattern: re.Pattern
+    handler: Handler
+    roles: tuple[str, ...] | None     # None: public
+    csrf: bool
+
+
+class Router:
+    """Routes are registered with :meth:`get`/:meth:`post` decorators."""
+
+    def __init__(self):
+        self.routes: list[Route] = []
+
+    def add(self, method, path, handler, roles=ALL_ROLES, csrf=True):
+        regex = "^" + re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", path) + "$"
+        self.routes.append(Route(method, re.compile(regex), handler, roles, csrf))
+
+    def get(self, path, roles=ALL_ROLES):
+        def register(handler):
+            self.add("GET", path, handler, roles)
+            return handler
+        return register
+
+    def post(self, path, roles=ALL_ROLES, csrf=True):
+        def register(handler):
+            self.add("POST", path, handler, roles, csrf)
+            return handler
+        return register
+
+    def match(self, method: str, path: str) -> tuple[Route | None, dict, bool]:
+        """The route, its path parameters, and whether the path exists at all."""
+        path_known = False
+        for route in self.routes:
+            found = route.pattern.match(path)
+            if found:
+                path_known = True
+                if route.method == method or (method == "HEAD" and route.method == "GET"):
+                    return route, found.groupdict(), True
+        return None, {}, path_known
+
+
+class Dispatcher(Resource):
+    """The twisted.web leaf that hands every request to the app's router."""
+
+    isLeaf = True
+
+    def __init__(self, app):
+        super().__init__()
+        self.app = app
+
+    def getChildWithDefault(self, path, request):
+        return self  # the router sees the whole path
+
+    def render(self, request):
+        future = asyncio.ensure_future(self.app.handle(request))
+        Deferred.fromFuture(future).addErrback(self._crash, request)
+        return NOT_DONE_YET
+
+    def _crash(self, failure, request):
+        log.error("unhandled error", extra={"error": failure.getErrorMessage()})
+        if not request.finished and not request._disconnected:
+            request.setResponseCode(500)
+            request.write(b"Internal error")
+            request.finish()
+
+
+def write(request, response: Response) -> None:
+    if request._disconnected:
+        return
+    request.setResponseCode(response.status)
+    request.setHeader(b"content-type", response.content_type.encode())
+    request.setHeader(b"x-content-type-options", b"nosniff")
+    request.setHeader(b"referrer-policy", b"same-origin")
+    request.setHeader(b"cache-control", b"no-store")
+    headers = {"content-security-policy": CSP, **response.headers}
+    for name, value in headers.items():
+        request.setHeader(name.encode(), value.encode("latin-1", "replace"))
+    for cookie in response.cookies:
+        request.responseHeaders.addRawHeader(b"set-cookie", cookie.encode())
+    data = response.data
+    request.setHeader(b"content-length", str(len(data)).encode())
+    if request.method != b"HEAD":
+        request.write(data)
+    request.finish()
+
+
+def split_url(uri: bytes) -> tuple[str, dict[str, str]]:
+    parts = urlsplit(uri.decode("utf-8", "replace"))
+    return parts.path or "/", dict(parse_qsl(parts.query, keep_blank_values=True))
+
+
+def quoted(text: str) -> str:
+    return quote(text, safe="")

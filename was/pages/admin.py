@@ -1,0 +1,41 @@
+"""User administration (admins only)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy.exc import IntegrityError
+
+from ums.security import hash_password
+from ums.store import users, web
+
+from ..app import ADMINS, router
+from ..http import ALL_ROLES, HttpError, Page, redirect
+
+
+@router.get("/admin/users", roles=ADMINS)
+async def user_list(page: Page):
+    async with page.app.db.connect() as conn:
+        people = await web.all_users(conn)
+    return page.app.render(page, "users.html", people=people, roles=ALL_ROLES,
+                           flash=page.query.get("flash"))
+
+
+@router.post("/admin/users", roles=ADMINS)
+async def add_user(page: Page):
+    form = page.form
+    username, password, role = form.get("username", "").strip(), form.get("password", ""), form.get("role", "")
+    if not username or len(username) > 64:
+        raise HttpError(400, "a user name of 1 to 64 characters is needed")
+    if len(password) < 10:
+        raise HttpError(400, "the password must have at least 10 characters")
+    if role not in ALL_ROLES:
+        raise HttpError(400, f"unknown role {role!r}")
+    hashed = await asyncio.to_thread(hash_password, password)
+    try:
+        async with page.app.db.begin() as conn:
+            await users.create(conn, username, hashed, role, display_name=form.get("display_name") or None,
+                               email=form.get("email") or None)
+    except IntegrityError:
+        raise HttpError(409, f"the user name {username!r} is taken") from None
+    return redirect("/admin/users?flash=User+" + username + "+added")

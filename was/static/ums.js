@@ -1,0 +1,38 @@
+// Small progressive enhancements; every page works without them.
+document.addEventListener("DOMContentLoaded", () => {
+  // Rich-text composer: mirror the editable area into the hidden field on submit.
+  document.querySelectorAll("[data-editor]").forEach((editor) => {
+    const field = document.getElementById(editor.dataset.editor);
+    const form = field.form;
+    form.addEventListener("submit", () => { field.value = editor.innerHTML; });
+    document.querySelectorAll("[data-command]").forEach((button) => {
+      button.addEventListener("click", (event) => {
+        event.preventDefault();
+        document.execCommand(button.dataset.command, false, button.dataset.value || null);
+        editor.focus();
+      });
+    });
+  });
+  // Live campaign progress: poll the JSON view and update the figures.
+  document.querySelectorAll("[data-progress]").forEach((box) => {
+    const refresh = async () => {
+      const response = await fetch(box.dataset.progress, { headers: { accept: "application/json" } });
+      if (!response.ok) return;
+      const data = await response.json();
+      for (const [key, value] of Object.entries(data.counts || {})) {
+        const cell = box.querySelector(`[data-count="${key}"]`);
+        if (cell) cell.textContent = value;
+      }
+      const bar = box.querySelector(".progress > span");
+      if (bar) bar.style.width = `${data.percent || 0}%`;
+      const state = box.querySelector("[data-state]");
+      if (state) state.textContent = data.state;
+    };
+    refresh();
+    setInterval(refresh, 2000);
+  });
+  // Confirm destructive actions.
+  document.querySelectorAll("form[data-confirm]").forEach((form) => {
+    form.addEventListener("submit", (event) => { if (!confirm(form.dataset.confirm)) event.preventDefault(); });
+  });
+});
