@@ -1,0 +1,57 @@
+"""``ums apikey``: API keys of back-office systems for the EPS HTTP API."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import UmsError
+from ..store import apikeys, utcnow
+from .common import pass_obj, run_async
+from .service import _with_db
+
+
+class NoSuchKey(UmsError):
+    """No active API key with id {key_id}."""
+
+
+@click.group()
+def apikey():
+    """Create, list and revoke API keys (one or more per back-office system)."""
+
+
+@apikey.command()
+@click.option("--system", required=True, help="The back-office system that will use the key, e.g. account.")
+@pass_obj
+def create(obj, system):
+    """Create a key for SYSTEM and print it once (only its hash is stored)."""
+    key_id, key = run_async(_with_db(obj, lambda conn: apikeys.create(conn, system, utcnow()), write=True))
+    click.echo(key)
+    click.echo(f"key {key_id} for system {system}; store it now, it cannot be shown again", err=True)
+
+
+@apikey.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Also list revoked keys.")
+@pass_obj
+def list_(obj, show_all):
+    """List keys (id, system, the first characters, dates)."""
+    rows = run_async(_with_db(obj, lambda conn: apikeys.list_keys(conn, show_all)))
+    table = Table("id", "system", "prefix", "created", "revoked")
+    for row in rows:
+        table.add_row(str(row["id"]), row["system"], row["prefix"] + "…", str(row["created_at"])[:19],
+                      str(row["revoked_at"] or "")[:19])
+    Console().print(table)
+
+
+@apikey.command()
+@click.argument("key_id", type=int)
+@pass_obj
+def revoke(obj, key_id):
+    """Revoke key KEY_ID (running servers refuse it within seconds)."""
+    if not run_async(_with_db(obj, lambda conn: apikeys.revoke(conn, key_id, utcnow()), write=True)):
+        raise NoSuchKey(key_id=key_id)
+    click.echo(f"revoked key {key_id}")
+
+
+COMMANDS = [apikey]

@@ -1,0 +1,59 @@
+"""``ums customer show ID``: the single customer view."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import UmsError
+from ..store import timeline
+from .common import pass_obj, run_async
+from .service import _with_db
+
+
+class NoSuchCustomer(UmsError):
+    """No customer with id {customer_id!r}."""
+
+
+@click.group()
+def customer():
+    """Look at one customer across every channel."""
+
+
+def _summary(entry: dict) -> str:
+    if entry["kind"] == "event":
+        return f"{entry['type']} from {entry['source']} → {entry['state']}" + (
+            f" ({entry['service']})" if entry["service"] else "") + (f": {entry['error']}" if entry["error"] else "")
+    if entry["kind"] == "delivery":
+        attempts = ", ".join(f"#{a['attempt']} {a['disposition']}" for a in entry["cdr"])
+        return (f"{entry['channel']} to {entry['recipient']} → {entry['state']}"
+                + (f" [{attempts}]" if attempts else "")
+                + (f" {entry['last_code']}" if entry["last_code"] else ""))
+    return f"{entry['media']} from {entry['sender']}: {entry['subject'] or ''} ({entry['classification'] or 'message'})"
+
+
+@customer.command()
+@click.argument("customer_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the timeline as JSON.")
+@pass_obj
+def show(obj, customer_id, as_json):
+    """Every event, delivery (all channels, with outcome) and inbound message, in time order."""
+    view = run_async(_with_db(obj, lambda conn: timeline.for_customer(conn, customer_id)))
+    if view is None:
+        raise NoSuchCustomer(customer_id=customer_id)
+    if as_json:
+        click.echo(json.dumps(view, ensure_ascii=False, indent=2, default=str))
+        return
+    contact = view["contact"]
+    click.echo(f"{contact['customer_id']} {contact['name'] or ''} grade {contact['grade'] or '-'} "
+               f"email {contact['email'] or '-'} fax {contact['fax'] or '-'} phone {contact['phone'] or '-'}")
+    table = Table("time (UTC)", "what", "id", "detail")
+    for entry in view["entries"]:
+        table.add_row(str(entry["at"])[:19], entry["kind"], str(entry["id"]), _summary(entry))
+    Console(width=160).print(table)
+
+
+COMMANDS = [customer]
