@@ -156,6 +156,23 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "email.starttls": _bool,
     "email.connections": _positive_int,
     "email.timeout": _positive_float,
+    "fax.driver": _one_of("t37", "hylafax"),
+    "fax.compression": _one_of("g3", "g3-2d", "g4"),
+    "fax.render_timeout": _positive_float,
+    "fax.t37_port": _port,
+    "fax.t37_timeout": _positive_float,
+    "fax.hylafax_port": _port,
+    "fax.hylafax_max_dials": _positive_int,
+    "fax.hylafax_wait": _positive_float,
+    "fax.hylafax_poll": _positive_float,
+    "fax.hylafax_timeout": _positive_float,
+    "voice.driver": _one_of("sip", "asterisk"),
+    "voice.language": _one_of("auto", "ko", "en"),
+    "voice.speed": _positive_int,
+    "voice.tts_timeout": _positive_float,
+    "voice.ring_timeout": _positive_float,
+    "voice.max_call_seconds": _positive_float,
+    "voice.asterisk_wait": _positive_float,
 }
 
 
