@@ -4,10 +4,13 @@ threaded Controller)."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 from aiosmtpd.smtp import SMTP
 
 from ums.service import Service
+
+from .handler import InboundHandler, Settings
 
 PAUSED_REPLY = b"421 4.3.2 Service paused by the operator, try again later\r\n"
 
@@ -20,13 +23,6 @@ class PausedGreeter(asyncio.Protocol):
         transport.close()
 
 
-class RefusingHandler:
-    """Until inbound processing is configured, every recipient is refused."""
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        return "550 5.7.1 Mail delivery is not enabled on this server"
-
-
 class MessageApplicationServer(Service):
     name = "mas"
 
@@ -34,19 +30,35 @@ class MessageApplicationServer(Service):
         super().__init__(ctx, name)
         self.server: asyncio.base_events.Server | None = None
         self.handler = self.build_handler()
+        self.tls_context = self.build_tls_context()
 
-    def build_handler(self):
-        return RefusingHandler()
+    def build_handler(self) -> InboundHandler:
+        return InboundHandler(self.ctx, Settings.from_config(self.ctx.config))
 
     def smtp_options(self) -> dict:
         cfg = self.ctx.config.section("mas")
-        return {
+        options = {
             "hostname": cfg["hostname"],
             "ident": "UMS MAS",
             "data_size_limit": cfg["max_message_size"],
             "enable_SMTPUTF8": True,
             "decode_data": False,
         }
+        if self.tls_context is not None:
+            options["tls_context"] = self.tls_context
+        return options
+
+    def build_tls_context(self) -> ssl.SSLContext | None:
+        """STARTTLS is offered when both ``mas.tls_cert`` and ``mas.tls_key`` are set."""
+        cfg = self.ctx.config.section("mas")
+        if not (cfg["tls_cert"].strip() and cfg["tls_key"].strip()):
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cfg["tls_cert"], cfg["tls_key"])
+        return context
+
+    def info(self) -> dict:
+        return {"accepted": self.handler.accepted, "deferred": self.handler.deferred}
 
     def protocol(self) -> asyncio.Protocol:
         if self.paused:

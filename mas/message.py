@@ -1,0 +1,159 @@
+"""An inbound message as MAS sees it: raw bytes parsed leniently, headers
+decoded (RFC 2047, any charset Python knows, raw 8-bit guessed), MIME defects
+collected instead of raised, and the parts the classifier needs."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email
+import re
+from email.header import Header, decode_header
+from email.message import Message
+from email.policy import compat32
+from email.utils import getaddresses
+
+#: tried in order for raw 8-bit header bytes and for text parts with a bad or missing charset
+FALLBACK_CHARSETS = ("utf-8", "cp949", "latin-1")
+_ENCODED_WORD_GAP = re.compile(r"(\?=)\s+(=\?)")
+
+
+def decode_bytes(data: bytes, charset: str | None = None) -> str:
+    """Decode with the declared charset when Python knows it, else the fallbacks."""
+    for candidate in ([charset] if charset else []) + list(FALLBACK_CHARSETS):
+        try:
+            return data.decode(candidate)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return data.decode("latin-1")
+
+
+def decode_header_value(value) -> str:
+    """RFC 2047-decode a header value; never raises."""
+    if value is None:
+        return ""
+    if isinstance(value, Header):  # raw 8-bit header: the parser wraps it as unknown-8bit
+        value = value.encode()
+    elif any("\udc80" <= c <= "\udcff" for c in value):
+        # raw 8-bit bytes smuggled as surrogates by the parser
+        value = decode_bytes(value.encode("ascii", "surrogateescape"))
+    if "=?" not in value:
+        return _unfold(value)
+    try:
+        chunks = decode_header(_ENCODED_WORD_GAP.sub(r"\1\2", value))
+    except Exception:
+        return _unfold(value)
+    text = []
+    for data, charset in chunks:
+        text.append(decode_bytes(data, charset) if isinstance(data, bytes) else data)
+    return _unfold("".join(text))
+
+
+def _unfold(value: str) -> str:
+    return re.sub(r"\r?\n[ \t]*", " ", value).strip()
+
+
+class InboundMessage:
+    """One received message. Satisfies :class:`mas.sieve.interpreter.MessageView`."""
+
+    def __init__(self, raw: bytes, envelope_from: str = "", recipients: list[str] | None = None):
+        self.raw = raw
+        self.size = len(raw)
+        self.envelope_from = envelope_from or ""
+        self.recipients = recipients or []
+        self.message: Message = email.message_from_bytes(raw, policy=compat32)
+        self._headers: dict[str, list[str]] = {}
+
+    def header_values(self, name: str) -> list[str]:
+        key = name.lower()
+        values = self._headers.get(key)
+        if values is None:
+            values = [decode_header_value(v) for v in self.message.get_all(key, [])]
+            self._headers[key] = values
+        return values
+
+    def header(self, name: str) -> str:
+        values = self.header_values(name)
+        return values[0] if values else ""
+
+    @property
+    def subject(self) -> str:
+        return self.header("subject")
+
+    @property
+    def message_id(self) -> str:
+        return self.header("message-id")[:255]
+
+    @property
+    def sender(self) -> str:
+        """The author's address (From), else the envelope sender."""
+        found = [address for _, address in getaddresses(self.header_values("from")) if "@" in address]
+        return (found[0] if found else self.envelope_from).lower()
+
+    def defects(self) -> list[str]:
+        """MIME problems found while parsing, as readable lines."""
+        found = []
+        if not self.message.keys():
+            found.append("no header fields")
+        for required in ("from", "date"):
+            if self.message.keys() and not self.message.get(required):
+                found.append(f"missing {required.capitalize()} header")
+        head = re.split(rb"\r?\n\r?\n", self.raw, maxsplit=1)[0]
+        if re.search(rb"[\x80-\xff]", head):
+            try:
+                head.decode("utf-8")
+            except UnicodeDecodeError:
+                found.append("8-bit characters in headers that are not UTF-8")
+        for part in self.message.walk():
+            for defect in getattr(part, "defects", []):
+                found.append(f"{type(defect).__name__}: {defect.__doc__.strip().splitlines()[0] if defect.__doc__ else ''}".rstrip(": "))
+            if not part.is_multipart():
+                found.extend(_payload_defects(part))
+        return list(dict.fromkeys(found))
+
+    def text_lines(self, limit: int) -> list[str]:
+        """The first non-empty, non-quoted lines of the first text part."""
+        for part in self.message.walk():
+            if part.get_content_maintype() == "text" and not part.get_filename():
+                text = part_text(part)
+                if part.get_content_subtype() == "html":
+                    text = re.sub(r"<[^>]+>", " ", text)
+                lines = [line.strip() for line in text.splitlines()]
+                return [line for line in lines if line and not line.startswith(">")][:limit]
+        return []
+
+    def attachments(self) -> list[tuple[str, str, bytes]]:
+        """(content type, file name, decoded bytes) of every non-text leaf part."""
+        found = []
+        for part in self.message.walk():
+            if part.is_multipart() or part.get_content_maintype() in ("text", "message"):
+                continue
+            try:
+                data = part.get_payload(decode=True) or b""
+            except Exception:
+                data = b""
+            found.append((part.get_content_type(), part.get_filename() or "", data))
+        return found
+
+
+def part_text(part: Message) -> str:
+    try:
+        data = part.get_payload(decode=True) or b""
+    except Exception:
+        data = b""
+    return decode_bytes(data, part.get_content_charset())
+
+
+def _payload_defects(part: Message) -> list[str]:
+    encoding = (part.get("content-transfer-encoding") or "").strip().lower()
+    if encoding != "base64":
+        return []
+    payload = part.get_payload()
+    if not isinstance(payload, str):
+        return []
+    cleaned = re.sub(r"\s+", "", payload)
+    try:
+        base64.b64decode(cleaned, validate=True)
+    except (binascii.Error, ValueError):
+        return [f"bad base64 in a {part.get_content_type()} part"]
+    return []

@@ -1,0 +1,90 @@
+"""Telling people about new mail: the mailbox owner's standing wish
+(``mailboxes.notify_channel``/``notify_address``) and Sieve ``notify``
+actions become short transactional sends queued through PASS
+(:func:`ums.outbox.enqueue`), in the same transaction that stores the message.
+
+The notice uses the template ``mas-new-message`` (created with a plain
+default the first time it is needed, editable like any template) with the
+variables ``mailbox``, ``folder``, ``media``, ``sender``, ``subject``,
+``pages``, ``duration``, ``message`` (the Sieve ``:message`` text, if any) and
+``mailbox_message_id``. A Sieve ``redirect`` is queued the same way with the
+template ``mas-redirect``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ums import outbox
+from ums.store import templates
+
+from .sieve import Verdict
+
+log = logging.getLogger("ums.mas.notify")
+
+NOTICE_TEMPLATE = "mas-new-message"
+REDIRECT_TEMPLATE = "mas-redirect"
+_SCHEMES = {"mailto": "email", "tel": "voice", "sms": "voice", "fax": "fax"}
+_DEFAULTS = {
+    NOTICE_TEMPLATE: {
+        "subject": "New {{ media }} in {{ mailbox }}: {{ subject }}",
+        "body_text": "New {{ media }} from {{ sender }} in {{ mailbox }} ({{ folder }}).\n"
+                     "Subject: {{ subject }}\n{% if message %}{{ message }}\n{% endif %}",
+    },
+    REDIRECT_TEMPLATE: {
+        "subject": "Fwd: {{ subject }}",
+        "body_text": "Forwarded by the rules of {{ mailbox }}: message from {{ sender }}.\n"
+                     "Subject: {{ subject }}\n",
+    },
+}
+
+
+def channel_of(method: str) -> tuple[str, str] | None:
+    """``mailto:a@b`` → ("email", "a@b"); unknown schemes → None."""
+    scheme, _, target = method.partition(":")
+    channel = _SCHEMES.get(scheme.lower())
+    target = target.split("?", 1)[0].strip()
+    return (channel, target) if channel and target else None
+
+
+async def ensure_template(conn: AsyncConnection, name: str, channel: str, now: datetime) -> None:
+    if await templates.get(conn, name, channel) is None:
+        await templates.save(conn, name, channel, now, kind="transactional", **_DEFAULTS[name])
+
+
+async def queue(conn, template: str, channel: str, recipient: str, variables: dict, now: datetime) -> int:
+    await ensure_template(conn, template, channel, now)
+    request = outbox.SendRequest(
+        channel=channel, recipient=recipient, template=template, kind="transactional",
+        variables=variables, service_name="mas",
+    )
+    return await outbox.enqueue(conn, request, now)
+
+
+async def new_message(
+    conn: AsyncConnection, mailbox: dict, verdict: Verdict, row: dict, stored_id: int, now: datetime,
+) -> list[int]:
+    """Queue the notices and redirects a newly stored message calls for; returns delivery ids."""
+    variables = {
+        "mailbox": mailbox["address"], "folder": next(iter(verdict.folders), "INBOX"),
+        "media": row["media"], "sender": row["sender"], "subject": row["subject"] or "",
+        "pages": row["pages"], "duration": row["duration"], "mailbox_message_id": stored_id,
+    }
+    queued = []
+    targets = []
+    if mailbox.get("notify_channel") not in (None, "", "none") and mailbox.get("notify_address"):
+        targets.append((mailbox["notify_channel"], mailbox["notify_address"], None))
+    for note in verdict.notifications:
+        found = channel_of(note.method)
+        if found is None:
+            log.warning("notification method not supported", extra={"method": note.method})
+            continue
+        targets.append((*found, note.message))
+    for channel, address, message in dict.fromkeys(targets):
+        queued.append(await queue(conn, NOTICE_TEMPLATE, channel, address, {**variables, "message": message}, now))
+    for address in verdict.redirects:
+        queued.append(await queue(conn, REDIRECT_TEMPLATE, "email", address, variables, now))
+    return queued
