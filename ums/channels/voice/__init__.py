@@ -1,0 +1,117 @@
+"""The voice channel: the template's text is spoken (espeak-ng, then sox to
+8 kHz telephony audio) and played in a call — a SIP call placed by baresip
+(``[voice] driver = sip``) or an Asterisk call file (``asterisk``).
+
+Advertising calls say ``(광고)`` first and end with the sender and the free
+refusal number. Outcomes carry the CDR disposition (ANSWERED, NO ANSWER, BUSY,
+FAILED), the answer and end times and billsec; busy, no answer and connection
+trouble are TEMPORARY, a rejected or invalid number PERMANENT.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from ... import advertising
+from ...errors import UmsError
+from ...media import BadNumber, fill, international
+from .. import FAILED, PERMANENT, TEMPORARY, Channel, Delivery, Outcome
+from . import sip
+from .asterisk import AsteriskSpool
+from .tts import Audio, synthesize
+
+log = logging.getLogger("ums.channels.voice")
+
+
+def script_for(delivery: Delivery, refusal_number: str) -> str:
+    """The words to speak: the filled template, labelled for advertising."""
+    template = delivery.template or {}
+    variables = {**(delivery.contact or {}), **delivery.variables}
+    text = fill(template.get("body_text") or template.get("subject"), variables).strip()
+    if delivery.kind != advertising.ADVERTISING:
+        return text
+    sender = template.get("sender_name") or ""
+    return f"{advertising.label_text(text)} {sender} {advertising.FREE_REFUSAL} {refusal_number}".strip()
+
+
+class VoiceChannel(Channel):
+    """Voice notices by SIP (baresip) or Asterisk call files (``[voice] driver``)."""
+
+    name = "voice"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.settings = ctx.config.section("voice")
+        self.sip = sip.SipSettings.from_config(self.settings)
+        self.asterisk = AsteriskSpool.from_config(self.settings)
+
+    def destination(self, delivery: Delivery) -> str:
+        if self.settings["driver"] == "asterisk":
+            return "asterisk"
+        if self.sip.proxy:
+            return self.sip.proxy
+        return _host_of(self.sip_uri(delivery.recipient))
+
+    def sip_uri(self, recipient: str) -> str:
+        """A ``sip:`` recipient as given; a number through the ``sip_uri`` pattern."""
+        if recipient.strip().lower().startswith(("sip:", "sips:")):
+            return recipient.strip()
+        international(recipient, "82")  # raises BadNumber for something undiallable
+        return self.settings["sip_uri"].format(number=re.sub(r"[^\d+]", "", recipient))
+
+    async def send(self, delivery: Delivery) -> Outcome:
+        workdir = Path(tempfile.mkdtemp(prefix=f"voice-{delivery.id}-", dir=self._spool()))
+        started = self.ctx.clock()
+        try:
+            outcome = await self._attempt(delivery, workdir)
+        except Exception as error:  # never let one delivery's trouble escape to PASS
+            log.exception("voice attempt failed unexpectedly", extra={"delivery": delivery.id})
+            outcome = Outcome(TEMPORARY, "error", str(error), disposition=FAILED)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        outcome.started_at = outcome.started_at or started
+        outcome.ended_at = outcome.ended_at or self.ctx.clock()
+        log.info("voice attempt", extra={"delivery": delivery.id, "status": outcome.status,
+                                         "disposition": outcome.disposition, "billsec": outcome.billsec})
+        return outcome
+
+    async def _attempt(self, delivery: Delivery, workdir: Path) -> Outcome:
+        driver = self.settings["driver"]
+        try:
+            target = (international(delivery.recipient, "82") if driver == "asterisk"
+                      else self.sip_uri(delivery.recipient))
+        except BadNumber as error:
+            return Outcome(PERMANENT, "invalid number", str(error), disposition=FAILED)
+        text = script_for(delivery, self.settings["refusal_number"])
+        if not text:
+            return Outcome(PERMANENT, "template", "no voice template text", disposition=FAILED)
+        try:
+            audio = await self.speak(text, workdir / "notice.wav")
+        except UmsError as error:
+            return Outcome(TEMPORARY, "tts", str(error), disposition=FAILED)
+        if driver == "asterisk":
+            outcome = await self.asterisk.call(target.lstrip("+"), audio.path, audio.seconds, delivery.id,
+                                               delivery.attempt, self.ctx.clock)
+        else:
+            call = await sip.place_call(target, audio.path, self.sip, workdir / "ua", self.ctx.clock)
+            outcome = sip.outcome(call, target)
+        outcome.extra["audio_seconds"] = round(audio.seconds, 2)
+        outcome.bytes = audio.path.stat().st_size
+        return outcome
+
+    async def speak(self, text: str, wav: Path) -> Audio:
+        return await synthesize(text, wav, self.settings["language"], self.settings["speed"],
+                                self.settings["tts_timeout"])
+
+    def _spool(self) -> Path:
+        path = self.ctx.config.var_dir / "spool" / "voice"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def _host_of(uri: str) -> str:
+    return uri.split("@", 1)[-1].split(";", 1)[0]
