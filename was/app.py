@@ -60,6 +60,8 @@ class WebApp:
         self.config = self.ctx.config.section("was")
         self.templates = make_environment()
         self.router = router
+        #: responses by status code, for /metrics
+        self.request_counts: dict[int, int] = {}
 
     @property
     def db(self):
@@ -88,6 +90,7 @@ class WebApp:
         except Exception:
             log.exception("request failed", extra={"path": path})
             response = self.error(page, 500, "Something went wrong on our side; the error is logged.")
+        self.request_counts[response.status] = self.request_counts.get(response.status, 0) + 1
         write(request, response)
 
     async def dispatch(self, page: Page) -> Response:

@@ -152,14 +152,18 @@ class Router:
 
     def match(self, method: str, path: str) -> tuple[Route | None, dict, bool]:
         """The route, its path parameters, and whether the path exists at all."""
-        path_known = False
+        path_known, best = False, None
         for route in self.routes:
             found = route.pattern.match(path)
             if found:
                 path_known = True
-                if route.method == method or (method == "HEAD" and route.method == "GET"):
-                    return route, found.groupdict(), True
-        return None, {}, path_known
+                same_method = route.method == method or (method == "HEAD" and route.method == "GET")
+                # a literal segment beats a parameter: /contacts/export before /contacts/{id}
+                if same_method and (best is None or len(found.groupdict()) < len(best[1])):
+                    best = (route, found.groupdict())
+        if best is None:
+            return None, {}, path_known
+        return best[0], best[1], True
 
 
 class Dispatcher(Resource):

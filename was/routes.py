@@ -1,3 +1,4 @@
 """Importing this module registers every WAS route on :data:`was.app.router`."""
 
-from .pages import admin, auth, inbox, static  # noqa: F401
+from . import api  # noqa: F401
+from .pages import admin, auth, campaigns, compose, contacts, inbox, metrics, operations, rules, static, unsubscribe  # noqa: F401

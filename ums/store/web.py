@@ -3,6 +3,8 @@ tables, API keys, and the figures behind ``/metrics``."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -102,3 +104,103 @@ async def all_users(conn: AsyncConnection) -> list[dict]:
     query = select(users.c.id, users.c.username, users.c.role, users.c.display_name, users.c.email,
                    users.c.disabled, users.c.created_at).order_by(users.c.username)
     return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+async def delivery(conn: AsyncConnection, delivery_id: int) -> dict | None:
+    """A delivery's public status (no token, no variables)."""
+    columns = [deliveries.c[name] for name in (
+        "id", "channel", "recipient", "kind", "state", "attempts", "due_at", "last_code", "last_error",
+        "created_at", "finished_at", "campaign_id", "message_id")]
+    row = (await conn.execute(select(*columns).where(deliveries.c.id == delivery_id))).first()
+    return dict(row._mapping) if row else None
+
+
+async def campaign_timeline(conn: AsyncConnection, campaign_id: int) -> list[tuple[str, str, str, int]]:
+    """(hour, channel, final state, count) of a campaign's finished deliveries."""
+    rows = await conn.execute(
+        select(deliveries.c.finished_at, deliveries.c.channel, deliveries.c.state).where(
+            deliveries.c.campaign_id == campaign_id, deliveries.c.finished_at.is_not(None))
+    )
+    counts: dict[tuple[str, str, str], int] = {}
+    for finished_at, channel, state in rows:
+        key = (as_utc(finished_at).strftime("%Y-%m-%d %H:00"), channel, state)
+        counts[key] = counts.get(key, 0) + 1
+    return [(*key, count) for key, count in sorted(counts.items())]
+
+
+async def cdr_search(
+    conn: AsyncConnection, start: datetime | None = None, end: datetime | None = None,
+    medium: str | None = None, dst: str | None = None, limit: int = 500,
+) -> list[dict]:
+    """CDR rows, newest first, filtered by time range (start inclusive, end exclusive),
+    medium and destination substring."""
+    from ..db.models import cdr
+
+    query = select(cdr).order_by(cdr.c.start.desc(), cdr.c.id.desc())
+    if start:
+        query = query.where(cdr.c.start >= start)
+    if end:
+        query = query.where(cdr.c.start < end)
+    if medium:
+        query = query.where(cdr.c.medium == medium)
+    if dst:
+        query = query.where(cdr.c.dst.ilike(f"%{dst}%"))
+    rows = []
+    for row in await conn.execute(query.limit(limit)):
+        record = dict(row._mapping)
+        for key in ("start", "answer", "end"):
+            record[key] = as_utc(record[key])
+        rows.append(record)
+    return rows
+
+
+async def billing_month(conn: AsyncConnection, start: datetime, end: datetime) -> list[dict]:
+    """Per medium and source (campaign or service): final deliveries, delivered,
+    pages, billed seconds and cost between ``start`` and ``end``."""
+    from sqlalchemy import case
+
+    from ..db.models import cdr
+
+    delivered = func.sum(case((cdr.c.disposition == "ANSWERED", 1), else_=0))
+    query = (
+        select(cdr.c.medium, cdr.c.source, func.count().label("messages"), delivered.label("delivered"),
+               func.coalesce(func.sum(cdr.c.pages), 0).label("pages"),
+               func.coalesce(func.sum(cdr.c.billsec), 0).label("billsec"),
+               func.coalesce(func.sum(cdr.c.cost), 0).label("cost"))
+        .where(cdr.c.start >= start, cdr.c.start < end, cdr.c.final.is_(True))
+        .group_by(cdr.c.medium, cdr.c.source).order_by(cdr.c.medium, cdr.c.source)
+    )
+    return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+#: the name of the one script each mailbox edits in WAS
+MAILBOX_RULE = "mailbox"
+
+
+async def rule_mailboxes(conn: AsyncConnection, user_id: int | None) -> list[dict]:
+    """Mailboxes (the user's own, or all) with their WAS-edited Sieve script."""
+    from ..db.models import rules
+
+    query = select(mailboxes.c.id, mailboxes.c.address).order_by(mailboxes.c.address)
+    if user_id is not None:
+        query = query.where(mailboxes.c.owner_id == user_id)
+    boxes = [dict(row._mapping) for row in await conn.execute(query)]
+    scripts = dict((await conn.execute(
+        select(rules.c.mailbox_id, rules.c.script).where(rules.c.scope == "mailbox", rules.c.name == MAILBOX_RULE)
+    )).all())
+    for box in boxes:
+        box["script"] = scripts.get(box["id"], "")
+        box["error"] = None
+    return boxes
+
+
+async def save_mailbox_rule(conn: AsyncConnection, mailbox_id: int, script: str, now: datetime) -> None:
+    from ..db.models import rules
+
+    done = await conn.execute(
+        update(rules).where(rules.c.scope == "mailbox", rules.c.mailbox_id == mailbox_id,
+                            rules.c.name == MAILBOX_RULE).values(script=script, updated_at=now, active=True)
+    )
+    if done.rowcount == 0:
+        await conn.execute(rules.insert().values(scope="mailbox", mailbox_id=mailbox_id, name=MAILBOX_RULE,
+                                                 script=script, active=True, updated_at=now))

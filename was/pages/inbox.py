@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import html
 
-from ums.outbox import SendRequest, enqueue
 from ums.store import web
 
 from .. import mail
+from ..outgoing import queue_message
 from ..app import router
 from ..http import HttpError, Page, Response, redirect
 
@@ -173,21 +174,13 @@ async def respond(page: Page):
     if not recipient:
         raise HttpError(400, "say who to send it to")
     text = form.get("body", "")
-    variables = {
-        "subject": form.get("subject", ""),
-        "body_text": text,
-        "body_html": mail.sanitize_composed("<p>" + "<br>".join(_escape(line) for line in text.splitlines()) + "</p>"),
+    html_body = mail.sanitize_composed("<p>" + "<br>".join(html.escape(line) for line in text.splitlines()) + "</p>")
+    extra = {
         "in_reply_to": found["message_id"] if form.get("mode") == "reply" else None,
-        "from": page.user.get("email"),
         # the original's attachments (fax document, voice mail) go along
         "attach_mailbox_message": found["id"] if found["media"] != "email" or form.get("mode") == "forward" else None,
     }
     async with page.app.db.begin() as conn:
-        delivery_id = await enqueue(conn, SendRequest(channel, recipient, variables=variables), page.app.now())
+        delivery_id = await queue_message(conn, channel, recipient, page.app.now(), form.get("subject", ""),
+                                          text, html_body, source=f"was:{page.user['username']}", **extra)
     return redirect(f"/inbox/{found['id']}?flash=Queued+as+delivery+{delivery_id}")
-
-
-def _escape(line: str) -> str:
-    import html
-
-    return html.escape(line)

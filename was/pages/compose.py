@@ -1,0 +1,96 @@
+"""The HTML email composer: rich text (sanitised on the server), template
+variables, preview, a test send to oneself, send, and save as a template."""
+
+from __future__ import annotations
+
+import html
+
+from jinja2 import TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from ums.addresses import is_valid
+from ums.store import templates as template_store
+
+from .. import mail
+from ..app import router
+from ..http import HttpError, Page
+from ..outgoing import queue_message
+
+SANDBOX = SandboxedEnvironment(autoescape=True)
+TEXT_SANDBOX = SandboxedEnvironment(autoescape=False)
+
+
+def variables_of(text: str) -> dict[str, str]:
+    """``name = value`` lines → a dict (the sample values used for preview and test)."""
+    found = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip():
+            found[name.strip()] = value.strip()
+    return found
+
+
+def plain_text(markup: str) -> str:
+    import re
+
+    spaced = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</li>|</h\d>", "\n", markup)
+    return html.unescape(mail.nh3.clean(spaced, tags=set())).strip()
+
+
+def render(subject: str, body_html: str, variables: dict) -> tuple[str, str]:
+    try:
+        return (TEXT_SANDBOX.from_string(subject).render(variables),
+                mail.sanitize_composed(SANDBOX.from_string(body_html).render(variables)))
+    except TemplateError as exc:
+        raise HttpError(400, f"template error: {exc}") from None
+
+
+@router.get("/compose")
+async def compose(page: Page):
+    async with page.app.db.connect() as conn:
+        templates = [t for t in await template_store.list_all(conn) if t["channel"] == "email"]
+    chosen = next((t for t in templates if t["name"] == page.query.get("template")), None)
+    draft = {"to": page.query.get("to", ""), "subject": (chosen or {}).get("subject") or "",
+             "body_html": (chosen or {}).get("body_html") or "", "variables": "name = Kim Minji",
+             "template_name": (chosen or {}).get("name") or "", "kind": (chosen or {}).get("kind") or "transactional"}
+    return page.app.render(page, "compose.html", draft=draft, templates=templates)
+
+
+@router.post("/compose")
+async def compose_action(page: Page):
+    form = page.form
+    action = form.get("action", "preview")
+    body_html = mail.sanitize_composed(form.get("body_html", ""))
+    draft = {key: form.get(key, "") for key in ("to", "subject", "variables", "template_name", "kind")}
+    draft["body_html"] = body_html
+    sample = variables_of(draft["variables"])
+    subject, rendered = render(draft["subject"], body_html, sample)
+    values = {"draft": draft, "preview_subject": subject, "preview_html": rendered}
+    now = page.app.now()
+    if action == "test":
+        own = page.user.get("email")
+        if not own:
+            raise HttpError(400, "your account has no email address to send a test to")
+        async with page.app.db.begin() as conn:
+            delivery_id = await queue_message(conn, "email", own, now, "[TEST] " + subject, plain_text(rendered),
+                                              rendered, source=f"was:{page.user['username']}")
+        values["flash"] = f"Test sent to {own} (delivery {delivery_id})."
+    elif action == "send":
+        recipient = draft["to"].strip()
+        if not is_valid("email", recipient):
+            raise HttpError(400, f"{recipient!r} is not an email address")
+        async with page.app.db.begin() as conn:
+            delivery_id = await queue_message(conn, "email", recipient, now, subject, plain_text(rendered),
+                                              rendered, source=f"was:{page.user['username']}")
+        values["flash"] = f"Queued for {recipient} (delivery {delivery_id})."
+    elif action == "save":
+        name = draft["template_name"].strip()
+        if not name or draft["kind"] not in ("advertising", "transactional"):
+            raise HttpError(400, "give the template a name and a kind")
+        async with page.app.db.begin() as conn:
+            await template_store.save(conn, name, "email", now, kind=draft["kind"], subject=draft["subject"],
+                                      body_html=body_html, body_text=plain_text(body_html))
+        values["flash"] = f"Template {name} saved."
+    async with page.app.db.connect() as conn:
+        values["templates"] = [t for t in await template_store.list_all(conn) if t["channel"] == "email"]
+    return page.app.render(page, "compose.html", **values)

@@ -1,0 +1,49 @@
+"""Rules: edit a mailbox's Sieve script; validation errors are shown in place."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+
+from ums.store import web
+
+from ..app import router
+from ..http import HttpError, Page, redirect
+
+
+def sieve_error(text: str) -> str | None:
+    from mas import sieve
+
+    try:
+        sieve.check(text)
+    except sieve.SieveError as exc:
+        return str(exc)
+    return None
+
+
+@router.get("/rules")
+async def rules(page: Page):
+    async with page.app.db.connect() as conn:
+        boxes = await web.rule_mailboxes(conn, None if page.user["role"] == "admin" else page.user["user_id"])
+    return page.app.render(page, "rules.html", boxes=boxes, flash=page.query.get("flash"))
+
+
+@router.post("/rules/{id}")
+async def save_rule(page: Page):
+    mailbox_id = int(page.params["id"]) if page.params["id"].isdigit() else -1
+    script = page.form.get("script", "").replace("\r\n", "\n")
+    async with page.app.db.connect() as conn:
+        boxes = await web.rule_mailboxes(conn, None if page.user["role"] == "admin" else page.user["user_id"])
+    if mailbox_id not in {box["id"] for box in boxes}:
+        raise HttpError(404, "no such mailbox")
+    problem = sieve_error(script)
+    if problem:
+        for box in boxes:
+            if box["id"] == mailbox_id:
+                box["script"], box["error"] = script, problem
+        return page.app.render(page, "rules.html", status=400, boxes=boxes)
+    try:
+        async with page.app.db.begin() as conn:
+            await web.save_mailbox_rule(conn, mailbox_id, script, page.app.now())
+    except IntegrityError:
+        raise HttpError(409, "the rule changed meanwhile; reload and try again") from None
+    return redirect("/rules?flash=Rules+saved")
