@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ums.outbox import SendRequest, enqueue
+from ums.outbox import SendRequest, enqueue, row_for
 from ums.store import contacts as contact_store
 
 from .definitions import ServiceDefinition, from_dict
@@ -146,3 +146,14 @@ async def carry_out(conn, plan_: Plan, event_id: int, now: datetime) -> int | No
         return None
     plan_.request.event_id = event_id
     return await enqueue(conn, plan_.request, now)
+
+
+def delivery_rows(plans: list[Plan], event_ids: list[int], now: datetime) -> list[dict]:
+    """The delivery rows for a batch of stored events, exactly as
+    ``ums.outbox.enqueue`` would write them one by one."""
+    rows = []
+    for plan_, event_id in zip(plans, event_ids):
+        if plan_.request is not None:
+            plan_.request.event_id = event_id
+            rows.append(row_for(plan_.request, now))
+    return rows

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from ums.store import contacts as contact_store
 from ums.store import events as event_store
 from ums.store import services as service_store
 
@@ -78,6 +79,8 @@ class Ingestor:
                 log.error("event not stored", extra={"error": str(exc)})
                 _answer(batch[0][1], exc)
                 return
+            log.warning("batch not stored; storing its events one by one",
+                        extra={"events": len(batch), "error": str(exc)[:300]})
             for item in batch:  # find the one that spoils the batch
                 await self._commit_batch([item])
             return
@@ -95,7 +98,7 @@ class Ingestor:
                     fresh.setdefault(event.key, event)
             service_rows = await service_store.for_event_types(conn, {e.event_type for e in fresh.values()})
             services = [dispatch.live_service(row) for row in service_rows]
-            contacts: dict = {}
+            contacts = await _contacts_for(conn, fresh.values(), services)
             plans, rows = [], []
             for event in fresh.values():
                 fields = event.data
@@ -104,8 +107,7 @@ class Ingestor:
                 plans.append(plan)
                 rows.append(_row(event, plan, now))
             ids = await event_store.insert_many(conn, rows)
-            for plan, event_id in zip(plans, ids):
-                await dispatch.carry_out(conn, plan, event_id, now)
+            await event_store.queue_deliveries(conn, dispatch.delivery_rows(plans, ids, now))
         stored = {event.key: Accepted(event_id, plan.state) for event, plan, event_id in zip(fresh.values(), plans, ids)}
         results = []
         for event in batch:
@@ -115,6 +117,18 @@ class Ingestor:
                 first = stored[event.key]
                 results.append(first if fresh[event.key] is event else Accepted(first.event_id, first.state, True))
         return results
+
+
+async def _contacts_for(conn, batch, services) -> dict:
+    """Prefetch, in one query, the contacts the batch's events name (a cache
+    for :func:`dispatch.plan`; customers not found are remembered as None)."""
+    wanted = {event.customer_id for event in batch}
+    for service in services:
+        if service.definition.customer_field:
+            wanted |= {str(event.data.get(service.definition.customer_field) or "") for event in batch}
+    wanted.discard("")
+    found = await contact_store.by_customer_ids(conn, sorted(wanted))
+    return {customer_id: found.get(customer_id) for customer_id in wanted}
 
 
 def _row(event: IncomingEvent, plan: dispatch.Plan, now) -> dict:

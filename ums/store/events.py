@@ -115,3 +115,10 @@ async def deliveries_of(conn: AsyncConnection, event_id: int) -> list[dict]:
         .order_by(deliveries.c.id)
     )
     return [dict(row._mapping) for row in rows]
+
+
+async def queue_deliveries(conn: AsyncConnection, rows: list[dict]) -> None:
+    """Insert many delivery rows built by :func:`ums.outbox.row_for` in one
+    statement (the batch form of ``outbox.enqueue``, same rows)."""
+    if rows:
+        await conn.execute(insert(deliveries), rows)
