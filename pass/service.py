@@ -1,4 +1,4 @@
-"""The PASS service: the reserved-sending scheduler and the queue worker."""
+"""The PASS service: channels, the queue worker, reserved sending and the CDR files."""
 
 from __future__ import annotations
 
@@ -6,8 +6,13 @@ import asyncio
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from ums.channels import Channel, load_channel
 from ums.service import Service
 from ums.store import deliveries
+
+from .cdrfiles import CdrFileWriter
+from .reservations import Reservations
+from .worker import Worker
 
 
 class PublicAccessSchedulingServer(Service):
@@ -16,35 +21,76 @@ class PublicAccessSchedulingServer(Service):
     def __init__(self, ctx, name=None):
         super().__init__(ctx, name)
         self.scheduler: AsyncIOScheduler | None = None
-        self.worker: asyncio.Task | None = None
+        self.channels: dict[str, Channel] = {}
+        self.worker: Worker | None = None
+        self.reservations: Reservations | None = None
+        self.cdr_files: CdrFileWriter | None = None
+        self.tasks: list[asyncio.Task] = []
         self.queue_depth = 0
-        self._wake = asyncio.Event()
 
     async def start(self) -> None:
+        await self._load_channels()
         self.scheduler = AsyncIOScheduler(event_loop=self.ctx.loop, timezone="UTC")
         self.scheduler.start()
-        self.worker = asyncio.create_task(self._work(), name="pass-worker")
+        self.worker = Worker(self.ctx, self, self.channels)
+        self.reservations = Reservations(self.ctx, self.worker, self.scheduler)
+        self.cdr_files = CdrFileWriter(self.ctx)
+        self.worker.start()
+        self.tasks = [
+            asyncio.create_task(self.reservations.run(), name="pass-reservations"),
+            asyncio.create_task(self.cdr_files.run(), name="pass-cdr-files"),
+            asyncio.create_task(self._measure_queue(), name="pass-queue-depth"),
+        ]
 
-    async def _work(self) -> None:
-        interval = self.ctx.config.get("pass", "poll_interval")
+    async def _load_channels(self) -> None:
+        """Every configured channel that loads; a missing one is logged and its
+        deliveries stay queued until a PASS that has it claims them."""
+        for name in self.ctx.config.section("channels"):
+            try:
+                channel = load_channel(self.ctx, name)
+                await channel.start()
+            except Exception as exc:
+                self.log.warning("channel not available; its deliveries stay queued",
+                                 extra={"channel": name, "reason": str(exc)[:200]})
+                continue
+            self.channels[name] = channel
+
+    async def _measure_queue(self) -> None:
         while True:
             try:
                 async with self.ctx.db.connect() as conn:
                     self.queue_depth = await deliveries.count_pending(conn)
+            except asyncio.CancelledError:
+                raise
             except Exception:
                 self.log.exception("queue poll failed; retrying")
-            try:
-                await asyncio.wait_for(self._wake.wait(), interval)
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
+            await asyncio.sleep(max(1.0, self.ctx.config.get("pass", "poll_interval")))
+
+    async def resume(self) -> None:
+        await super().resume()
+        if self.worker:
+            self.worker.wake.set()
 
     async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.worker:
-            self.worker.cancel()
-            await asyncio.gather(self.worker, return_exceptions=True)
+            await self.worker.stop(self.ctx.config.get("control", "stop_timeout"))
+        if self.cdr_files:
+            try:
+                await self.cdr_files.catch_up()
+            except Exception:
+                self.log.exception("final CDR file write failed; the next start catches up")
+            self.cdr_files.close()
+        for channel in self.channels.values():
+            try:
+                await channel.stop()
+            except Exception:
+                self.log.exception("channel stop failed", extra={"channel": channel.name})
         if self.scheduler and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
     def info(self) -> dict:
-        return {"queue": self.queue_depth}
+        figures = self.worker.info() if self.worker else {}
+        return {"queue": self.queue_depth, **figures, "channels": sorted(self.channels)}

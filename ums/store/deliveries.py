@@ -43,17 +43,20 @@ def _lockable(query, conn: AsyncConnection):
 
 
 async def claim(
-    conn: AsyncConnection, worker: str, now: datetime, lease_until: datetime, limit: int
+    conn: AsyncConnection, worker: str, now: datetime, lease_until: datetime, limit: int,
+    channels: list[str] | None = None,
 ) -> list[dict]:
     """Lease up to ``limit`` due deliveries to ``worker`` and return them.
 
     Expired leases (a worker that died mid-send) are claimed first, then
     retries, deliveries that waited for the night to end, and new ones —
-    each in due order, so the claim index is walked, never sorted.
+    each in due order, so the claim index is walked, never sorted. Only
+    deliveries for ``channels`` (those this worker could load) are taken.
     """
     ids: list[int] = []
+    served = deliveries.c.channel.in_(channels) if channels is not None else deliveries.c.channel.is_not(None)
     stale = select(deliveries.c.id).where(
-        deliveries.c.state == "sending", deliveries.c.lease_until < now
+        deliveries.c.state == "sending", deliveries.c.lease_until < now, served
     ).limit(limit)
     ids += (await conn.execute(_lockable(stale, conn))).scalars().all()
     for state in CLAIMABLE_STATES:
@@ -61,7 +64,7 @@ async def claim(
             break
         due = (
             select(deliveries.c.id)
-            .where(deliveries.c.state == state, deliveries.c.due_at <= now, _not_held())
+            .where(deliveries.c.state == state, deliveries.c.due_at <= now, _not_held(), served)
             .order_by(deliveries.c.due_at)
             .limit(limit - len(ids))
         )
@@ -123,6 +126,16 @@ async def release(conn: AsyncConnection, ids: list[int], worker: str, now: datet
     await conn.execute(
         update(deliveries).where(deliveries.c.id.in_(ids), deliveries.c.locked_by == worker).values(**values)
     )
+
+
+async def renew(conn: AsyncConnection, worker: str, lease_until: datetime) -> int:
+    """Extend every lease ``worker`` holds (its jobs are still in memory)."""
+    result = await conn.execute(
+        update(deliveries)
+        .where(deliveries.c.locked_by == worker, deliveries.c.state == "sending")
+        .values(lease_until=lease_until)
+    )
+    return result.rowcount
 
 
 async def release_all(conn: AsyncConnection, worker: str, now: datetime) -> int:

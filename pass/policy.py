@@ -1,0 +1,106 @@
+"""Send-time policy: a chain of rules every claimed delivery passes before it
+is handed to its channel (Mailman-style: each rule may decide, the first
+decision wins, no decision means send).
+
+Rules see a :class:`Candidate` — the delivery row plus what PASS loaded for
+its batch (campaign, contact, consents, suppression) — and return a
+:class:`Decision` or None. Re-checking suppression and consent here, for
+every attempt, is what makes an unsubscribe mid-campaign stop the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ums import advertising
+from ums.store import as_utc
+
+SEND, HOLD, WAIT, END = "send", "hold", "wait", "end"
+
+
+@dataclass
+class Candidate:
+    row: dict
+    campaign: dict | None
+    contact: dict | None
+    consents: list[dict] = field(default_factory=list)
+    suppressed: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str                   # HOLD (back to queue), WAIT (until), END (final state)
+    state: str = ""               # the final state for END: suppressed, expired, cancelled, failed
+    code: str = ""
+    reason: str = ""
+    until: datetime | None = None
+
+
+@dataclass
+class Context:
+    now: datetime
+    default_timezone: str
+    misfire_grace: timedelta
+
+
+def campaign_state(c: Candidate, ctx: Context) -> Decision | None:
+    state = (c.campaign or {}).get("state")
+    if state == "cancelled":
+        return Decision(END, "cancelled", "cancelled", "campaign cancelled")
+    if state in ("paused", "draft", "scheduled", "missed"):
+        return Decision(HOLD, reason=f"campaign {state}")
+    return None
+
+
+def expiry(c: Candidate, ctx: Context) -> Decision | None:
+    expires = as_utc(c.row.get("expires_at"))
+    if expires is not None and ctx.now > expires:
+        return Decision(END, "expired", "expired", "expired before it could be sent")
+    return None
+
+
+def missed_reservation(c: Candidate, ctx: Context) -> Decision | None:
+    """A reserved send (due later than it was created) that PASS missed by more than the grace."""
+    row = c.row
+    due, created = as_utc(row["due_at"]), as_utc(row.get("created_at"))
+    reserved = created is not None and due - created > timedelta(seconds=1)
+    if row["attempts"] == 0 and row["state"] in ("queued", "sending") and reserved \
+            and ctx.now - due > ctx.misfire_grace:
+        return Decision(END, "expired", "missed", "reserved time missed by more than the grace period")
+    return None
+
+
+def no_address(c: Candidate, ctx: Context) -> Decision | None:
+    if not (c.row.get("recipient") or "").strip():
+        return Decision(END, "failed", "no-address", f"no address for the {c.row['channel']} channel")
+    return None
+
+
+def suppression(c: Candidate, ctx: Context) -> Decision | None:
+    if c.suppressed:
+        return Decision(END, "suppressed", "suppressed", "address is on the suppression list")
+    return None
+
+
+def art50(c: Candidate, ctx: Context) -> Decision | None:
+    """Consent (current, under two years) and the 21:00–08:00 rule for advertising."""
+    tz = advertising.zone((c.contact or {}).get("timezone"), ctx.default_timezone)
+    verdict = advertising.verdict(c.row["kind"], c.row["channel"], c.consents, ctx.now, tz)
+    if verdict.action == "suppress":
+        return Decision(END, "suppressed", "no-consent", verdict.reason)
+    if verdict.action == "wait":
+        return Decision(WAIT, reason=verdict.reason, until=verdict.wait_until)
+    return None
+
+
+CHAIN = (campaign_state, expiry, missed_reservation, no_address, suppression, art50)
+
+
+def decide(candidate: Candidate, ctx: Context) -> Decision | None:
+    """The first rule's decision, or None to send."""
+    for rule in CHAIN:
+        decision = rule(candidate, ctx)
+        if decision is not None:
+            return decision
+    return None

@@ -1,0 +1,147 @@
+"""Reserved sending and campaign runs.
+
+The database is the persistent store of what is due: ``campaigns.schedule_at``
+(one-off or the next cron time) and ``deliveries.due_at``. Any PASS process
+may start a due campaign, but the start is a conditional UPDATE on the old
+state (or old schedule time), so exactly one wins — a campaign never fires
+twice, even with several processes. APScheduler only wakes PASS at the next
+due time; a poll covers what it cannot see (a time set by another process).
+A start missed while PASS was down fires when PASS comes back, unless it is
+older than ``pass.misfire_grace`` — then the campaign is marked ``missed``
+(or, for cron, waits for its next time).
+
+Starting a campaign expands its audience into deliveries in batches (one
+INSERT … SELECT each, constant memory); once every batch is in and nothing
+is pending, the campaign is completed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from ums.campaigns import next_cron_time
+from ums.channels.email import bounce_domain
+from ums.store import as_utc
+from ums.store import campaigns as campaign_store
+from ums.store import deliveries as queue
+
+log = logging.getLogger("ums.pass.reservations")
+WAKE_JOB = "pass-wake"
+
+
+class Reservations:
+    def __init__(self, ctx, worker, scheduler):
+        self.ctx = ctx
+        self.worker = worker
+        self.scheduler = scheduler
+        section = ctx.config.section("pass")
+        self.grace = timedelta(seconds=section["misfire_grace"])
+        self.batch = section["expand_batch"]
+        self.interval = section["poll_interval"]
+        self.domain = section["message_id_domain"] or bounce_domain(ctx.config)
+        self.wake = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reservations pass failed; retrying")
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.interval)
+            except asyncio.TimeoutError:
+                pass
+
+    async def tick(self) -> None:
+        await self.start_due_campaigns()
+        await self.expand_running()
+        now = self.ctx.clock()
+        await self.worker._transaction(lambda conn: campaign_store.complete_finished(conn, now))
+        await self.arm_timer()
+
+    async def start_due_campaigns(self) -> None:
+        now = self.ctx.clock()
+        async with self.ctx.db.connect() as conn:
+            due = await campaign_store.due_to_start(conn, now)
+        for campaign in due:
+            await self.worker._transaction(lambda conn: self._start(conn, campaign, now))
+
+    async def _start(self, conn, campaign: dict, now: datetime) -> None:
+        planned = as_utc(campaign["schedule_at"])
+        late = now - planned > self.grace
+        if campaign["cron"]:
+            following = next_cron_time(campaign["cron"], now)
+            if not await campaign_store.advance_schedule(conn, campaign["id"], campaign["schedule_at"], following):
+                return  # another process fired this run
+            if late:
+                log.warning("recurring campaign run missed", extra={"campaign": campaign["name"], "planned": planned})
+                return
+            run_id = await campaign_store.insert_campaign(
+                conn, **_run_of(campaign, planned, now)
+            )
+            log.info("recurring campaign run started", extra={"campaign": campaign["name"], "run": run_id})
+            return
+        if late:
+            if await campaign_store.set_state(conn, campaign["id"], "missed", ("scheduled",), finished_at=now):
+                log.warning("campaign start missed (PASS was down past the grace)",
+                            extra={"campaign": campaign["name"], "planned": planned})
+            return
+        if await campaign_store.set_state(conn, campaign["id"], "running", ("scheduled",), started_at=now):
+            log.info("campaign started", extra={"campaign": campaign["name"], "planned": planned})
+
+    async def expand_running(self) -> None:
+        async with self.ctx.db.connect() as conn:
+            pending = await campaign_store.needing_expansion(conn)
+        for campaign in pending:
+            await self.expand(campaign["id"])
+
+    async def expand(self, campaign_id: int) -> None:
+        """Expand one campaign fully, a batch per transaction."""
+        while True:
+            now = self.ctx.clock()
+
+            async def batch(conn):
+                campaign = await campaign_store.get(conn, campaign_id)
+                if campaign is None or campaign["state"] != "running" or campaign["expanded_at"]:
+                    return 0
+                added = await campaign_store.expand_batch(conn, campaign, now, self.batch, self.domain)
+                if added == 0:
+                    await campaign_store.mark_expanded(conn, campaign_id, now)
+                    log.info("campaign expanded", extra={"campaign": campaign["name"], "total": campaign["total"]})
+                return added
+
+            added = await self.worker._transaction(batch)
+            if not added and added is not None:
+                return
+            self.worker.wake.set()
+            await asyncio.sleep(0)
+
+    async def arm_timer(self) -> None:
+        now = self.ctx.clock()
+        async with self.ctx.db.connect() as conn:
+            times = [await campaign_store.next_start(conn), await queue.next_due(conn)]
+        future = [as_utc(t) for t in times if t is not None and as_utc(t) > now]
+        if not future or self.scheduler is None or not self.scheduler.running:
+            return
+        self.scheduler.add_job(self._fire, "date", run_date=min(future), id=WAKE_JOB,
+                               replace_existing=True, misfire_grace_time=None)
+
+    def _fire(self) -> None:
+        self.wake.set()
+        self.worker.wake.set()
+
+
+def _run_of(campaign: dict, planned: datetime, now: datetime) -> dict:
+    """A running copy of a recurring campaign for the run planned at ``planned``."""
+    keep = ("kind", "channel", "template_name", "audience", "throttle", "expires_after", "created_by")
+    values = {key: campaign[key] for key in keep}
+    values.update(
+        name=f"{campaign['name']} {planned:%Y-%m-%d %H:%M}"[:128], state="running", schedule_at=planned,
+        started_at=now, created_at=now, definition={"run_of": campaign["id"]},
+    )
+    return values

@@ -1,0 +1,134 @@
+"""Throttles: concurrency, a rate (sends per second) and a sliding window
+(sends per hour), per channel, per destination and per campaign.
+
+A sender holds every limiter that applies to its delivery while it sends::
+
+    async with throttles.slot(channel, destination, campaign_id):
+        outcome = await channel.send(delivery)
+
+:meth:`Throttles.delay` says how long a delivery would wait for its hourly
+window; PASS puts such deliveries back in the queue (due then) instead of
+holding their leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from contextlib import AsyncExitStack, asynccontextmanager
+
+HOUR = 3600.0
+
+
+class Limiter:
+    """Up to ``concurrency`` at once (0 = any), ``rate`` per second, ``per_hour`` per sliding hour."""
+
+    def __init__(self, concurrency: float = 0, rate: float = 0, per_hour: float = 0):
+        self.semaphore = asyncio.Semaphore(int(concurrency)) if concurrency else None
+        self.interval = 1.0 / rate if rate else 0.0
+        self.next_slot = 0.0
+        self.per_hour = int(per_hour)
+        self.window: deque[float] = deque()
+
+    def window_delay(self, now: float) -> float:
+        """Seconds until the sliding hour has room for one more send."""
+        if not self.per_hour:
+            return 0.0
+        while self.window and self.window[0] <= now - HOUR:
+            self.window.popleft()
+        if len(self.window) < self.per_hour:
+            return 0.0
+        return self.window[0] + HOUR - now
+
+    async def acquire(self) -> None:
+        if self.semaphore:
+            await self.semaphore.acquire()
+        now = time.monotonic()
+        wait = self.window_delay(now)
+        if self.interval:
+            slot = max(now + wait, self.next_slot)
+            self.next_slot = slot + self.interval
+            wait = slot - now
+        if self.per_hour:
+            self.window.append(now + wait)
+        if wait > 0:
+            try:
+                await asyncio.sleep(wait)
+            except BaseException:
+                self.release()
+                raise
+
+    def release(self) -> None:
+        if self.semaphore:
+            self.semaphore.release()
+
+    def preload(self, sent_in_last_hour: int) -> None:
+        """Count sends another run made this hour (spread over it) against the window."""
+        now = time.monotonic()
+        count = min(sent_in_last_hour, self.per_hour)
+        for index in range(count):
+            self.window.append(now - HOUR + HOUR * (index + 1) / (count + 1))
+
+
+class Throttles:
+    """All limiters of one PASS process, built from ``[pass]`` and campaign throttles."""
+
+    def __init__(self, config_section: dict):
+        self.section = config_section
+        self.channels: dict[str, Limiter] = {}
+        self.destinations: dict[tuple[str, str], Limiter] = {}
+        self.campaigns: dict[int, Limiter] = {}
+
+    def for_channel(self, channel: str) -> Limiter:
+        found = self.channels.get(channel)
+        if found is None:
+            section = self.section
+            found = self.channels[channel] = Limiter(
+                section["channel_concurrency"].get(channel, 0), section["channel_rate"].get(channel, 0),
+                section["channel_per_hour"].get(channel, 0),
+            )
+        return found
+
+    def for_destination(self, channel: str, destination: str) -> Limiter:
+        key = (channel, destination)
+        found = self.destinations.get(key)
+        if found is None:
+            if len(self.destinations) > 50000:
+                self._forget_idle_destinations()
+            found = self.destinations[key] = Limiter(
+                self.section["destination_concurrency"], self.section["destination_rate"]
+            )
+        return found
+
+    def _forget_idle_destinations(self) -> None:
+        for key, limiter in list(self.destinations.items()):
+            if limiter.semaphore is None or not limiter.semaphore.locked():
+                del self.destinations[key]
+
+    def for_campaign(self, campaign_id: int | None, throttle: dict | None) -> Limiter | None:
+        if campaign_id is None or not throttle:
+            return None
+        found = self.campaigns.get(campaign_id)
+        if found is None:
+            found = self.campaigns[campaign_id] = Limiter(
+                throttle.get("concurrency", 0), throttle.get("rate", 0), throttle.get("per_hour", 0)
+            )
+        return found
+
+    def delay(self, channel: str, campaign_id: int | None, throttle: dict | None) -> float:
+        now = time.monotonic()
+        limiters = [self.for_channel(channel), self.for_campaign(campaign_id, throttle)]
+        return max(limiter.window_delay(now) for limiter in limiters if limiter is not None)
+
+    @asynccontextmanager
+    async def slot(self, channel: str, destination: str, campaign_id: int | None = None,
+                   throttle: dict | None = None):
+        limiters = [self.for_campaign(campaign_id, throttle), self.for_channel(channel),
+                    self.for_destination(channel, destination)]
+        async with AsyncExitStack() as stack:
+            for limiter in limiters:
+                if limiter is not None:
+                    await limiter.acquire()
+                    stack.callback(limiter.release)
+            yield

@@ -1,0 +1,454 @@
+"""The queue worker: claim → policy → throttle → channel → record.
+
+Three kinds of task share the work:
+
+* the *claimer* leases due deliveries in batches (only for channels that
+  loaded), applies the send-time policy in the same transaction (ending,
+  holding or deferring what must not go now) and queues the rest in memory;
+* *senders* (``[pass] concurrency`` of them) take a job, wait for its
+  throttles and call its channel;
+* the *writer* commits finished attempts in batches — each delivery's new
+  state and its CDR row in one transaction — and hands back held jobs.
+
+A lease covers a job from claim to record and is renewed while the job is
+in memory; if this process dies the lease runs out and any PASS takes the
+delivery again (it keeps its Message-ID).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import OperationalError
+
+from ums import cdr
+from ums.addresses import normalize
+from ums.channels import SENT, TEMPORARY, Channel, Delivery, Outcome
+from ums.outbox import fall_back
+from ums.store import as_utc
+from ums.store import campaigns as campaign_store
+from ums.store import contacts as contact_store
+from ums.store import deliveries as queue
+from ums.store import suppression
+from ums.store import templates as template_store
+
+from . import policy
+from .throttle import Throttles
+
+log = logging.getLogger("ums.pass")
+CONTACT_FIELDS = ("name", "email", "fax", "phone", "grade", "customer_id", "locale", "timezone")
+
+
+@dataclass
+class Job:
+    row: dict
+    delivery: Delivery
+    channel: Channel
+    campaign: dict | None
+    destination: str
+
+
+@dataclass
+class Finished:
+    job: Job
+    outcome: Outcome
+
+
+@dataclass
+class Held:
+    delivery_id: int
+    due_at: datetime | None = None
+    state: str = "queued"
+    reason: str | None = None
+
+
+@dataclass
+class Figures:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    ended_by_policy: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class Worker:
+    def __init__(self, ctx, service, channels: dict[str, Channel]):
+        self.ctx = ctx
+        self.service = service
+        self.section = ctx.config.section("pass")
+        self.channels = channels
+        self.id = f"{ctx.host}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.throttles = Throttles(self.section)
+        self.rates = cdr.rate_table(ctx.config)
+        self.from_address = ctx.config.get("email", "from_address")
+        self.policy_ctx_args = (ctx.config.get("ums", "timezone"),
+                                timedelta(seconds=self.section["misfire_grace"]))
+        self.ready: asyncio.Queue[Job | None] = asyncio.Queue()
+        self.finished: list[Finished] = []
+        self.held: list[Held] = []
+        self.in_memory = 0
+        self.capacity = max(self.section["claim_batch"], self.section["concurrency"] * 4)
+        self.campaigns: dict[int, dict] = {}
+        self.templates: dict[tuple[str, str], tuple[float, dict | None]] = {}
+        self.figures = Figures()
+        self.wake = asyncio.Event()
+        self.written = asyncio.Event()
+        self.stopping = False
+        self.lock = asyncio.Lock() if not ctx.db.is_postgres else None
+        self.tasks: list[asyncio.Task] = []
+        self.senders: list[asyncio.Task] = []
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.tasks = [
+            asyncio.create_task(self._claimer(), name="pass-claimer"),
+            asyncio.create_task(self._writer(), name="pass-writer"),
+            asyncio.create_task(self._renew_leases(), name="pass-leases"),
+        ]
+        self.senders = [
+            asyncio.create_task(self._sender(), name=f"pass-sender-{n}")
+            for n in range(self.section["concurrency"])
+        ]
+
+    async def stop(self, timeout: float) -> None:
+        """Stop claiming; in-flight sends finish (up to ``timeout``); everything
+        else goes back to the queue unsent."""
+        self.stopping = True
+        self.wake.set()
+        claimer, writer, renewer = self.tasks
+        claimer.cancel()
+        await asyncio.gather(claimer, return_exceptions=True)
+        self._hold_queued_jobs()
+        for _ in self.senders:
+            self.ready.put_nowait(None)
+        done, pending = await asyncio.wait(self.senders, timeout=max(0.5, timeout - 1))
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*self.senders, return_exceptions=True)
+        self.written.set()
+        await asyncio.gather(writer, return_exceptions=True)
+        renewer.cancel()
+        await asyncio.gather(renewer, return_exceptions=True)
+        try:
+            await self._flush()
+            released = await self._transaction(lambda conn: queue.release_all(conn, self.id, self.ctx.clock()))
+            if released:
+                log.info("released unsent deliveries", extra={"count": released})
+        except Exception:
+            log.exception("could not release leases at stop; they expire on their own")
+
+    def info(self) -> dict:
+        elapsed = max(1e-9, time.monotonic() - self.figures.started)
+        return {"in_memory": self.in_memory, "sent": self.figures.sent, "failed": self.figures.failed,
+                "retried": self.figures.retried, "rate": round(self.figures.sent / elapsed, 1)}
+
+    # --- transactions ------------------------------------------------------------------
+
+    async def _transaction(self, work):
+        """Run ``work(conn)`` in one transaction; SQLite lock contention is retried."""
+        for attempt in range(8):
+            try:
+                if self.lock is None:
+                    async with self.ctx.db.begin() as conn:
+                        return await work(conn)
+                async with self.lock:
+                    async with self.ctx.db.begin() as conn:
+                        return await work(conn)
+            except OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 7:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+
+    # --- claiming ------------------------------------------------------------------
+
+    async def _claimer(self) -> None:
+        interval = self.section["poll_interval"]
+        while not self.stopping:
+            claimed = 0
+            try:
+                room = self.capacity - self.in_memory
+                if not self.service.paused and self.channels and room >= min(50, self.capacity // 4):
+                    jobs = await self._transaction(lambda conn: self._claim(conn, room))
+                    claimed = len(jobs)
+                    for job in jobs:
+                        self.ready.put_nowait(job)
+                await self._refresh_campaigns()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("claiming failed; retrying")
+                await asyncio.sleep(interval)
+            if claimed:
+                continue
+            if self.in_memory >= self.capacity // 2:
+                self.written.clear()
+                await _wait(self.written, interval)
+            else:
+                self.wake.clear()
+                await _wait(self.wake, interval)
+
+    async def _claim(self, conn, limit: int) -> list[Job]:
+        now = self.ctx.clock()
+        lease = now + timedelta(seconds=self.section["lease_seconds"])
+        rows = await queue.claim(conn, self.id, now, lease, limit, channels=list(self.channels))
+        if not rows:
+            return []
+        candidates = await self._candidates(conn, rows)
+        ctx = policy.Context(now, *self.policy_ctx_args)
+        jobs, ended, holds = [], [], []
+        for candidate in candidates:
+            decision = policy.decide(candidate, ctx)
+            if decision is None:
+                jobs.append(await self._job(conn, candidate))
+            elif decision.action == policy.END:
+                ended.append((candidate, decision))
+            elif decision.action == policy.WAIT:
+                holds.append(Held(candidate.row["id"], decision.until, "waiting", decision.reason))
+            else:
+                holds.append(Held(candidate.row["id"], None, "queued", decision.reason))
+        await self._end_by_policy(conn, ended, now)
+        await self._release(conn, holds, now)
+        self.in_memory += len(jobs)
+        return jobs
+
+    async def _candidates(self, conn, rows: list[dict]) -> list[policy.Candidate]:
+        campaign_ids = {row["campaign_id"] for row in rows if row["campaign_id"]}
+        missing = campaign_ids - set(self.campaigns)
+        self.campaigns.update(await campaign_store.names(conn, missing))
+        contacts = await contact_store.by_ids(conn, [row["contact_id"] for row in rows])
+        advertising_contacts = [row["contact_id"] for row in rows if row["kind"] == "advertising"]
+        consents = await contact_store.advertising_consents(conn, advertising_contacts)
+        suppressed: set[tuple[str, str]] = set()
+        for channel in {row["channel"] for row in rows}:
+            addresses = [row["recipient"] for row in rows if row["channel"] == channel and row["recipient"]]
+            suppressed |= {(channel, a) for a in await suppression.suppressed_among(conn, channel, addresses)}
+        return [
+            policy.Candidate(
+                row=row, campaign=self.campaigns.get(row["campaign_id"]),
+                contact=contacts.get(row["contact_id"]), consents=consents.get(row["contact_id"], []),
+                suppressed=(row["channel"], normalize(row["channel"], row["recipient"] or "")) in suppressed,
+            )
+            for row in rows
+        ]
+
+    async def _template(self, conn, name: str | None, channel: str) -> dict | None:
+        if not name:
+            return None
+        key = (name, channel)
+        cached = self.templates.get(key)
+        if cached and time.monotonic() - cached[0] < 5:
+            return cached[1]
+        row = await template_store.get(conn, name, channel)
+        self.templates[key] = (time.monotonic(), row)
+        return row
+
+    async def _job(self, conn, candidate: policy.Candidate) -> Job:
+        row, contact = candidate.row, candidate.contact or {}
+        variables = {key: contact.get(key) for key in CONTACT_FIELDS if contact.get(key) is not None}
+        variables.update(contact.get("attributes") or {})
+        channel = self.channels[row["channel"]]
+        delivery = Delivery(
+            id=row["id"], channel=row["channel"], recipient=row["recipient"], kind=row["kind"],
+            message_id=row["message_id"], token=row["token"], attempt=row["attempts"] + 1,
+            template=await self._template(conn, row["template_name"], row["channel"]),
+            variables=row["variables"] or {}, contact=variables,
+            source=(candidate.campaign or {}).get("name") or row.get("service_name") or "",
+        )
+        return Job(row, delivery, channel, candidate.campaign, channel.destination(delivery))
+
+    async def _refresh_campaigns(self) -> None:
+        if not self.campaigns:
+            return
+        async with self.ctx.db.connect() as conn:
+            current = await campaign_store.states(conn, list(self.campaigns))
+        for campaign_id, state in current.items():
+            self.campaigns[campaign_id]["state"] = state
+
+    # --- sending ------------------------------------------------------------------
+
+    async def _sender(self) -> None:
+        hold_after = self.section["lease_seconds"] / 3
+        while True:
+            job = await self.ready.get()
+            if job is None:
+                return
+            if self._must_hold(job):
+                self._hold(Held(job.row["id"], reason="paused"))
+                continue
+            throttle = (job.campaign or {}).get("throttle")
+            delay = self.throttles.delay(job.row["channel"], job.row["campaign_id"], throttle)
+            if delay > hold_after:
+                due = self.ctx.clock() + timedelta(seconds=delay)
+                self._hold(Held(job.row["id"], due, "queued", "hourly window full"))
+                continue
+            try:
+                async with self.throttles.slot(job.row["channel"], job.destination, job.row["campaign_id"], throttle):
+                    if self._must_hold(job):
+                        self._hold(Held(job.row["id"], reason="paused"))
+                        continue
+                    outcome = await job.channel.send(job.delivery)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("channel raised; counted as a temporary failure", extra={"delivery": job.row["id"]})
+                outcome = Outcome(status=TEMPORARY, code="error", detail=str(exc)[:200], disposition="FAILED")
+            self.finished.append(Finished(job, outcome))
+            if len(self.finished) >= self.section["write_batch"]:
+                self.written.clear()
+
+    def _must_hold(self, job: Job) -> bool:
+        state = (job.campaign or {}).get("state")
+        return self.service.paused or self.stopping or state in ("paused", "cancelled")
+
+    def _hold(self, held: Held) -> None:
+        self.held.append(held)
+
+    def _hold_queued_jobs(self) -> None:
+        while not self.ready.empty():
+            job = self.ready.get_nowait()
+            if job is not None:
+                self._hold(Held(job.row["id"], reason="stopping"))
+
+    # --- recording ------------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        interval = self.section["write_interval"]
+        while True:
+            if self.stopping and not any(not task.done() for task in self.senders) \
+                    and not self.finished and not self.held:
+                return
+            await asyncio.sleep(interval)
+            try:
+                await self._flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("recording results failed; will retry")
+                await asyncio.sleep(1)
+
+    async def _flush(self) -> None:
+        while self.finished or self.held:
+            batch = self.finished[: self.section["write_batch"]]
+            holds = self.held[: self.section["write_batch"]]
+            await self._transaction(lambda conn: self._record(conn, batch, holds))
+            del self.finished[: len(batch)]
+            del self.held[: len(holds)]
+            self.in_memory -= len(batch) + len(holds)
+            self.written.set()
+            self.wake.set()
+
+    async def _record(self, conn, batch: list[Finished], holds: list[Held]) -> None:
+        now = self.ctx.clock()
+        mine = await queue.owned(conn, [item.job.row["id"] for item in batch], self.id)
+        changes, cdr_rows = [], []
+        for item in batch:
+            row = item.job.row
+            if row["id"] not in mine:
+                log.warning("lease lost before recording; another worker owns it", extra={"delivery": row["id"]})
+                continue
+            change = await self._outcome_change(conn, item, now)
+            changes.append(change)
+            cdr_rows.append(self._cdr(row, item.outcome, row["attempts"] + 1,
+                                      change["b_state"] in queue.FINAL_STATES, item.job.campaign, now))
+        await queue.finish(conn, changes, cdr_rows)
+        await self._release(conn, holds, now)
+
+    async def _outcome_change(self, conn, item: Finished, now: datetime) -> dict:
+        row, outcome = item.job.row, item.outcome
+        attempts = row["attempts"] + 1
+        state, due = "sent", row["due_at"]
+        if outcome.status == SENT:
+            self.figures.sent += 1
+        elif outcome.status == TEMPORARY:
+            due = now + timedelta(seconds=self._backoff(attempts))
+            state = "retry" if due <= self._expiry(row) else "expired"
+            self.figures.retried += state == "retry"
+        else:
+            state = "failed"
+            await self._after_permanent_failure(conn, row, outcome)
+        if state in ("failed", "expired"):
+            self.figures.failed += 1
+            await fall_back(conn, {**row, "state": state}, now)
+        return {
+            "b_id": row["id"], "b_state": state, "b_attempts": attempts, "b_due_at": due,
+            "b_code": outcome.code[:16], "b_error": None if state == "sent" else outcome.detail[:1000],
+            "b_finished": now if state in queue.FINAL_STATES else None, "b_now": now,
+        }
+
+    async def _after_permanent_failure(self, conn, row: dict, outcome: Outcome) -> None:
+        """5.1.x (no such user, bad address) puts the address on the suppression list."""
+        if row["channel"] == "email" and " 5.1." in f" {outcome.code.partition(' ')[2]}":
+            await suppression.add(conn, "email", row["recipient"], "bounce", source="pass",
+                                  detail=outcome.detail[:500])
+
+    def _backoff(self, attempts: int) -> float:
+        base, ceiling = self.section["retry_base"], self.section["retry_max"]
+        return min(ceiling, base * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0)
+
+    def _expiry(self, row: dict) -> datetime:
+        return as_utc(row["expires_at"]) or (
+            as_utc(row["created_at"]) + timedelta(seconds=self.section["default_expiry"])
+        )
+
+    async def _end_by_policy(self, conn, ended: list, now: datetime) -> None:
+        changes, cdr_rows = [], []
+        for candidate, decision in ended:
+            row = candidate.row
+            outcome = cdr.policy_outcome(decision.code, decision.reason, now)
+            changes.append({
+                "b_id": row["id"], "b_state": decision.state, "b_attempts": row["attempts"],
+                "b_due_at": row["due_at"], "b_code": decision.code[:16], "b_error": decision.reason,
+                "b_finished": now, "b_now": now,
+            })
+            cdr_rows.append(self._cdr(row, outcome, row["attempts"] + 1, True, candidate.campaign, now))
+            if decision.state in ("failed", "expired"):
+                await fall_back(conn, {**row, "state": decision.state}, now)
+        self.figures.ended_by_policy += len(changes)
+        await queue.finish(conn, changes, cdr_rows)
+
+    async def _release(self, conn, holds: list[Held], now: datetime) -> None:
+        groups: dict[tuple, list[int]] = {}
+        for held in holds:
+            groups.setdefault((held.state, held.due_at, held.reason), []).append(held.delivery_id)
+        for (state, due_at, reason), ids in groups.items():
+            await queue.release(conn, ids, self.id, now, state=state, due_at=due_at, reason=reason)
+
+    def _cdr(self, row: dict, outcome: Outcome, attempt: int, final: bool, campaign: dict | None,
+             now: datetime) -> dict:
+        campaign = campaign or {}
+        account = campaign.get("created_by") or (row.get("variables") or {}).get("account") \
+            or row.get("service_name") or ""
+        source = campaign.get("name") or row.get("service_name") or "send"
+        sender = self.from_address if row["channel"] == "email" else ""
+        return cdr.attempt_row(row, outcome, attempt, final, self.rates, now, account, source, sender)
+
+    # --- leases ------------------------------------------------------------------
+
+    async def _renew_leases(self) -> None:
+        every = self.section["lease_seconds"] / 3
+        while True:
+            await asyncio.sleep(every)
+            if not self.in_memory:
+                continue
+            try:
+                until = self.ctx.clock() + timedelta(seconds=self.section["lease_seconds"])
+                await self._transaction(lambda conn: queue.renew(conn, self.id, until))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("lease renewal failed")
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except asyncio.TimeoutError:
+        pass
