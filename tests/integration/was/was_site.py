@@ -105,3 +105,96 @@ async def add_users(db) -> dict[str, int]:
     return ids
 
 
+
+
+# --- mailbox content ------------------------------------------------------------------------
+
+EVIL_HTML = """<html><body>
+<h1 id="greeting">Hello from the bank</h1>
+<script>window.parent.postMessage('script-ran', '*'); document.title = 'pwned';</script>
+<img src="REMOTE/pixel.png" alt="tracker" onerror="window.parent.postMessage('onerror-ran', '*')">
+<img src="x" onerror="window.parent.postMessage('onerror-ran', '*')">
+<a id="bad-link" href="javascript:window.parent.postMessage('link-ran', '*')">click me</a>
+<p onmouseover="alert(1)">Your statement is ready.</p>
+</body></html>"""
+
+
+def evil_email(remote_base: str) -> bytes:
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"] = "attacker@evil.example"
+    message["To"] = "user@ums.local"
+    message["Subject"] = "Your statement"
+    message["Message-ID"] = "<evil-1@evil.example>"
+    message.set_content("Plain version")
+    message.add_alternative(EVIL_HTML.replace("REMOTE", remote_base), subtype="html")
+    return message.as_bytes()
+
+
+def fax_tiff(pages: int = 2) -> bytes:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    frames = []
+    for number in range(pages):
+        image = Image.new("1", (850, 1100), 1)
+        draw = ImageDraw.Draw(image)
+        draw.rectangle((40, 40, 810, 1060), outline=0, width=4)
+        draw.text((80, 80), f"FAX PAGE {number + 1}", fill=0)
+        frames.append(image)
+    out = io.BytesIO()
+    frames[0].save(out, "TIFF", save_all=True, append_images=frames[1:], compression="group4")
+    return out.getvalue()
+
+
+def voice_wav(seconds: float = 1.0) -> bytes:
+    import io
+    import math
+    import struct
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        frames = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000)))
+                          for i in range(int(8000 * seconds)))
+        wav.writeframes(frames)
+    return out.getvalue()
+
+
+def with_attachment(subject: str, sender: str, content_type: str, filename: str, data: bytes) -> bytes:
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, "user@ums.local", subject
+    message.set_content(f"{subject} attached.")
+    maintype, subtype = content_type.split("/")
+    message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return message.as_bytes()
+
+
+async def add_mailbox(db, owner_id: int, remote_base: str = "http://127.0.0.1:9") -> dict[str, int]:
+    """A mailbox for ``owner_id`` with an evil HTML email, a 2-page fax and a voice mail."""
+    from ums.db.models import mailbox_messages, mailboxes
+
+    async with db.begin() as conn:
+        box = (await conn.execute(mailboxes.insert().values(address="user@ums.local", owner_id=owner_id))
+               ).inserted_primary_key[0]
+        ids = {}
+        for media, subject, sender, raw, extra in (
+            ("email", "Your statement", "attacker@evil.example", evil_email(remote_base), {}),
+            ("fax", "Fax from +82 2 555 0100", "+8225550100",
+             with_attachment("Fax", "+8225550100", "image/tiff", "fax.tif", fax_tiff()), {"pages": 2}),
+            ("voice", "Voice mail from +82 10 1234 5678", "+821012345678",
+             with_attachment("Voice mail", "+821012345678", "audio/wav", "message.wav", voice_wav()),
+             {"duration": 1.0}),
+        ):
+            ids[media] = (await conn.execute(mailbox_messages.insert().values(
+                mailbox_id=box, media=media, subject=subject, sender=sender, recipient="user@ums.local",
+                size=len(raw), raw=raw, folder="INBOX", flags=[], **extra,
+            ))).inserted_primary_key[0]
+    return ids
