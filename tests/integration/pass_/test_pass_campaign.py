@@ -2,12 +2,15 @@
 
 import csv
 import os
+from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
 from pass_support import add_template, pass_config, seed_audience, start_campaign, states
 from tests.helpers import eventually
+from ums import billing
 from ums.cdr import CSV_COLUMNS
 from ums.db.models import cdr
 
@@ -48,3 +51,10 @@ async def test_campaign_reaches_every_recipient_once_with_cdr(tmp_path, database
             assert tuple(reader.fieldnames) == CSV_COLUMNS
             rows = list(reader)
     assert {row["disposition"] for row in rows} == {"ANSWERED"}
+
+    period = datetime.now(ZoneInfo("Asia/Seoul")).strftime("%Y-%m")
+    async with pass_db.connect() as conn:
+        lines = await billing.report(conn, period, "campaign", "Asia/Seoul")
+    assert [(line.key, line.delivered, line.cost) for line in lines] == [
+        ("spring", RECIPIENTS, Decimal("1.5") * RECIPIENTS)
+    ]

@@ -1,0 +1,53 @@
+"""Billing: totals of CDR costs for a month, by campaign, channel or account.
+
+Costs are written into each CDR row when the attempt is recorded, from the
+``[billing]`` rate table (see :mod:`ums.cdr`); a report sums them, so it always
+matches the CDR files finance receives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from .advertising import zone
+from .errors import UmsError
+from .store import cdr as cdr_store
+
+
+class BadPeriod(UmsError):
+    """Bad billing period {period!r}: use YYYY-MM."""
+
+
+@dataclass
+class Line:
+    key: str
+    attempts: int
+    delivered: int
+    pages: int
+    minutes: int
+    cost: Decimal
+
+
+def month_bounds(period: str, tz_name: str) -> tuple[datetime, datetime]:
+    try:
+        year, month = (int(part) for part in period.split("-"))
+        start = datetime(year, month, 1, tzinfo=zone(tz_name))
+    except ValueError:
+        raise BadPeriod(period=period) from None
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=start.tzinfo)
+    return start, end
+
+
+async def report(conn, period: str, by: str, tz_name: str) -> list[Line]:
+    """One line per campaign/channel/account for the month ``period`` (YYYY-MM, local time)."""
+    if by not in cdr_store.GROUPINGS:
+        raise UmsError(f"cannot group by {by!r}; use campaign, channel or account")
+    start, end = month_bounds(period, tz_name)
+    rows = await cdr_store.totals(conn, start, end, by)
+    return [
+        Line(row["key"] or "-", row["attempts"], int(row["delivered"] or 0), int(row["pages"] or 0),
+             -(-int(row["billsec"] or 0) // 60), Decimal(str(row["cost"] or 0)).quantize(Decimal("0.0001")))
+        for row in rows
+    ]

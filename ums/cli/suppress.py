@@ -1,0 +1,66 @@
+"""`ums suppress add|remove|list`: the suppression list."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..addresses import is_valid
+from ..errors import UmsError
+from ..store import suppression
+from .campaign import _in_transaction
+from .common import pass_obj, run_async
+
+CHANNEL = click.option("--channel", default="email", show_default=True, type=click.Choice(["email", "fax", "voice"]))
+
+
+@click.group()
+def suppress():
+    """Addresses UMS must never send to (refusals, bounces, operator entries)."""
+
+
+@suppress.command()
+@click.argument("address")
+@CHANNEL
+@click.option("--reason", default="manual", show_default=True,
+              type=click.Choice(["manual", "refusal", "unsubscribe", "bounce", "complaint"]))
+@click.option("--detail", help="A note kept with the entry.")
+@pass_obj
+def add(obj, address, channel, reason, detail):
+    """Suppress ADDRESS; PASS stops sending to it at once (even mid-campaign)."""
+    if not is_valid(channel, address):
+        raise UmsError(f"{address!r} is not a valid {channel} address")
+    added = run_async(_in_transaction(
+        obj, lambda conn: suppression.add(conn, channel, address, reason, source="cli", detail=detail)))
+    click.echo(f"{address} suppressed" if added else f"{address} was already suppressed")
+
+
+@suppress.command()
+@click.argument("address")
+@CHANNEL
+@pass_obj
+def remove(obj, address, channel):
+    """Take ADDRESS off the suppression list."""
+    if not run_async(_in_transaction(obj, lambda conn: suppression.remove(conn, channel, address))):
+        raise UmsError(f"{address} is not suppressed")
+    click.echo(f"{address} removed from the suppression list")
+
+
+@suppress.command(name="list")
+@click.option("--channel", type=click.Choice(["email", "fax", "voice"]))
+@click.option("--limit", default=100, show_default=True)
+@pass_obj
+def list_(obj, channel, limit):
+    """The newest entries."""
+    rows = run_async(_in_transaction(obj, lambda conn: suppression.entries(conn, channel, limit)))
+    table = Table(box=None, header_style="bold")
+    for column in ("channel", "address", "reason", "source", "since"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["channel"], row["address"], row["reason"], row["source"] or "",
+                      f"{row['created_at']:%Y-%m-%d %H:%M}" if row["created_at"] else "")
+    Console(width=140).print(table)
+
+
+COMMANDS = [suppress]

@@ -1,0 +1,58 @@
+"""`ums template add|list|show`: message templates per channel."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import UmsError
+from ..store import templates, utcnow
+from ..templates import EmailSkeleton
+from .campaign import _in_transaction
+from .common import pass_obj, run_async
+
+FIELDS = ("subject", "body_html", "body_text", "sender_name", "sender_contact", "kind")
+
+
+@click.group()
+def template():
+    """Message templates (Jinja2: subject, HTML and text parts, per-recipient fields)."""
+
+
+@template.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@pass_obj
+def add(obj, file):
+    """Create or update a template from a JSON FILE: {"name", "channel", "kind", "subject",
+    "body_html", "body_text", "sender_name", "sender_contact"}."""
+    try:
+        data = json.loads(Path(file).read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise UmsError(f"cannot read template {file}: {exc}") from None
+    if not isinstance(data, dict) or not data.get("name"):
+        raise UmsError(f"template {file} needs a JSON object with a name")
+    channel = data.get("channel", "email")
+    EmailSkeleton(data, data.get("kind", "transactional"), "", "check@example.com")  # syntax check
+    fields = {key: data[key] for key in FIELDS if key in data}
+    run_async(_in_transaction(obj, lambda conn: templates.save(conn, data["name"], channel, utcnow(), **fields)))
+    click.echo(f"template {data['name']!r} ({channel}) saved")
+
+
+@template.command(name="list")
+@pass_obj
+def list_(obj):
+    """All templates."""
+    rows = run_async(_in_transaction(obj, templates.list_all))
+    table = Table(box=None, header_style="bold")
+    for column in ("name", "channel", "kind", "version", "subject"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["channel"], row["kind"], str(row["version"]), row["subject"] or "")
+    Console(width=140).print(table)
+
+
+COMMANDS = [template]
