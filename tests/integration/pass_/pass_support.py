@@ -49,7 +49,7 @@ class SinkHandler:
     async def handle_DATA(self, server, session, envelope):
         if self.drop and self.random.random() < self.drop:
             self.answers["dropped"] += 1
-            session.transport.close()
+            server.transport.close()
             return "421 closing"
         if self.delay:
             await asyncio.sleep(self.delay)

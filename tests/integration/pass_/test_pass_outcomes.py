@@ -1,0 +1,148 @@
+"""Retries, permanent failures, pause/resume, cancel and the night rule,
+against a real SMTP sink on loopback."""
+
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, select
+
+from pass_support import add_template, pass_config, seed_audience, start_campaign, states
+from tests.helpers import eventually
+from ums import campaigns
+from ums.db.models import cdr, deliveries, suppressions
+from ums.outbox import SendRequest, enqueue
+from ums.store import deliveries as queue
+
+
+async def final_cdr_per_delivery(db) -> Counter:
+    async with db.connect() as conn:
+        rows = await conn.execute(select(cdr.c.delivery_id).where(cdr.c.final.is_(True)))
+        return Counter(rows.scalars().all())
+
+
+async def test_4xx_retries_until_sent_5xx_fails_once_and_is_suppressed(
+        tmp_path, database_url, pass_db, faulty_sink, start_suite):
+    count = 1000
+    await seed_audience(pass_db, count)
+    await add_template(pass_db)
+    await start_suite(pass_config(tmp_path, database_url, faulty_sink.port), ["pass"])
+    campaign_id = await start_campaign(pass_db)
+
+    async def nothing_pending():
+        counts = await states(pass_db, campaign_id)
+        return sum(counts.values()) == count and not any(counts.get(s) for s in queue.PENDING_STATES)
+
+    await eventually(nothing_pending, timeout=90, interval=0.3)
+    handler = faulty_sink.handler
+    failing = {f"user{n}@example.com" for n in range(count) if handler.permanently_failing(f"user{n}@example.com")}
+    assert handler.answers["4xx"] > 100 and handler.answers["dropped"] > 0 and failing
+    counts = await states(pass_db, campaign_id)
+    assert counts == Counter({"sent": count - len(failing), "failed": len(failing)})
+    received = handler.message_ids()
+    assert len(received) == len(set(received)) == count - len(failing)
+
+    finals = await final_cdr_per_delivery(pass_db)
+    assert len(finals) == count and set(finals.values()) == {1}
+    async with pass_db.connect() as conn:
+        suppressed = set((await conn.execute(select(suppressions.c.address))).scalars().all())
+        failed = set((await conn.execute(
+            select(deliveries.c.recipient).where(deliveries.c.state == "failed"))).scalars().all())
+        retries = await conn.scalar(select(func.count()).select_from(cdr).where(cdr.c.final.is_(False)))
+    assert suppressed == failed == failing
+    assert retries >= handler.answers["4xx"] * 0.9  # every temporary failure has its own CDR row
+
+
+async def test_pause_stops_sending_resume_finishes_without_duplicates(
+        tmp_path, database_url, pass_db, sink, start_suite):
+    count = 1500
+    await seed_audience(pass_db, count)
+    await add_template(pass_db)
+    await start_suite(pass_config(tmp_path, database_url, sink.port), ["pass"])
+    campaign_id = await start_campaign(pass_db, throttle={"rate": 300})
+    await eventually(lambda: len(sink.handler.received) > 200, timeout=30)
+    async with pass_db.begin() as conn:
+        await campaigns.pause(conn, campaign_id, datetime.now(timezone.utc))
+    import asyncio
+
+    await asyncio.sleep(1.0)
+    after_pause = len(sink.handler.received)
+    await asyncio.sleep(1.5)
+    assert len(sink.handler.received) == after_pause < count  # nothing more within a second of pausing
+    async with pass_db.begin() as conn:
+        await campaigns.resume(conn, campaign_id, datetime.now(timezone.utc))
+
+    async def all_sent():
+        return (await states(pass_db, campaign_id)).get("sent", 0) == count
+
+    await eventually(all_sent, timeout=60, interval=0.3)
+    received = sink.handler.message_ids()
+    assert len(received) == len(set(received)) == count
+
+
+async def test_cancel_leaves_every_unsent_delivery_cancelled_with_its_cdr(
+        tmp_path, database_url, pass_db, sink, start_suite):
+    count = 1000
+    await seed_audience(pass_db, count)
+    await add_template(pass_db)
+    await start_suite(pass_config(tmp_path, database_url, sink.port), ["pass"])
+    campaign_id = await start_campaign(pass_db, throttle={"rate": 200})
+    await eventually(lambda: len(sink.handler.received) > 100, timeout=30)
+    async with pass_db.begin() as conn:
+        await campaigns.cancel(conn, campaign_id, datetime.now(timezone.utc))
+
+    async def settled():
+        counts = await states(pass_db, campaign_id)
+        return not any(counts.get(s) for s in queue.PENDING_STATES) and counts
+
+    counts = await eventually(settled, timeout=30, interval=0.2)
+    assert set(counts) == {"sent", "cancelled"} and sum(counts.values()) == count
+    assert counts["sent"] == len(sink.handler.received) < count
+    finals = await final_cdr_per_delivery(pass_db)
+    assert len(finals) == count and set(finals.values()) == {1}
+    async with pass_db.connect() as conn:
+        cancelled_cdr = await conn.scalar(
+            select(func.count()).select_from(cdr).where(cdr.c.status_code == "cancelled", cdr.c.final.is_(True)))
+    assert cancelled_cdr == counts["cancelled"]
+
+
+class Clock:
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+async def test_night_rule_holds_advertising_until_eight_but_not_transactional(
+        tmp_path, database_url, pass_db, sink, start_suite):
+    night_owls = await seed_audience(pass_db, 20, night=True)
+    sleepers = await seed_audience(pass_db, 30, night=False, start=100)
+    await add_template(pass_db)
+    await add_template(pass_db, name="alert", kind="transactional")
+    clock = Clock(datetime(2026, 11, 23, 13, 0, tzinfo=timezone.utc))   # 22:00 in Seoul
+    await start_suite(pass_config(tmp_path, database_url, sink.port), ["pass"], clock=clock)
+    campaign_id = await start_campaign(pass_db, now=clock.now)
+    async with pass_db.begin() as conn:
+        await enqueue(conn, SendRequest(channel="email", recipient="user105@example.com", template="alert",
+                                        contact_id=sleepers[5]), clock.now)
+
+    async def night_done():
+        counts = await states(pass_db, campaign_id)
+        return counts.get("sent") == len(night_owls) and counts.get("waiting") == len(sleepers)
+
+    await eventually(night_done, timeout=30, interval=0.2)
+    recipients = [rcpt for rcpt, _, _ in sink.handler.received]
+    assert "user105@example.com" in recipients                      # the alert went out at once
+    assert sorted(recipients) == sorted([f"user{n}@example.com" for n in range(20)] + ["user105@example.com"])
+    async with pass_db.connect() as conn:
+        due = set((await conn.execute(select(deliveries.c.due_at).where(deliveries.c.state == "waiting"))).scalars())
+    assert {d.replace(tzinfo=timezone.utc) if d.tzinfo is None else d for d in due} == {
+        datetime(2026, 11, 23, 23, 0, tzinfo=timezone.utc)}       # 08:00 the next morning in Seoul
+
+    clock.now = datetime(2026, 11, 23, 23, 0, 1, tzinfo=timezone.utc)
+
+    async def morning_done():
+        return (await states(pass_db, campaign_id)).get("sent") == len(night_owls) + len(sleepers)
+
+    await eventually(morning_done, timeout=30, interval=0.2)
+    assert len(sink.handler.received) == len(night_owls) + len(sleepers) + 1
