@@ -6,11 +6,14 @@ international form gateways expect.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import shutil
 import signal
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -115,3 +118,28 @@ def international(number: str, country_code: str) -> str:
     if digits.startswith("0"):
         return f"+{country_code}{digits[1:]}"
     return f"+{country_code}{digits}"
+
+
+async def run_attempt(ctx, delivery, attempt, spool: Path, log: logging.Logger):
+    """Run ``attempt(delivery, workdir)`` for a channel's ``send``: in a scratch
+    directory removed afterwards, never raising (an unexpected error is a
+    temporary failure), with start and end times filled in and the result logged.
+    """
+    from .channels import FAILED, TEMPORARY, Outcome
+
+    spool.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f"{delivery.channel}-{delivery.id}-", dir=spool))
+    started = ctx.clock()
+    try:
+        outcome = await attempt(delivery, workdir)
+    except Exception as error:
+        log.exception("attempt failed unexpectedly", extra={"delivery": delivery.id})
+        outcome = Outcome(TEMPORARY, "error", str(error), disposition=FAILED)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    outcome.started_at = outcome.started_at or started
+    outcome.ended_at = outcome.ended_at or ctx.clock()
+    log.info("attempt finished", extra={"delivery": delivery.id, "status": outcome.status, "code": outcome.code,
+                                        "disposition": outcome.disposition, "pages": outcome.pages,
+                                        "billsec": outcome.billsec})
+    return outcome

@@ -140,20 +140,35 @@ class SipPeer:
         )
         (self.home / "accounts").write_text(f"<{self.uri}>;regint=0;answermode={answermode};audio_codecs=PCMU,PCMA\n")
 
-    async def start(self) -> None:
-        self._write_config()
-        self.process = subprocess.Popen(["baresip", "-f", str(self.home)], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-        os.set_blocking(self.process.stdout.fileno(), False)
-        self._reader = asyncio.ensure_future(self._read())
-        await self.wait_for(b"baresip is ready", 10)
+    async def start(self, tries: int = 3) -> None:
+        """Start the user agent; a port taken meanwhile by someone else means another try."""
+        for attempt in range(tries):
+            self._write_config()
+            self.output = bytearray()
+            self.process = subprocess.Popen(["baresip", "-f", str(self.home)], stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+            os.set_blocking(self.process.stdout.fileno(), False)
+            self._reader = asyncio.ensure_future(self._read())
+            try:
+                await self.wait_for(b"baresip is ready", 10)
+                return
+            except AssertionError:
+                _stop(self.process)
+                if attempt == tries - 1:
+                    raise
+                self.port = free_port()
+                self.uri = f"sip:callee@127.0.0.1:{self.port}"
 
     async def _read(self) -> None:
-        while self.process.poll() is None:
+        while True:
+            running = self.process.poll() is None
             try:
                 chunk = os.read(self.process.stdout.fileno(), 65536)
             except BlockingIOError:
                 chunk = b""
+            if not chunk and not running:
+                return
             if chunk:
                 self.output += chunk
                 if self.mode == "reject" and b"Incoming call" in chunk:
@@ -164,7 +179,7 @@ class SipPeer:
     async def wait_for(self, text: bytes, timeout: float) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
         while text not in self.output:
-            if asyncio.get_running_loop().time() > deadline or self.process.poll() is not None:
+            if asyncio.get_running_loop().time() > deadline or self._reader.done():
                 raise AssertionError(f"callee never printed {text!r}: {bytes(self.output[-800:])!r}")
             await asyncio.sleep(0.05)
 

@@ -10,13 +10,11 @@ PASS retries with backoff. ``pages`` and ``bytes`` describe the document sent.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 
 from ... import advertising
 from ...errors import UmsError
-from ...media import BadNumber, international
+from ...media import BadNumber, international, run_attempt
 from .. import FAILED, PERMANENT, TEMPORARY, Channel, Delivery, Outcome
 from .hylafax import HylafaxServer
 from .render import FaxDocument, Layout, RenderError, advertising_header, pdf_to_fax, render_template
@@ -41,20 +39,8 @@ class FaxChannel(Channel):
         return self.gateway.domain if self.driver == "t37" else self.hylafax.server
 
     async def send(self, delivery: Delivery) -> Outcome:
-        started = self.ctx.clock()
-        workdir = Path(tempfile.mkdtemp(prefix=f"fax-{delivery.id}-", dir=self._spool()))
-        try:
-            outcome = await self._attempt(delivery, workdir)
-        except Exception as error:  # never let one delivery's trouble escape to PASS
-            log.exception("fax attempt failed unexpectedly", extra={"delivery": delivery.id})
-            outcome = Outcome(TEMPORARY, "error", str(error), disposition=FAILED)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-        outcome.started_at = outcome.started_at or started
-        outcome.ended_at = outcome.ended_at or self.ctx.clock()
+        outcome = await run_attempt(self.ctx, delivery, self._attempt, self.ctx.config.var_dir / "spool" / "fax", log)
         outcome.dstchannel = outcome.dstchannel or self.destination(delivery)
-        log.info("fax attempt", extra={"delivery": delivery.id, "status": outcome.status,
-                                       "code": outcome.code, "pages": outcome.pages})
         return outcome
 
     async def _attempt(self, delivery: Delivery, workdir: Path) -> Outcome:
@@ -99,8 +85,3 @@ class FaxChannel(Channel):
             cover = {"title": template.get("subject") or "FAX", "to": delivery.recipient,
                      "from": template.get("sender_name"), "note": options.get("cover_note")}
         return Layout(self.settings["font"], self.settings["bold_font"], header, cover)
-
-    def _spool(self) -> Path:
-        path = self.ctx.config.var_dir / "spool" / "fax"
-        path.mkdir(parents=True, exist_ok=True)
-        return path

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 from ... import advertising
 from ...errors import UmsError
-from ...media import BadNumber, fill, international
+from ...media import BadNumber, fill, international, run_attempt
 from .. import FAILED, PERMANENT, TEMPORARY, Channel, Delivery, Outcome
 from . import sip
 from .asterisk import AsteriskSpool
@@ -64,20 +62,7 @@ class VoiceChannel(Channel):
         return self.settings["sip_uri"].format(number=re.sub(r"[^\d+]", "", recipient))
 
     async def send(self, delivery: Delivery) -> Outcome:
-        workdir = Path(tempfile.mkdtemp(prefix=f"voice-{delivery.id}-", dir=self._spool()))
-        started = self.ctx.clock()
-        try:
-            outcome = await self._attempt(delivery, workdir)
-        except Exception as error:  # never let one delivery's trouble escape to PASS
-            log.exception("voice attempt failed unexpectedly", extra={"delivery": delivery.id})
-            outcome = Outcome(TEMPORARY, "error", str(error), disposition=FAILED)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-        outcome.started_at = outcome.started_at or started
-        outcome.ended_at = outcome.ended_at or self.ctx.clock()
-        log.info("voice attempt", extra={"delivery": delivery.id, "status": outcome.status,
-                                         "disposition": outcome.disposition, "billsec": outcome.billsec})
-        return outcome
+        return await run_attempt(self.ctx, delivery, self._attempt, self.ctx.config.var_dir / "spool" / "voice", log)
 
     async def _attempt(self, delivery: Delivery, workdir: Path) -> Outcome:
         driver = self.settings["driver"]
@@ -106,11 +91,6 @@ class VoiceChannel(Channel):
     async def speak(self, text: str, wav: Path) -> Audio:
         return await synthesize(text, wav, self.settings["language"], self.settings["speed"],
                                 self.settings["tts_timeout"])
-
-    def _spool(self) -> Path:
-        path = self.ctx.config.var_dir / "spool" / "voice"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
 
 
 def _host_of(uri: str) -> str:
