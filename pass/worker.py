@@ -59,6 +59,9 @@ class Job:
 class Finished:
     job: Job
     outcome: Outcome
+    #: resolved once the result is committed; the sender waits for it, so at most
+    #: ``concurrency`` messages are ever sent but not yet recorded
+    recorded: asyncio.Future | None = None
 
 
 @dataclass
@@ -100,6 +103,7 @@ class Worker:
         self.figures = Figures()
         self.wake = asyncio.Event()
         self.written = asyncio.Event()
+        self.has_results = asyncio.Event()
         self.stopping = False
         self.lock = asyncio.Lock() if not ctx.db.is_postgres else None
         self.tasks: list[asyncio.Task] = []
@@ -300,9 +304,10 @@ class Worker:
             except Exception as exc:
                 log.exception("channel raised; counted as a temporary failure", extra={"delivery": job.row["id"]})
                 outcome = Outcome(status=TEMPORARY, code="error", detail=str(exc)[:200], disposition="FAILED")
-            self.finished.append(Finished(job, outcome))
-            if len(self.finished) >= self.section["write_batch"]:
-                self.written.clear()
+            recorded = asyncio.get_running_loop().create_future()
+            self.finished.append(Finished(job, outcome, recorded))
+            self.has_results.set()
+            await asyncio.shield(recorded)
 
     def _must_hold(self, job: Job) -> bool:
         state = (job.campaign or {}).get("state")
@@ -325,7 +330,10 @@ class Worker:
             if self.stopping and not any(not task.done() for task in self.senders) \
                     and not self.finished and not self.held:
                 return
-            await asyncio.sleep(interval)
+            self.has_results.clear()
+            if not self.finished and not self.held:
+                await _wait(self.has_results, 0.2)
+            await asyncio.sleep(interval)  # let a group of results gather for one commit
             try:
                 await self._flush()
             except asyncio.CancelledError:
@@ -341,6 +349,9 @@ class Worker:
             await self._transaction(lambda conn: self._record(conn, batch, holds))
             del self.finished[: len(batch)]
             del self.held[: len(holds)]
+            for item in batch:
+                if item.recorded is not None and not item.recorded.done():
+                    item.recorded.set_result(None)
             self.in_memory -= len(batch) + len(holds)
             self.written.set()
             self.wake.set()

@@ -25,3 +25,10 @@ async def pass_db(database_url):
     db = connect(database_url)
     yield db
     await db.close()
+
+
+@pytest.fixture
+async def pass_db_sqlite(sqlite_url):
+    db = connect(sqlite_url)
+    yield db
+    await db.close()
