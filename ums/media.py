@@ -15,8 +15,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from jinja2.sandbox import SandboxedEnvironment
-
 from .errors import UmsError
 
 
@@ -86,16 +84,19 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-_environment = SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
-_html_environment = SandboxedEnvironment(autoescape=True, keep_trailing_newline=True)
-
-
 def fill(text: str | None, variables: dict, html: bool = False) -> str:
-    """Render a template text with the recipient's fields (Jinja2, sandboxed)."""
+    """Render a template text with the recipient's fields (the shared sandboxed Jinja2);
+    a broken template raises :class:`~ums.templates.TemplateRenderError`."""
+    from jinja2 import TemplateError
+
+    from .templates import TemplateRenderError, compile_text
+
     if not text:
         return ""
-    environment = _html_environment if html else _environment
-    return environment.from_string(text).render(**variables)
+    try:
+        return compile_text(text, html=html).render(**variables)
+    except TemplateError as error:
+        raise TemplateRenderError(name="fax/voice", reason=error) from None
 
 
 def international(number: str, country_code: str) -> str:

@@ -50,6 +50,8 @@ async def test_g4_render_and_bad_inputs(tmp_path):
     assert document.pages == 1 and document.path.read_bytes()[:4] == b"II*\x00"
     with pytest.raises(RenderError, match="no body"):
         await render_template({"body_text": ""}, {}, layout(), tmp_path / "empty")
+    with pytest.raises(RenderError, match="cannot be rendered"):
+        await render_template({"body_text": "{{ broken"}, {}, layout(), tmp_path / "broken")
     with pytest.raises(RenderError, match="unknown compression"):
         await pdf_to_fax(tmp_path / "document.pdf", tmp_path / "x.tif", compression="jpeg")
     (tmp_path / "junk.pdf").write_bytes(b"not a pdf")

@@ -28,6 +28,7 @@ from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer
 from ... import advertising
 from ...errors import UmsError
 from ...media import ToolFailed, fill, require, run_tool
+from ...templates import TemplateRenderError
 
 #: Ghostscript's fax devices by the [fax] compression setting.
 DEVICES = {"g3": "tiffg3", "g3-2d": "tiffg32d", "g4": "tiffg4"}
@@ -108,6 +109,13 @@ def _bracket(text: str | None) -> str:
 
 def build_pdf(template: dict, variables: dict, layout: Layout, pdf: Path) -> None:
     """Lay the filled template out on A4 pages (blocking; run it in a thread)."""
+    try:
+        _build_pdf(template, variables, layout, pdf)
+    except TemplateRenderError as error:
+        raise RenderError(reason=str(error)) from None
+
+
+def _build_pdf(template: dict, variables: dict, layout: Layout, pdf: Path) -> None:
     regular, bold = _register_fonts(layout)
     styles = _styles(regular, bold)
     story = _cover(layout.cover, styles) if layout.cover else []

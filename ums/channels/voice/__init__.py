@@ -17,6 +17,7 @@ from pathlib import Path
 from ... import advertising
 from ...errors import UmsError
 from ...media import BadNumber, fill, international, run_attempt
+from ...templates import TemplateRenderError
 from .. import FAILED, PERMANENT, TEMPORARY, Channel, Delivery, Outcome
 from . import sip
 from .asterisk import AsteriskSpool
@@ -71,7 +72,10 @@ class VoiceChannel(Channel):
                       else self.sip_uri(delivery.recipient))
         except BadNumber as error:
             return Outcome(PERMANENT, "invalid number", str(error), disposition=FAILED)
-        text = script_for(delivery, self.settings["refusal_number"])
+        try:
+            text = script_for(delivery, self.settings["refusal_number"])
+        except TemplateRenderError as error:
+            return Outcome(PERMANENT, "template", str(error), disposition=FAILED)
         if not text:
             return Outcome(PERMANENT, "template", "no voice template text", disposition=FAILED)
         try:
