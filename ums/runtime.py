@@ -100,8 +100,12 @@ class Suite:
         db = self._db or from_config(self.config)
         await check_schema(db)
         self.ctx = Context(self.config, db, loop, reactor, clock=self.clock)
+        async with db.connect() as conn:
+            desired = await control.desired_states(conn)
         for name in self.names:
             service = load_service_class(self.config, name)(self.ctx, name)
+            if desired.get(name) == "paused":  # paused before its port opens: no window
+                await service.pause()
             try:
                 await service.start()
             except OSError as exc:
@@ -109,7 +113,6 @@ class Suite:
                 raise ServiceStartError(name=name, reason=exc.strerror or exc) from None
             self.ctx.services[name] = service
             log.info("service started", extra={"service": name, "address": service.address})
-        await self._apply_desired_states()
         await self._register_instances()
         self.started_at = time.monotonic()
         self._control_task = asyncio.create_task(self._control_loop(), name="ums-control")
