@@ -11,7 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import pytest
+from click.testing import CliRunner
+
+from ums.cli import cli
 
 from tests.helpers import free_port, port_is_free
 
@@ -96,13 +100,23 @@ def test_commands_before_init_say_what_to_do(home):
     assert "run `ums init` first" in result.stderr and "Traceback" not in result.stderr
 
 
+def _command_paths(group, prefix=()):
+    for name, command in group.commands.items():
+        yield (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from _command_paths(command, (*prefix, name))
+
+
 def test_every_command_has_help(home):
-    listing = ums(home, "--help")
-    commands = [line.split()[0] for line in listing.stdout.split("Commands:")[1].splitlines() if line.strip()]
-    assert {"init", "run", "status", "pause", "resume", "stop"} <= set(commands)
-    for command in commands:
-        result = ums(home, command, "--help")
-        assert result.returncode == 0 and "Usage:" in result.stdout, command
+    listing = ums(home, "--help")  # the installed entry point itself
+    assert listing.returncode == 0 and "Commands:" in listing.stdout
+    paths = list(_command_paths(cli))
+    assert {("init",), ("run",), ("status",), ("pause",), ("resume",), ("stop",)} <= set(paths)
+    runner = CliRunner()
+    for path in paths:  # every command and subcommand, in process for speed
+        result = runner.invoke(cli, [*path, "--help"], prog_name="ums")
+        assert result.exit_code == 0 and "Usage: ums " + " ".join(path) in result.output, path
+        assert len(result.output.splitlines()) >= 3, f"{path} has no description"
 
 
 def test_run_status_pause_restart_stop(home):
