@@ -39,7 +39,8 @@ class Reservations:
         section = ctx.config.section("pass")
         self.grace = timedelta(seconds=section["misfire_grace"])
         self.batch = section["expand_batch"]
-        self.interval = section["poll_interval"]
+        # campaign starts are rare: look at least once a second (APScheduler wakes us on time)
+        self.interval = max(1.0, section["poll_interval"])
         self.domain = section["message_id_domain"] or bounce_domain(ctx.config)
         self.wake = asyncio.Event()
 

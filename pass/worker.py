@@ -97,7 +97,10 @@ class Worker:
         self.finished: list[Finished] = []
         self.held: list[Held] = []
         self.in_memory = 0
-        self.capacity = max(self.section["claim_batch"], self.section["concurrency"] * 4)
+        self.capacity = max(self.section["claim_batch"] * 2, self.section["concurrency"] * 4)
+        #: claim only when this much room is free, so claims come in full batches
+        self.claim_room = min(self.section["claim_batch"], self.capacity // 2)
+        self.campaigns_checked = 0.0
         self.campaigns: dict[int, dict] = {}
         self.templates: dict[tuple[str, str], tuple[float, dict | None]] = {}
         self.figures = Figures()
@@ -179,7 +182,7 @@ class Worker:
             claimed = 0
             try:
                 room = self.capacity - self.in_memory
-                if not self.service.paused and self.channels and room >= min(50, self.capacity // 4):
+                if not self.service.paused and self.channels and room >= self.claim_room:
                     jobs = await self._transaction(lambda conn: self._claim(conn, room))
                     claimed = len(jobs)
                     for job in jobs:
@@ -269,8 +272,10 @@ class Worker:
         return Job(row, delivery, channel, candidate.campaign, channel.destination(delivery))
 
     async def _refresh_campaigns(self) -> None:
-        if not self.campaigns:
+        """Re-read the states of campaigns in memory (pause/cancel from anywhere), 4 times a second."""
+        if not self.campaigns or time.monotonic() - self.campaigns_checked < 0.25:
             return
+        self.campaigns_checked = time.monotonic()
         async with self.ctx.db.connect() as conn:
             current = await campaign_store.states(conn, list(self.campaigns))
         for campaign_id, state in current.items():
