@@ -17,6 +17,8 @@ from .definitions import ServiceDefinition, from_dict
 
 #: contact column holding the address for each channel
 ADDRESS_COLUMN = {"email": "email", "fax": "fax", "voice": "phone"}
+#: the contact columns a plan reads
+CONTACT_COLUMNS = ("id", "customer_id", "name", "grade", *ADDRESS_COLUMN.values())
 
 
 @dataclass

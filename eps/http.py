@@ -54,11 +54,13 @@ def _reply(request, status: int, payload: dict, headers: dict | None = None) -> 
 
 class KeyCheck:
     """API key → system, remembered for a few seconds (a revoked key stops
-    working within ``KEY_CACHE_SECONDS``)."""
+    working within ``KEY_CACHE_SECONDS``). When a remembered answer runs out,
+    one lookup refreshes it for every request waiting on that key."""
 
     def __init__(self, db):
         self.db = db
         self.cache: dict[str, tuple[str | None, float]] = {}
+        self.lookups: dict[str, asyncio.Future] = {}
 
     async def system_for(self, request) -> str:
         key = _presented_key(request)
@@ -68,13 +70,21 @@ class KeyCheck:
         if cached and cached[1] > time.monotonic():
             system = cached[0]
         else:
-            async with self.db.connect() as conn:
-                system = await apikeys.system_for(conn, key)
-            if len(self.cache) > 10_000:
-                self.cache.clear()
-            self.cache[key] = (system, time.monotonic() + KEY_CACHE_SECONDS)
+            lookup = self.lookups.get(key)
+            if lookup is None:
+                lookup = self.lookups[key] = asyncio.ensure_future(self._look_up(key))
+                lookup.add_done_callback(lambda _: self.lookups.pop(key, None))
+            system = await asyncio.shield(lookup)
         if system is None:
             raise HttpError(401, "unauthorized", "unknown or revoked API key")
+        return system
+
+    async def _look_up(self, key: str) -> str | None:
+        async with self.db.connect() as conn:
+            system = await apikeys.system_for(conn, key)
+        if len(self.cache) > 10_000:
+            self.cache.clear()
+        self.cache[key] = (system, time.monotonic() + KEY_CACHE_SECONDS)
         return system
 
 

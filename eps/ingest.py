@@ -40,6 +40,9 @@ class Ingestor:
         self.queue: asyncio.Queue = asyncio.Queue()
         self.task: asyncio.Task | None = None
         self.stored = 0
+        #: the writer's own connection, kept between batches (no pool round
+        #: trips per batch); dropped after a failure and opened again
+        self.conn = None
 
     def start(self) -> None:
         self.task = asyncio.ensure_future(self._run())
@@ -49,6 +52,7 @@ class Ingestor:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
             self.task = None
+        await self._drop_connection()
         while not self.queue.empty():
             _, future = self.queue.get_nowait()
             if not future.done():
@@ -71,10 +75,24 @@ class Ingestor:
                 batch.append(self.queue.get_nowait())
             await self._commit_batch(batch)
 
+    async def _connection(self):
+        if self.conn is None or self.conn.closed or self.conn.invalidated:
+            self.conn = await self.ctx.db.engine.connect()
+        return self.conn
+
+    async def _drop_connection(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception as exc:  # it is broken already; a new one is opened next time
+                log.warning("could not close the writer connection", extra={"error": str(exc)})
+
     async def _commit_batch(self, batch) -> None:
         try:
             results = await self._store([event for event, _ in batch])
         except Exception as exc:
+            await self._drop_connection()
             if len(batch) == 1:
                 log.error("event not stored", extra={"error": str(exc)})
                 _answer(batch[0][1], exc)
@@ -90,32 +108,34 @@ class Ingestor:
 
     async def _store(self, batch: list[IncomingEvent]) -> list[Accepted]:
         now = self.ctx.clock()
-        async with self.ctx.db.begin() as conn:
-            existing = await event_store.existing_ids(conn, list({e.key for e in batch}))
-            fresh: dict[tuple[str, str], IncomingEvent] = {}
-            for event in batch:
-                if event.key not in existing:
-                    fresh.setdefault(event.key, event)
+        fresh: dict[tuple[str, str], IncomingEvent] = {}
+        for event in batch:  # a key posted twice in one batch is stored once
+            fresh.setdefault(event.key, event)
+        conn = await self._connection()
+        async with conn.begin():
             service_rows = await service_store.for_event_types(conn, {e.event_type for e in fresh.values()})
             services = [dispatch.live_service(row) for row in service_rows]
             contacts = await _contacts_for(conn, fresh.values(), services)
-            plans, rows = [], []
-            for event in fresh.values():
-                fields = event.data
-                chosen = dispatch.choose(services, event.event_type, fields)
-                plan = await dispatch.plan(conn, chosen, event.event_type, event.customer_id, fields, contacts)
-                plans.append(plan)
-                rows.append(_row(event, plan, now))
-            ids = await event_store.insert_many(conn, rows)
-            await event_store.queue_deliveries(conn, dispatch.delivery_rows(plans, ids, now))
-        stored = {event.key: Accepted(event_id, plan.state) for event, plan, event_id in zip(fresh.values(), plans, ids)}
+            plans = {}
+            for key, event in fresh.items():
+                chosen = dispatch.choose(services, event.event_type, event.data)
+                plans[key] = await dispatch.plan(
+                    conn, chosen, event.event_type, event.customer_id, event.data, contacts)
+            stored = await event_store.insert_new(
+                conn, [_row(event, plans[key], now) for key, event in fresh.items()])
+            missing = [key for key in fresh if key not in stored]
+            # retried posts: their events were stored before, by an earlier batch
+            earlier = await event_store.existing_ids(conn, missing) if missing else {}
+            await event_store.queue_deliveries(conn, dispatch.delivery_rows(
+                [plans[key] for key in stored], list(stored.values()), now))
         results = []
         for event in batch:
-            if event.key in existing:
-                results.append(Accepted(existing[event.key], "", duplicate=True))
+            key = event.key
+            if key in stored:
+                first = fresh[key] is event
+                results.append(Accepted(stored[key], plans[key].state, duplicate=not first))
             else:
-                first = stored[event.key]
-                results.append(first if fresh[event.key] is event else Accepted(first.event_id, first.state, True))
+                results.append(Accepted(earlier[key], "", duplicate=True))
         return results
 
 
@@ -127,7 +147,7 @@ async def _contacts_for(conn, batch, services) -> dict:
         if service.definition.customer_field:
             wanted |= {str(event.data.get(service.definition.customer_field) or "") for event in batch}
     wanted.discard("")
-    found = await contact_store.by_customer_ids(conn, sorted(wanted))
+    found = await contact_store.by_customer_ids(conn, sorted(wanted), dispatch.CONTACT_COLUMNS)
     return {customer_id: found.get(customer_id) for customer_id in wanted}
 
 

@@ -62,7 +62,8 @@ class EventProcessingServer(Service):
         layouts = load_layouts(cfg.get("telegram_layouts") or None)
         self.ingestor = Ingestor(self.ctx, max_batch=cfg.get("max_batch", 500))
         self.ingestor.start()
-        site = ServiceSite(PauseGuard(self.build_root(), self, Unavailable()))
+        # events come as JSON or XML, never as HTML forms: skip form parsing
+        site = ServiceSite(PauseGuard(self.build_root(), self, Unavailable()), parsePOSTFormSubmission=False)
         self.http = await listen_tcp(self.ctx, site, cfg["host"], cfg["http_port"])
         factory = TelegramFactory(self, layouts, cfg.get("max_frame", 8192))
         self.telegrams = await listen_tcp(self.ctx, factory, cfg["host"], cfg["telegram_port"])

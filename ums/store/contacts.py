@@ -107,11 +107,15 @@ async def import_batch(conn: AsyncConnection, book_id: int, rows: list[dict], ke
     return len(rows)
 
 
-async def by_customer_ids(conn: AsyncConnection, customer_ids: list[str]) -> dict[str, dict]:
-    """Contacts for many customer ids at once, keyed by customer id (missing ones absent)."""
+async def by_customer_ids(
+    conn: AsyncConnection, customer_ids: list[str], columns: tuple[str, ...] = (),
+) -> dict[str, dict]:
+    """Contacts for many customer ids at once, keyed by customer id (missing
+    ones absent); only ``columns`` (plus customer_id) when given."""
     found: dict[str, dict] = {}
     unique = sorted(set(customer_ids))
+    wanted = [contacts.c[name] for name in {"customer_id", *columns}] if columns else [contacts]
     for start in range(0, len(unique), 400):
-        rows = await conn.execute(select(contacts).where(contacts.c.customer_id.in_(unique[start:start + 400])))
+        rows = await conn.execute(select(*wanted).where(contacts.c.customer_id.in_(unique[start:start + 400])))
         found.update({row.customer_id: dict(row._mapping) for row in rows})
     return found

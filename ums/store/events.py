@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import deliveries, events
@@ -46,6 +47,34 @@ async def insert_many(conn: AsyncConnection, rows: list[dict]) -> list[int]:
         insert(events).returning(events.c.id, sort_by_parameter_order=True), rows
     )
     return [row[0] for row in result]
+
+
+def _insert_new_statement(dialect: str):
+    """``INSERT .. ON CONFLICT (source_system, idempotency_key) DO NOTHING
+    RETURNING`` for SQLite (3.35+) and PostgreSQL, built once per dialect."""
+    statement = _INSERT_NEW.get(dialect)
+    if statement is None:
+        module = postgresql if dialect == "postgresql" else sqlite
+        statement = _INSERT_NEW[dialect] = (
+            module.insert(events)
+            .on_conflict_do_nothing(index_elements=[events.c.source_system, events.c.idempotency_key])
+            .returning(events.c.id, events.c.source_system, events.c.idempotency_key)
+        )
+    return statement
+
+
+_INSERT_NEW: dict = {}
+
+
+async def insert_new(conn: AsyncConnection, rows: list[dict]) -> dict[tuple[str, str], int]:
+    """Insert the events not stored yet, in one statement; returns the ids of
+    those inserted, keyed by (source_system, idempotency_key). Rows whose key
+    is already stored (a retried post) are skipped by the database itself, so
+    two writers racing on one key still store it once."""
+    if not rows:
+        return {}
+    result = await conn.execute(_insert_new_statement(conn.dialect.name), rows)
+    return {(row[1], row[2]): row[0] for row in result}
 
 
 async def get(conn: AsyncConnection, event_id: int) -> dict | None:

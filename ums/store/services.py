@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import eps_services
@@ -78,13 +78,17 @@ async def list_services(conn: AsyncConnection, include_removed: bool = False) ->
     return [dict(row._mapping) for row in await conn.execute(query)]
 
 
+#: built once: this runs for every batch of incoming events
+_FOR_EVENT_TYPES = _latest_rows().where(
+    eps_services.c.event_type.in_(bindparam("event_types", expanding=True)),
+    eps_services.c.state.in_(LIVE_STATES),
+)
+
+
 async def for_event_types(conn: AsyncConnection, event_types: set[str]) -> list[dict]:
     """Live (active or stopped) services answering any of ``event_types``."""
-    query = _latest_rows().where(
-        eps_services.c.event_type.in_(sorted(event_types)),
-        eps_services.c.state.in_(LIVE_STATES),
-    )
-    return [dict(row._mapping) for row in await conn.execute(query)]
+    rows = await conn.execute(_FOR_EVENT_TYPES, {"event_types": sorted(event_types)})
+    return [dict(row._mapping) for row in rows]
 
 
 async def set_state(conn: AsyncConnection, name: str, state: str) -> bool:
