@@ -137,6 +137,15 @@ async def _setup(home: Path, url: str):
     return suite, db, key
 
 
+def _batches(eps) -> tuple[int, int]:
+    return eps.ingestor.stored, eps.ingestor.batches
+
+
+def _batch_note(before: tuple[int, int], after: tuple[int, int]) -> str:
+    events, batches = after[0] - before[0], after[1] - before[1]
+    return f"{'':<28} {batches} commits, {events / max(batches, 1):.1f} events per commit"
+
+
 async def _run_load(kind, host, port, count, connections, key="", prefix="", path="") -> dict:
     process = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--load", "--kind", kind, "--host", host, "--port", str(port),
@@ -168,13 +177,22 @@ async def main(args) -> None:
     try:
         health = await _run_load("http", host, int(port), args.events, args.connections, path="/health")
         print(_line("GET /health (reference)", health))
+        before = _batches(eps)
         posted = await _run_load("http", host, int(port), args.events, args.connections, key, "h")
+        after = _batches(eps)
         print(_line("POST /v1/events (durable)", posted))
+        print(_batch_note(before, after))
         print(f"{'':<28} ratio to reference: {posted['per_second'] / health['per_second']:.2f}")
+        before = _batches(eps)
         telegrams = await _run_load("telegram", host, telegram_port, args.events, args.connections, prefix="T")
+        after = _batches(eps)
         print(_line("telegrams AC01 (durable)", telegrams))
+        print(_batch_note(before, after))
+        before = _batches(eps)
         burst = await _run_load("http", host, int(port), args.burst, args.connections, key, "burst")
+        after = _batches(eps)
         print(_line(f"burst of {args.burst}", burst))
+        print(_batch_note(before, after))
         async with db.connect() as conn:
             stored = await conn.scalar(select(func.count()).select_from(events).where(
                 events.c.idempotency_key.like("burst-%")))

@@ -40,6 +40,7 @@ class Ingestor:
         self.queue: asyncio.Queue = asyncio.Queue()
         self.task: asyncio.Task | None = None
         self.stored = 0
+        self.batches = 0
         #: the writer's own connection, kept between batches (no pool round
         #: trips per batch); dropped after a failure and opened again
         self.conn = None
@@ -103,6 +104,7 @@ class Ingestor:
                 await self._commit_batch([item])
             return
         self.stored += len(batch)
+        self.batches += 1
         for (_, future), result in zip(batch, results):
             _answer(future, result)
 

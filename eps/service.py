@@ -94,7 +94,8 @@ class EventProcessingServer(Service):
     def info(self) -> dict:
         if not self.ingestor:
             return {}
-        return {"events_stored": self.ingestor.stored, "backlog": self.ingestor.backlog}
+        return {"events_stored": self.ingestor.stored, "batches": self.ingestor.batches,
+                "backlog": self.ingestor.backlog}
 
     @property
     def address(self) -> str:
