@@ -11,12 +11,14 @@ import hmac
 import logging
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ums.errors import UmsError
 from ums.store import sessions
 
+from . import localtime
 from .http import ALL_ROLES, HttpError, Page, Response, Router, json_response, redirect, split_url, write  # noqa: F401
 
 log = logging.getLogger("ums.was")
@@ -42,14 +44,18 @@ NAVIGATION = [
 ]
 
 
-def make_environment() -> Environment:
+def make_environment(tz=None) -> Environment:
+    """Templates with the ``when`` filter showing times in ``tz`` (the site's zone)."""
     env = Environment(
         loader=FileSystemLoader(str(HERE / "templates")),
         autoescape=select_autoescape(["html", "xml"]),
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M") if value else ""
+    zone = tz or ZoneInfo("UTC")
+    env.filters["when"] = lambda value: localtime.shown(value, zone)
+    env.filters["day"] = lambda value: localtime.shown(value, zone, "%Y-%m-%d")
+    env.filters["picker"] = lambda value: localtime.shown(value, zone, "%Y-%m-%dT%H:%M")
     return env
 
 
@@ -58,7 +64,9 @@ class WebApp:
         self.service = service
         self.ctx = service.ctx
         self.config = self.ctx.config.section("was")
-        self.templates = make_environment()
+        #: the site's time zone: pickers are read in it and times are shown in it
+        self.tz = localtime.site_zone(self.ctx.config)
+        self.templates = make_environment(self.tz)
         self.router = router
         #: responses by status code, for /metrics
         self.request_counts: dict[int, int] = {}
@@ -74,7 +82,7 @@ class WebApp:
         nav = [(label, href) for label, href, roles in NAVIGATION if page.user and page.user["role"] in roles]
         body = self.templates.get_template(template).render(
             user=page.user, csrf=(page.session or {}).get("csrf", ""), nav=nav, path=page.path,
-            query=page.query, **values,
+            query=page.query, zone_name=str(self.tz), **values,
         )
         return Response(body, status)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email
 import html
 import io
+import re
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -167,3 +168,22 @@ def fax_page_png(document: bytes, page: int) -> bytes:
         out = io.BytesIO()
         frame.save(out, "PNG", optimize=False)
         return out.getvalue()
+
+
+_NUMBER = re.compile(r"\+?\d[\d ()\-.]{5,}\d")
+
+
+def reply_number(sender: str, subject: str = "") -> str:
+    """The number a fax or voice mail came from, to answer it by fax.
+
+    Gateways name the caller in the sender's local part (``FAX=+8225550100@gw``,
+    RFC 3192, or ``+8225550100@gw``) or in the subject ("Fax from +82 2 …");
+    an empty string when neither holds a number.
+    """
+    local = (sender or "").strip().strip("<>").rpartition("@")[0] or (sender or "").strip()
+    local = re.sub(r"^(fax|tel|voice)=", "", local, flags=re.IGNORECASE)
+    for text in (local, subject or ""):
+        found = _NUMBER.search(text)
+        if found and (text is not local or _NUMBER.fullmatch(local)):
+            return re.sub(r"[ ()\-.]", "", found.group(0))
+    return ""

@@ -15,16 +15,18 @@ from ums.store import templates as template_store
 
 FREE_FORM = "ums-message"
 FREE_FORM_FIELDS = {
-    "subject": "{{ subject }}",
-    "body_text": "{{ body_text }}",
-    "body_html": "{{ body_html|safe }}",
+    "email": {"subject": "{{ subject }}", "body_text": "{{ body_text }}", "body_html": "{{ body_html|safe }}"},
+    # the fax channel fills only the body, so the subject is printed as the page's first line
+    "fax": {"subject": "", "body_text": "{{ subject }}\n\n{{ body_text }}", "body_html": None},
+    "voice": {"subject": "", "body_text": "{{ body_text }}", "body_html": None},
 }
 
 
 async def ensure_free_form_template(conn, channel: str, now: datetime) -> None:
-    if await template_store.get(conn, FREE_FORM, channel) is None:
-        fields = dict(FREE_FORM_FIELDS) if channel == "email" else {"subject": "{{ subject }}",
-                                                                    "body_text": "{{ body_text }}"}
+    """Create (or bring up to date) the channel's ``ums-message`` template."""
+    fields = FREE_FORM_FIELDS.get(channel, FREE_FORM_FIELDS["voice"])
+    current = await template_store.get(conn, FREE_FORM, channel)
+    if current is None or any(current.get(key) != value for key, value in fields.items()):
         await template_store.save(conn, FREE_FORM, channel, now, kind="transactional", **fields)
 
 

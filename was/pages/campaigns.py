@@ -3,16 +3,27 @@ resume, cancel, and a live progress view with a chart of deliveries over time.""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from ums import campaigns as campaign_api
 from ums.store import addressbooks, web
 from ums.store import templates as template_store
 
+from .. import localtime
 from ..app import MARKETERS, router
 from ..http import HttpError, Page, json_response, redirect
 
 ACTIONS = ("schedule", "pause", "resume", "cancel")
 OUTCOME_COLOURS = {"sent": "#1b7f3b", "failed": "#b3261e", "suppressed": "#9a5a00", "expired": "#7a5c99",
                    "cancelled": "#677086"}
+
+
+def picked_time(page: Page, text: str | None) -> datetime | None:
+    """A "send at" picker value, read in the site's time zone, as aware UTC."""
+    try:
+        return localtime.parse_local(text, page.app.tz)
+    except ValueError:
+        raise HttpError(400, f"bad time {text!r} (YYYY-MM-DD HH:MM)") from None
 
 
 async def apply_action(page: Page, campaign: str, action: str, at: str | None = None) -> str:
@@ -22,9 +33,7 @@ async def apply_action(page: Page, campaign: str, action: str, at: str | None = 
     now = page.app.now()
     async with page.app.db.begin() as conn:
         if action == "schedule":
-            from .. import api
-
-            return (await campaign_api.schedule(conn, campaign, api._time(at), now))["state"]
+            return (await campaign_api.schedule(conn, campaign, picked_time(page, at), now))["state"]
         await getattr(campaign_api, action)(conn, campaign, now)
         return (await campaign_api.find(conn, campaign))["state"]
 
@@ -52,7 +61,7 @@ async def create(page: Page):
     if form.get("grade"):
         data["audience"]["segment"] = {"grade": [g.strip() for g in form["grade"].split(",") if g.strip()]}
     if form.get("schedule_at"):
-        data["schedule"] = {"at": form["schedule_at"]}
+        data["schedule"] = {"at": picked_time(page, form["schedule_at"]).isoformat()}
     spec = campaign_api.from_dict(data)
     spec.created_by = page.user["username"]
     async with page.app.db.begin() as conn:

@@ -3,13 +3,32 @@ search; add and edit; CSV/vCard import with a per-row report; export."""
 
 from __future__ import annotations
 
-from ums import contacts_io
+from datetime import datetime
+
+from ums import advertising, contacts_io
 from ums.store import addressbooks
 
 from ..app import router
 from ..http import HttpError, Page, Response, redirect
 
 EDITORS = ("admin", "operator", "marketer", "user")
+
+
+def consent_state(consent: dict | None, now: datetime) -> str:
+    """``current``, ``lapsed`` (granted over two years ago: counts as absent until
+    reconfirmed), ``refused`` or ``none``."""
+    if consent is None:
+        return "none"
+    if not consent["granted"] or consent.get("withdrawn_at") is not None:
+        return "refused"
+    if advertising.consent_is_current(consent, now, consent.get("channel") or "any"):
+        return "current"
+    return "lapsed"
+
+
+def reconfirm_by(consent: dict | None) -> datetime | None:
+    """When a granted consent lapses unless it is reconfirmed."""
+    return consent["recorded_at"] + advertising.CONSENT_VALID_FOR if consent and consent["granted"] else None
 
 
 def _book_id(page: Page, value: str | None) -> int | None:
@@ -35,8 +54,10 @@ async def contact_list(page: Page):
         books = await addressbooks.visible_books(conn, page.user["user_id"])
         people = await addressbooks.search(conn, page.query.get("q"), book_id)
         consents = await addressbooks.latest_consents(conn, [p["id"] for p in people])
+    now = page.app.now()
+    states = {contact_id: consent_state(consent, now) for contact_id, consent in consents.items()}
     return page.app.render(page, "contacts.html", books=books, book=book, people=people, consents=consents,
-                           q=page.query.get("q", ""), flash=page.query.get("flash"))
+                           consent_states=states, q=page.query.get("q", ""), flash=page.query.get("flash"))
 
 
 @router.post("/contacts/books")
@@ -55,7 +76,8 @@ async def add_book(page: Page):
 async def new_contact(page: Page):
     async with page.app.db.connect() as conn:
         books = await addressbooks.visible_books(conn, page.user["user_id"])
-    return page.app.render(page, "contact.html", contact={}, consent=None, books=books, member_of=[])
+    return page.app.render(page, "contact.html", contact={}, consent=None, consent_state="none", books=books,
+                           member_of=[])
 
 
 @router.get("/contacts/{id}")
@@ -67,7 +89,8 @@ async def edit_contact(page: Page):
         consent = await addressbooks.latest_consent(conn, contact["id"])
         books = await addressbooks.visible_books(conn, page.user["user_id"])
         member_of = await addressbooks.books_of(conn, contact["id"])
-    return page.app.render(page, "contact.html", contact=contact, consent=consent, books=books, member_of=member_of)
+    return page.app.render(page, "contact.html", contact=contact, consent=consent, books=books, member_of=member_of,
+                           consent_state=consent_state(consent, page.app.now()), reconfirm_by=reconfirm_by(consent))
 
 
 @router.post("/contacts/save")

@@ -157,9 +157,15 @@ async def respond_form(page: Page):
     if found["media"] == "email":
         original = mail.body_text(mail.parse(found["raw"]))
         quoted = "\n\n" + "\n".join("> " + line for line in original.splitlines())
+    channel = page.query.get("channel")
+    if channel not in ("email", "fax"):
+        channel = "fax" if found["media"] == "fax" and mode == "reply" else "email"
+    to = ""
+    if mode == "reply":
+        to = mail.reply_number(found["sender"], found["subject"]) if channel == "fax" else found["sender"]
     return page.app.render(
-        page, "respond.html", message=found, mode=mode, subject=subject, quoted=quoted,
-        to=found["sender"] if mode == "reply" else "",
+        page, "respond.html", message=found, mode=mode, subject=subject, quoted=quoted, channel=channel, to=to,
+        fax_number=mail.reply_number(found["sender"], found["subject"]) if found["media"] != "email" else "",
     )
 
 

@@ -3,12 +3,13 @@ billing (CDR search, CSV download, the monthly report)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from ums import cdr as ums_cdr
 from ums.store import services as service_store
 from ums.store import web
 
+from .. import localtime
 from ..app import FINANCE, OPERATORS, router
 from ..http import HttpError, Page, Response, redirect
 
@@ -42,41 +43,37 @@ async def service_action(page: Page):
     return redirect(f"/services/{page.params['name']}?flash=Service+{states[action]}")
 
 
-def _day(text: str | None) -> datetime | None:
-    if not text:
-        return None
+def _cdr_period(page: Page) -> tuple[datetime | None, datetime | None]:
+    """The From/To date pickers as whole days in the site's time zone."""
     try:
-        return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+        return localtime.day_range(page.query.get("from"), page.query.get("to"), page.app.tz)
     except ValueError:
-        raise HttpError(400, f"bad date {text!r} (YYYY-MM-DD)") from None
+        raise HttpError(400, "bad date (use YYYY-MM-DD)") from None
 
 
-def _month(text: str | None, now: datetime) -> tuple[datetime, datetime]:
+def _month(page: Page) -> tuple[datetime, datetime]:
     try:
-        year, month = (int(part) for part in (text or now.strftime("%Y-%m")).split("-"))
-        start = datetime(year, month, 1, tzinfo=timezone.utc)
+        return localtime.month_range(page.query.get("month"), page.app.now(), page.app.tz)
     except ValueError:
-        raise HttpError(400, f"bad month {text!r} (YYYY-MM)") from None
-    return start, (start + timedelta(days=32)).replace(day=1)
+        raise HttpError(400, f"bad month {page.query.get('month')!r} (YYYY-MM)") from None
 
 
 async def _cdr_rows(page: Page, limit: int) -> list[dict]:
-    query = page.query
-    end = _day(query.get("to"))
+    start, end = _cdr_period(page)
     async with page.app.db.connect() as conn:
-        return await web.cdr_search(conn, _day(query.get("from")), end + timedelta(days=1) if end else None,
-                                    query.get("medium") or None, query.get("dst") or None, limit)
+        return await web.cdr_search(conn, start, end, page.query.get("medium") or None,
+                                    page.query.get("dst") or None, limit)
 
 
 @router.get("/billing", roles=FINANCE)
 async def billing(page: Page):
-    start, end = _month(page.query.get("month"), page.app.now())
+    start, end = _month(page)
     rows = await _cdr_rows(page, 200)
     async with page.app.db.connect() as conn:
         report = await web.billing_month(conn, start, end)
     totals = {key: sum(row[key] or 0 for row in report) for key in ("messages", "delivered", "pages", "billsec", "cost")}
     return page.app.render(page, "billing.html", rows=rows, report=report, totals=totals,
-                           month=start.strftime("%Y-%m"))
+                           month=start.astimezone(page.app.tz).strftime("%Y-%m"))
 
 
 @router.get("/billing/cdr.csv", roles=FINANCE)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.test_suite_cli import Home, start, ums
+from tests.acceptance.test_suite_cli import Home, home, start, ums  # noqa: F401 (home is a fixture)
 from tests.helpers import free_port
 from ums.config import SHIPPED_CONFIG_DIR
 
@@ -24,18 +24,13 @@ SERVICE = "large-deposit-alert"
 
 
 @pytest.fixture
-def home(tmp_path) -> Home:
-    ports = {"was": free_port(), "eps": free_port(), "telegram": free_port(), "mas": free_port()}
-    (tmp_path / "ums.cfg").write_text(
-        f"[was]\nport = {ports['was']}\n[eps]\nhttp_port = {ports['eps']}\n"
-        f"telegram_port = {ports['telegram']}\n[mas]\nport = {ports['mas']}\n"
-        f"[email]\nrelay_port = {free_port()}\n"  # nothing listens there: mail just waits in the queue
-        "[control]\npoll_interval = 0.2\n"
-    )
-    (tmp_path / "customers.csv").write_text("customer_id,name,email,grade\nC100,홍길동,hong@example.com,NORMAL\n")
-    instance = Home(tmp_path)
-    instance.ports = ports
-    return instance
+def instance(home) -> Home:
+    """The suite tests' instance directory, plus a mail relay port nothing
+    listens on (mail just waits in the queue) and a customer file."""
+    with open(home / "ums.cfg", "a") as cfg:
+        cfg.write(f"[email]\nrelay_port = {free_port()}\n")
+    (home / "customers.csv").write_text("customer_id,name,email,grade\nC100,홍길동,hong@example.com,NORMAL\n")
+    return home
 
 
 def post_event(home: Home, key: str, event: dict) -> tuple[int, dict]:
@@ -64,7 +59,8 @@ def service_row(home: Home) -> list[str]:
     return lines[0].replace("│", " ").split()
 
 
-def test_operator_registers_stops_and_resumes_a_service_while_the_suite_runs(home):
+def test_operator_registers_stops_and_resumes_a_service_while_the_suite_runs(instance):
+    home = instance
     ok(ums(home, "init", "--admin-password", "s3cret-pw"))
     ok(ums(home, "contacts", "import", str(home / "customers.csv")))
 
