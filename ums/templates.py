@@ -16,12 +16,14 @@ the sender/free-refusal footer in both bodies.
 from __future__ import annotations
 
 import base64
+import re
 import time
 import uuid
 from email.utils import formataddr, formatdate
 
 from jinja2 import Environment, TemplateError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import escape
 
 from . import advertising
 from .errors import UmsError
@@ -37,6 +39,43 @@ class TemplateRenderError(UmsError):
 def compile_text(source: str | None, html: bool = False):
     env: Environment = _HTML_ENV if html else _TEXT_ENV
     return env.from_string(source or "")
+
+
+_FIELD = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_JINJA_MARKUP = ("{{", "{%", "{#", "}}", "%}", "#}")
+
+
+class _Substitution:
+    """A template made only of text and ``{{ field }}`` placeholders, rendered
+    by joining pieces: the same output as Jinja2 (missing fields render empty,
+    HTML values are escaped) at a fraction of the cost of a Jinja2 context per
+    recipient — campaign templates are nearly always of this kind."""
+
+    def __init__(self, pieces: list[str], fields: list[str], html: bool):
+        self.pieces, self.fields, self.html = pieces, fields, html
+
+    @classmethod
+    def parse(cls, source: str, html: bool) -> "_Substitution | None":
+        parts = _FIELD.split(source)
+        texts, fields = parts[0::2], parts[1::2]
+        if any(marker in text for text in texts for marker in _JINJA_MARKUP):
+            return None
+        return cls(texts, fields, html)
+
+    def render(self, variables: dict) -> str:
+        pieces, out = self.pieces, [self.pieces[0]]
+        for index, field in enumerate(self.fields, 1):
+            value = variables.get(field)
+            if value is not None or field in variables:
+                out.append(str(escape(value)) if self.html else str(value))
+            out.append(pieces[index])
+        return "".join(out)
+
+
+def compile_fast(source: str | None, html: bool = False):
+    """A compiled template with ``render(variables) -> str``: the cheap
+    substitution form when the source allows it, else Jinja2 (sandboxed)."""
+    return _Substitution.parse(source or "", html) or compile_text(source, html)
 
 
 def _encoded_word(text: str) -> str:
@@ -78,9 +117,9 @@ class EmailSkeleton:
         self.sender_name = template.get("sender_name") or from_name
         self.sender_contact = template.get("sender_contact") or ""
         try:
-            self.subject = compile_text(template.get("subject"))
-            self.text = compile_text(template.get("body_text"))
-            self.html = compile_text(template.get("body_html"), html=True) if template.get("body_html") else None
+            self.subject = compile_fast(template.get("subject"))
+            self.text = compile_fast(template.get("body_text"))
+            self.html = compile_fast(template.get("body_html"), html=True) if template.get("body_html") else None
         except TemplateError as exc:
             raise TemplateRenderError(name=self.name, reason=exc) from None
         boundary = f"=_ums_{uuid.uuid4().hex}"
