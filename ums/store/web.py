@@ -3,7 +3,7 @@ tables, API keys, and the figures behind ``/metrics``."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -115,15 +115,15 @@ async def delivery(conn: AsyncConnection, delivery_id: int) -> dict | None:
     return dict(row._mapping) if row else None
 
 
-async def campaign_timeline(conn: AsyncConnection, campaign_id: int) -> list[tuple[str, str, str, int]]:
-    """(hour, channel, final state, count) of a campaign's finished deliveries."""
+async def campaign_timeline(conn: AsyncConnection, campaign_id: int, tz=timezone.utc) -> list[tuple[str, str, str, int]]:
+    """(hour in ``tz``, channel, final state, count) of a campaign's finished deliveries."""
     rows = await conn.execute(
         select(deliveries.c.finished_at, deliveries.c.channel, deliveries.c.state).where(
             deliveries.c.campaign_id == campaign_id, deliveries.c.finished_at.is_not(None))
     )
     counts: dict[tuple[str, str, str], int] = {}
     for finished_at, channel, state in rows:
-        key = (as_utc(finished_at).strftime("%Y-%m-%d %H:00"), channel, state)
+        key = (as_utc(finished_at).astimezone(tz).strftime("%Y-%m-%d %H:00"), channel, state)
         counts[key] = counts.get(key, 0) + 1
     return [(*key, count) for key, count in sorted(counts.items())]
 

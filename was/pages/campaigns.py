@@ -74,7 +74,7 @@ async def detail(page: Page):
     async with page.app.db.connect() as conn:
         row = await campaign_api.find(conn, page.params["id"])
         progress = await campaign_api.progress(conn, row["id"])
-        series = await web.campaign_timeline(conn, row["id"])
+        series = await web.campaign_timeline(conn, row["id"], page.app.tz)
     return page.app.render(page, "campaign.html", campaign=row, progress=progress, chart=chart(series),
                            colours=OUTCOME_COLOURS, flash=page.query.get("flash"))
 

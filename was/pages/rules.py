@@ -10,13 +10,19 @@ from ..app import router
 from ..http import HttpError, Page, redirect
 
 
-def sieve_error(text: str) -> str | None:
+def sieve_error(text: str) -> dict | None:
+    """The script's first error: message, line, column and the offending line
+    (for a caret under the column); ``None`` when the script is valid."""
     from mas import sieve
 
     try:
         sieve.check(text)
     except sieve.SieveError as exc:
-        return str(exc)
+        line, column = exc.fields.get("line", 0), exc.fields.get("column", 0)
+        lines = text.splitlines()
+        source = lines[line - 1] if 0 < line <= len(lines) else ""
+        return {"message": str(exc), "line": line, "column": column, "source": source,
+                "caret": " " * max(column - 1, 0) + "^"}
     return None
 
 

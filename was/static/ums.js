@@ -31,6 +31,16 @@ document.addEventListener("DOMContentLoaded", () => {
     refresh();
     setInterval(refresh, 2000);
   });
+  // A Sieve error: put the cursor where the script went wrong.
+  document.querySelectorAll("textarea[data-error-line]").forEach((area) => {
+    const lines = area.value.split("\n");
+    const line = Math.max(1, Number(area.dataset.errorLine)), column = Math.max(1, Number(area.dataset.errorColumn));
+    let offset = 0;
+    for (let i = 0; i < line - 1 && i < lines.length; i++) offset += lines[i].length + 1;
+    offset += column - 1;
+    area.focus();
+    area.setSelectionRange(offset, Math.min(offset + 1, area.value.length));
+  });
   // Confirm destructive actions.
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
     form.addEventListener("submit", (event) => { if (!confirm(form.dataset.confirm)) event.preventDefault(); });
