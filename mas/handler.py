@@ -20,13 +20,36 @@ from ums.config import PROJECT_DIR
 from ums.store import contacts, mailbox as mailboxes, rules as rule_store
 
 from . import feedback, notify
+from .batch import GroupCommitter
 from .classify import Classification, classify, parse_keywords
 from .message import InboundMessage
 from .sieve import Script, Verdict, compile_script, evaluate
 
 log = logging.getLogger("ums.mas")
 
-RULES_TTL = 2.0  # seconds a mailbox's compiled scripts are reused before re-reading the database
+#: seconds a mailbox's settings, its compiled scripts and a sender's customer match are
+#: reused before the database is asked again (changes take effect within this time)
+CACHE_TTL = 2.0
+
+
+class TtlCache:
+    """A small time-limited memo, so a busy MAS does not re-read what rarely changes."""
+
+    def __init__(self, ttl: float = CACHE_TTL, size: int = 10000):
+        self.ttl, self.size = ttl, size
+        self.entries: dict = {}
+
+    def get(self, key, default=None):
+        entry = self.entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return default
+        return entry[1]
+
+    def put(self, key, value):
+        if len(self.entries) >= self.size:
+            self.entries.clear()
+        self.entries[key] = (time.monotonic() + self.ttl, value)
+        return value
 
 
 @dataclass
@@ -73,8 +96,11 @@ class InboundHandler:
     def __init__(self, ctx, settings: Settings):
         self.ctx = ctx
         self.settings = settings
-        self._scripts: dict[int, tuple[float, list[Script]]] = {}
+        self._scripts = TtlCache()
+        self._mailboxes = TtlCache()
+        self._contacts = TtlCache()
         self.accepted = 0
+        self.committer = GroupCommitter(ctx.db, self.receive, mailboxes.store_messages, self.prefetch_contacts)
         self.deferred = 0
 
     # --- SMTP hooks -------------------------------------------------------------------
@@ -103,8 +129,7 @@ class InboundHandler:
         if not message.message.keys():
             return "550 5.6.0 Message refused: it has no header fields"
         try:
-            async with self.ctx.db.begin() as conn:
-                reply = await self.receive(conn, message)
+            reply = await self.committer.submit(message)
         except Exception as exc:
             self.deferred += 1
             log.warning("message deferred", extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
@@ -114,13 +139,14 @@ class InboundHandler:
 
     # --- processing -------------------------------------------------------------------
 
-    async def receive(self, conn: AsyncConnection, message: InboundMessage) -> str:
-        """Store and act on one message for each of its recipients, in one transaction."""
+    async def receive(self, conn: AsyncConnection, message: InboundMessage, rows: list) -> str:
+        """Act on one message for each of its recipients; rows to store are appended to
+        ``rows`` (stored at once when a notice must name them), all in the caller's transaction."""
         now = self.ctx.clock()
         defects = "\n".join(message.defects()) or None
         rejected = []
         for recipient in message.recipients:
-            reason = await self.receive_for(conn, message, recipient, defects, now)
+            reason = await self.receive_for(conn, message, recipient, defects, now, rows)
             if reason is not None:
                 rejected.append(reason)
         if rejected and len(rejected) == len(message.recipients):
@@ -128,17 +154,16 @@ class InboundHandler:
         return "250 2.0.0 Message accepted"
 
     async def receive_for(
-        self, conn: AsyncConnection, message: InboundMessage, recipient: str, defects, now,
+        self, conn: AsyncConnection, message: InboundMessage, recipient: str, defects, now, rows: list,
     ) -> str | None:
         """Returns the reject reason if the rules rejected the message for this recipient."""
         kind = self.classify(message, recipient)
-        box = await mailboxes.ensure(conn, mailbox_address(recipient), now)
+        box = await self.mailbox_for(conn, recipient, now)
         delivery = await self.act_on(conn, message, kind, now)
         verdict = evaluate(await self.scripts_for(conn, box["id"]), message, recipient)
         if verdict.reject is not None:
             return verdict.reject
-        contact = await contacts.by_email(conn, message.sender) if message.sender else None
-        contact_id = (contact or {}).get("id") or (delivery or {}).get("contact_id")
+        contact_id = await self.contact_id_for(conn, message.sender) or (delivery or {}).get("contact_id")
         row = {
             "mailbox_id": box["id"], "media": kind.media.kind if kind.media else "email",
             "classification": kind.kind, "sender": message.sender[:320], "recipient": recipient[:320],
@@ -148,11 +173,12 @@ class InboundHandler:
             "duration": kind.media.duration if kind.media else None,
             "received_at": now, "defects": defects,
         }
-        stored = []
-        for folder, flags in self.folders(verdict, kind).items():
-            stored.append(await mailboxes.store_message(conn, folder=folder, flags=flags, **row))
-        if stored:
-            await notify.new_message(conn, box, verdict, row, stored[0], now)
+        filed = [{**row, "folder": folder, "flags": flags} for folder, flags in self.folders(verdict, kind).items()]
+        if filed and notify.wanted(box, verdict):
+            stored_id = await mailboxes.store_message(conn, **filed[0])
+            await notify.new_message(conn, box, verdict, row, stored_id, now)
+            filed = filed[1:]
+        rows.extend(filed)
         return None
 
     def classify(self, message: InboundMessage, recipient: str) -> Classification:
@@ -196,15 +222,37 @@ class InboundHandler:
             folders[kind.folder] = folders.pop("INBOX", [])
         return folders
 
+    async def mailbox_for(self, conn: AsyncConnection, recipient: str, now) -> dict:
+        address = mailbox_address(recipient)
+        return self._mailboxes.get(address) or self._mailboxes.put(
+            address, await mailboxes.ensure(conn, address, now))
+
+    async def prefetch_contacts(self, conn: AsyncConnection, messages: list[InboundMessage]) -> None:
+        """Match every sender of a batch to a customer in one query."""
+        missing = object()
+        senders = {m.sender for m in messages if m.sender and self._contacts.get(m.sender, missing) is missing}
+        found = await mailboxes.contact_ids_by_email(conn, senders)
+        for sender in senders:
+            self._contacts.put(sender, found.get(sender))
+
+    async def contact_id_for(self, conn: AsyncConnection, sender: str) -> int | None:
+        if not sender:
+            return None
+        missing = object()
+        cached = self._contacts.get(sender, missing)
+        if cached is not missing:
+            return cached
+        contact = await contacts.by_email(conn, sender)
+        return self._contacts.put(sender, contact["id"] if contact else None)
+
     async def scripts_for(self, conn: AsyncConnection, mailbox_id: int) -> list[Script]:
         cached = self._scripts.get(mailbox_id)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
+        if cached is not None:
+            return cached
         scripts = [self.settings.site_script] if self.settings.site_script else []
         for name, text in await rule_store.active_scripts(conn, mailbox_id):
             try:
                 scripts.append(compile_script(text, name=name))
             except Exception as exc:  # stored scripts are checked on save; never stop mail for one
                 log.error("stored rule does not compile", extra={"rule": name, "error": str(exc)})
-        self._scripts[mailbox_id] = (time.monotonic() + RULES_TTL, scripts)
-        return scripts
+        return self._scripts.put(mailbox_id, scripts)

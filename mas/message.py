@@ -15,6 +15,7 @@ from email.utils import getaddresses
 
 #: tried in order for raw 8-bit header bytes and for text parts with a bad or missing charset
 FALLBACK_CHARSETS = ("utf-8", "cp949", "latin-1")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _ENCODED_WORD_GAP = re.compile(r"(\?=)\s+(=\?)")
 
 
@@ -69,6 +70,25 @@ class InboundMessage:
         values = self._headers.get(key)
         if values is None:
             values = [decode_header_value(v) for v in self.message.get_all(key, [])]
+            self._headers[key] = values
+        return values
+
+    def folded_header_values(self, name: str) -> list[str]:
+        """:meth:`header_values` with ASCII letters lower-cased (for ``i;ascii-casemap``)."""
+        key = "\0" + name.lower()
+        values = self._headers.get(key)
+        if values is None:
+            values = [value.translate(_ASCII_LOWER) for value in self.header_values(name)]
+            self._headers[key] = values
+        return values
+
+    def addresses(self, name: str) -> list[str]:
+        """The addresses in every header of this name (``Name <a@b>`` → ``a@b``)."""
+        key = "@" + name.lower()
+        values = self._headers.get(key)
+        if values is None:
+            found = self.header_values(name)
+            values = [address for _, address in getaddresses(found) if address] if found else []
             self._headers[key] = values
         return values
 

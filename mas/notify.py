@@ -64,6 +64,12 @@ async def queue(conn, template: str, channel: str, recipient: str, variables: di
     return await outbox.enqueue(conn, request, now)
 
 
+def wanted(mailbox: dict, verdict: Verdict) -> bool:
+    """Whether a new message in this mailbox calls for any notice or redirect."""
+    standing = mailbox.get("notify_channel") not in (None, "", "none") and mailbox.get("notify_address")
+    return bool(standing or verdict.notifications or verdict.redirects)
+
+
 async def new_message(
     conn: AsyncConnection, mailbox: dict, verdict: Verdict, row: dict, stored_id: int, now: datetime,
 ) -> list[int]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from email.utils import getaddresses, parseaddr
+from email.utils import parseaddr
 from typing import Callable, Protocol
 
 from .actions import Notification, Verdict
@@ -40,6 +40,12 @@ class MessageView(Protocol):
 
     def header_values(self, name: str) -> list[str]:
         """Decoded (RFC 2047) values of every header of this name."""
+
+    def folded_header_values(self, name: str) -> list[str]:
+        """The same, ASCII letters lower-cased."""
+
+    def addresses(self, name: str) -> list[str]:
+        """Bare addresses found in every header of this name."""
 
 
 class Stop(Exception):
@@ -82,9 +88,19 @@ def glob_to_regex(pattern: str, casemap: bool) -> re.Pattern:
     return re.compile("".join(parts), flags)
 
 
-def matcher(match_type: str, comparator: str, keys: list[str]) -> Callable[[str], bool]:
-    """A function telling whether a value matches any key."""
+def matcher(match_type: str, comparator: str, keys: list[str], prefolded: bool = False) -> Callable[[str], bool]:
+    """A function telling whether a value matches any key (``prefolded``: values
+    are already ASCII-lower-cased, so casemap comparisons skip folding them)."""
     casemap = comparator == "i;ascii-casemap"
+    if prefolded and casemap and match_type != "matches":
+        prepared = [fold(key) for key in keys]
+        if match_type == "is":
+            wanted = set(prepared)
+            return wanted.__contains__
+        if len(prepared) == 1:
+            only = prepared[0]
+            return lambda value: only in value
+        return lambda value: any(key in value for key in prepared)
     if match_type == "matches":
         patterns = [glob_to_regex(key, casemap) for key in keys]
         return lambda value: any(p.fullmatch(value) for p in patterns)
@@ -218,6 +234,9 @@ class Compiler:
 
     def test_allof(self, node: Test) -> Check:
         checks = self._test_list(node)
+        if len(checks) == 2:
+            first, second = checks
+            return lambda run: first(run) and second(run)
         return lambda run: all(check(run) for check in checks)
 
     def test_anyof(self, node: Test) -> Check:
@@ -257,14 +276,16 @@ class Compiler:
         if comparator == "i;octet" and "comparator" in args.tags:
             pass  # always available (RFC 5228 2.7.3); require is optional
         names, keys = args.strings(2, "a list of header names and a list of keys")
-        return matcher(match_type, comparator, keys), part, names
+        prefolded = comparator == "i;ascii-casemap" and match_type != "matches"
+        return matcher(match_type, comparator, keys, prefolded), part, names, prefolded
 
     def test_header(self, node: Test) -> Check:
-        match, _, names = self._match_args(node, address=False)
+        match, _, names, prefolded = self._match_args(node, address=False)
 
         def check(run: Run) -> bool:
+            values_of = run.message.folded_header_values if prefolded else run.message.header_values
             for name in names:
-                for value in run.message.header_values(name):
+                for value in values_of(name):
                     if match(value):
                         return True
             return False
@@ -272,15 +293,13 @@ class Compiler:
         return check
 
     def test_address(self, node: Test) -> Check:
-        match, part, names = self._match_args(node, address=True)
+        match, part, names, prefolded = self._match_args(node, address=True)
 
         def check(run: Run) -> bool:
             for name in names:
-                values = run.message.header_values(name)
-                if not values:
-                    continue
-                for _, address in getaddresses(values):
-                    if address and match(address_part(address, part)):
+                for address in run.message.addresses(name):
+                    value = address_part(address, part)
+                    if match(fold(value) if prefolded else value):
                         return True
             return False
 
@@ -288,7 +307,7 @@ class Compiler:
 
     def test_envelope(self, node: Test) -> Check:
         self.need("envelope", node)
-        match, part, names = self._match_args(node, address=True)
+        match, part, names, prefolded = self._match_args(node, address=True)
         for name in names:
             if fold(name) not in ("from", "to"):
                 raise SieveError(line=node.line, column=node.column,
@@ -296,8 +315,8 @@ class Compiler:
 
         def check(run: Run) -> bool:
             for name in names:
-                address = run.message.envelope_from if fold(name) == "from" else run.recipient
-                if match(address_part(address, part)):
+                address = address_part(run.message.envelope_from if fold(name) == "from" else run.recipient, part)
+                if match(fold(address) if prefolded else address):
                     return True
             return False
 

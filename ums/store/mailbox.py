@@ -14,9 +14,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db.models import mailbox_messages, mailboxes
+from ..db.models import contacts, mailbox_messages, mailboxes
 
 
 async def by_address(conn: AsyncConnection, address: str) -> dict | None:
@@ -48,7 +49,11 @@ async def ensure(conn: AsyncConnection, address: str, now: datetime) -> dict:
     """The mailbox for ``address``, created (quiet, no owner) if it does not exist yet."""
     found = await by_address(conn, address)
     if found is None:
-        await create(conn, address, now)
+        try:
+            async with conn.begin_nested():
+                await create(conn, address, now)
+        except IntegrityError:  # a concurrent session created it first
+            pass
         found = await by_address(conn, address)
     return found
 
@@ -57,6 +62,20 @@ async def store_message(conn: AsyncConnection, **fields) -> int:
     """Insert one filed message; ``fields`` are ``mailbox_messages`` columns."""
     result = await conn.execute(insert(mailbox_messages).values(**fields))
     return result.inserted_primary_key[0]
+
+
+async def contact_ids_by_email(conn: AsyncConnection, emails: set[str]) -> dict[str, int]:
+    """Customers matched by address for many senders at once (lower-cased emails → contact id)."""
+    if not emails:
+        return {}
+    rows = await conn.execute(select(contacts.c.email, contacts.c.id).where(contacts.c.email.in_(emails)))
+    return {email: contact_id for email, contact_id in rows}
+
+
+async def store_messages(conn: AsyncConnection, rows: list[dict]) -> None:
+    """Insert many filed messages in one statement (rows share the same columns)."""
+    if rows:
+        await conn.execute(insert(mailbox_messages), rows)
 
 
 async def messages(
