@@ -12,7 +12,8 @@ from ..errors import UmsError
 from ..store import mailbox as mailboxes
 from ..store import rules as rule_store
 from ..store import utcnow
-from .common import pass_obj, ready_database, run_async
+from .campaign import _in_transaction
+from .common import pass_obj, run_async
 
 
 class UnknownMailbox(UmsError):
@@ -24,15 +25,6 @@ def read_text(path: str, what: str) -> bytes:
         return Path(path).read_bytes()
     except OSError as exc:
         raise UmsError(f"cannot read {what} {path}: {exc.strerror}") from None
-
-
-async def in_transaction(obj, work):
-    db = await ready_database(obj)
-    try:
-        async with db.begin() as conn:
-            return await work(conn)
-    finally:
-        await db.close()
 
 
 async def mailbox_id_of(conn, address: str | None) -> int | None:
@@ -72,7 +64,7 @@ def test(script, message, recipient, sender):
 @pass_obj
 def list_(obj):
     """Every stored script: site-wide first, then per mailbox."""
-    rows = run_async(in_transaction(obj, rule_store.list_all))
+    rows = run_async(_in_transaction(obj, rule_store.list_all))
     table = Table(box=None, header_style="bold")
     for column in ("scope", "mailbox", "name", "lines", "active", "updated"):
         table.add_column(column)
@@ -97,7 +89,7 @@ def set_(obj, name, script, address):
     async def save(conn):
         return await rule_store.save(conn, name, text, utcnow(), mailbox_id=await mailbox_id_of(conn, address))
 
-    run_async(in_transaction(obj, save))
+    run_async(_in_transaction(obj, save))
     click.echo(f"rule {name} saved for {address or 'the whole site'} (MAS applies it within seconds)")
 
 
@@ -110,7 +102,7 @@ def remove(obj, name, address):
     async def delete(conn):
         return await rule_store.remove(conn, name, mailbox_id=await mailbox_id_of(conn, address))
 
-    if not run_async(in_transaction(obj, delete)):
+    if not run_async(_in_transaction(obj, delete)):
         raise UmsError(f"no rule {name} for {address or 'the whole site'}")
     click.echo(f"rule {name} removed")
 
