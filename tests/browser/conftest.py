@@ -17,7 +17,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots
 @pytest.fixture
 async def browser():
     if not shutil.which(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (install the Debian package chromium)")
+        pytest.fail(f"no Chromium at {CHROMIUM}: install the Debian package chromium (scripts/bootstrap test)")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:

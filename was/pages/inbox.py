@@ -162,7 +162,10 @@ async def respond_form(page: Page):
         channel = "fax" if found["media"] == "fax" and mode == "reply" else "email"
     to = ""
     if mode == "reply":
-        to = mail.reply_number(found["sender"], found["subject"]) if channel == "fax" else found["sender"]
+        if channel == "fax":
+            to = mail.reply_number(found["sender"], found["subject"])
+        elif "@" in (found["sender"] or ""):
+            to = found["sender"]
     return page.app.render(
         page, "respond.html", message=found, mode=mode, subject=subject, quoted=quoted, channel=channel, to=to,
         fax_number=mail.reply_number(found["sender"], found["subject"]) if found["media"] != "email" else "",

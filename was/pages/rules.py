@@ -21,7 +21,7 @@ def sieve_error(text: str) -> dict | None:
         line, column = exc.fields.get("line", 0), exc.fields.get("column", 0)
         lines = text.splitlines()
         source = lines[line - 1] if 0 < line <= len(lines) else ""
-        return {"message": str(exc), "line": line, "column": column, "source": source,
+        return {"message": exc.fields.get("reason") or str(exc), "line": line, "column": column, "source": source,
                 "caret": " " * max(column - 1, 0) + "^"}
     return None
 
