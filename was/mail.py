@@ -170,6 +170,30 @@ def fax_page_png(document: bytes, page: int) -> bytes:
         return out.getvalue()
 
 
+def fax_as_pdf(document: tuple[str, str, bytes]) -> bytes:
+    """A received fax document as PDF, the form the fax channel sends on (every page kept).
+
+    Fax pixels are not square (204×196 or 204×98 dpi): each page is stretched
+    to square pixels at the horizontal resolution so it keeps its proportions."""
+    from PIL import Image
+
+    content_type, _, data = document
+    if content_type == "application/pdf":
+        return data
+    pages = []
+    with Image.open(io.BytesIO(data)) as image:
+        across, down = image.info.get("dpi") or (204, 196)
+        for number in range(getattr(image, "n_frames", 1)):
+            image.seek(number)
+            frame = image.convert("L")
+            if down and abs(across / down - 1) > 0.01:
+                frame = frame.resize((frame.width, round(frame.height * across / down)))
+            pages.append(frame)
+    out = io.BytesIO()
+    pages[0].save(out, "PDF", save_all=True, append_images=pages[1:], resolution=float(across))
+    return out.getvalue()
+
+
 _NUMBER = re.compile(r"\+?\d[\d ()\-.]{5,}\d")
 
 

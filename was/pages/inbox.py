@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import uuid
 
 from ums.store import web
 
@@ -172,6 +173,25 @@ async def respond_form(page: Page):
     )
 
 
+async def forwarded_fax_pdf(page: Page, found: dict) -> str:
+    """Write the fax's pages as a PDF where the fax channel reads documents; returns its path."""
+    document = mail.fax_document(found["raw"])
+    if document is None:
+        raise HttpError(400, "this fax has no document to forward")
+    folder = page.app.ctx.config.var_dir / "spool" / "was"
+    path = folder / f"forward-{found['id']}-{uuid.uuid4().hex}.pdf"
+
+    def write() -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(mail.fax_as_pdf(document))
+
+    try:
+        await asyncio.to_thread(write)
+    except (OSError, ValueError) as exc:
+        raise HttpError(400, f"cannot read the fax document: {exc}") from None
+    return str(path)
+
+
 @router.post("/inbox/{id}/respond")
 async def respond(page: Page):
     found = await load(page)
@@ -189,6 +209,9 @@ async def respond(page: Page):
         # the original's attachments (fax document, voice mail) go along
         "attach_mailbox_message": found["id"] if found["media"] != "email" or form.get("mode") == "forward" else None,
     }
+    if channel == "fax" and form.get("mode") == "forward" and found["media"] == "fax":
+        # a fax forwarded as a fax sends its own pages
+        extra["document"] = await forwarded_fax_pdf(page, found)
     async with page.app.db.begin() as conn:
         delivery_id = await queue_message(conn, channel, recipient, page.app.now(), form.get("subject", ""),
                                           text, html_body, source=f"was:{page.user['username']}", **extra)

@@ -70,3 +70,19 @@ async def test_a_fax_reply_is_faxed_to_the_senders_number(was_and_pass, fax_gate
         return row.state == "sent" and billed and billed[0].medium == "fax" and billed[0].pages >= 1
 
     await eventually(recorded, timeout=10, interval=0.2)
+
+
+async def test_a_fax_forwarded_as_a_fax_sends_its_own_pages(was_and_pass, fax_gateway):
+    suite, client, ids = was_and_pass
+    forwarded = await client.post_form(f"/inbox/{ids['fax']}/respond", {
+        "mode": "forward", "channel": "fax", "to": "031-222-3333", "subject": "Fwd: fax", "body": "",
+    }, page=f"/inbox/{ids['fax']}/respond?mode=forward")
+    assert forwarded.status == 303, forwarded.text
+
+    await eventually(lambda: fax_gateway.received, timeout=30, interval=0.2)
+    [(mailbox, message)] = fax_gateway.received
+    assert mailbox == "FAX=+82312223333@fax.test"
+    [tiff] = [part for part in message.iter_attachments() if part.get_content_type() == "image/tiff"]
+    with Image.open(io.BytesIO(tiff.get_content())) as image:
+        assert image.n_frames == 2                        # the original fax had two pages
+        assert image.size[0] == 1728
