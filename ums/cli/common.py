@@ -20,10 +20,13 @@ class Obj:
     _config: ums_config.Config | None = field(default=None, repr=False)
 
     @property
+    def home_dir(self) -> Path:
+        return Path(self.home).resolve() if self.home else ums_config.instance_home()
+
+    @property
     def config(self) -> ums_config.Config:
         if self._config is None:
-            home = Path(self.home).resolve() if self.home else None
-            self._config = ums_config.load(home, config_file=self.config_file)
+            self._config = ums_config.load(self.home_dir, config_file=self.config_file)
         return self._config
 
     def database(self) -> Database:

@@ -45,8 +45,7 @@ def init(obj, admin_password):
     Safe to run again: it only does what is missing and says so.
     """
     changes = []
-    home = Path_(obj)
-    cfg_path = ums_config.instance_config_file(home) if not obj.config_file else None
+    cfg_path = ums_config.instance_config_file(obj.home_dir) if not obj.config_file else None
     if cfg_path is not None and not cfg_path.exists():
         cfg_path.parent.mkdir(parents=True, exist_ok=True)
         cfg_path.write_text(_instance_config_text(), encoding="utf-8")
@@ -59,12 +58,6 @@ def init(obj, admin_password):
             click.echo(change)
     else:
         click.echo("Nothing to do: configuration, database schema and admin user are already in place.")
-
-
-def Path_(obj):
-    from pathlib import Path
-
-    return Path(obj.home).resolve() if obj.home else ums_config.instance_home()
 
 
 async def _init_database(obj, admin_password: str | None) -> list[str]:
