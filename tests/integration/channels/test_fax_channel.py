@@ -33,7 +33,7 @@ STATEMENT = """
 
 
 def statement_template() -> dict:
-    return {"name": "statement", "channel": "fax", "kind": "advertising", "subject": "5월 거래 안내",
+    return {"name": "statement", "channel": "fax", "kind": "advertising", "subject": "{{ name }} 고객님 5월 거래 안내",
             "body_html": STATEMENT, "body_text": None, "sender_name": "한빛은행",
             "sender_contact": "02-123-4567", "options": {"refusal_number": "080-123-4567"}}
 
@@ -78,7 +78,7 @@ async def test_korean_three_page_fax_through_t37_gateway_with_cdr(db, database_u
     assert outcome.pages == 3 and outcome.disposition == ANSWERED and outcome.dstchannel == "fax.test"
     mailbox, message = fax_gateway.received[0]
     assert mailbox == "FAX=+82212345678@fax.test"
-    assert message["Subject"].startswith("(광고)")
+    assert str(message["Subject"]) == "(광고) 홍길동 고객님 5월 거래 안내"
     assert message["Message-ID"] == row["message_id"]
     image = next(part for part in message.iter_attachments() if part.get_content_type() == "image/tiff")
     assert image.get_param("application") == "faxbw"

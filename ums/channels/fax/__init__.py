@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ... import advertising
 from ...errors import UmsError
-from ...media import BadNumber, international, run_attempt
+from ...media import BadNumber, fill, international, run_attempt
 from .. import FAILED, PERMANENT, TEMPORARY, Channel, Delivery, Outcome
 from .hylafax import HylafaxServer
 from .render import FaxDocument, Layout, RenderError, advertising_header, pdf_to_fax, render_template
@@ -56,10 +56,18 @@ class FaxChannel(Channel):
             return Outcome(TEMPORARY, "render", str(error), disposition=FAILED)
         if self.driver == "hylafax":
             return await self.hylafax.send(number, document)
-        subject = (delivery.template or {}).get("subject") or ""
+        subject = self.subject(delivery)
         if delivery.kind == advertising.ADVERTISING:
             subject = advertising.label_subject(subject)
         return await self.gateway.send(number, document, delivery.message_id, subject)
+
+    @staticmethod
+    def variables(delivery: Delivery) -> dict:
+        return {**(delivery.contact or {}), **delivery.variables}
+
+    def subject(self, delivery: Delivery) -> str:
+        """The template's subject with the recipient's fields filled in."""
+        return fill((delivery.template or {}).get("subject"), self.variables(delivery)).strip()
 
     async def render(self, delivery: Delivery, workdir: Path) -> FaxDocument:
         """The delivery's fax document: its uploaded PDF, or its template filled in."""
@@ -69,8 +77,7 @@ class FaxChannel(Channel):
             return await pdf_to_fax(Path(uploaded), workdir / "document.tif", compression, timeout)
         if not delivery.template:
             raise RenderError(reason="no fax template and no document")
-        variables = {**(delivery.contact or {}), **delivery.variables}
-        return await render_template(delivery.template, variables, self.layout(delivery), workdir,
+        return await render_template(delivery.template, self.variables(delivery), self.layout(delivery), workdir,
                                      compression, timeout)
 
     def layout(self, delivery: Delivery) -> Layout:
@@ -82,6 +89,6 @@ class FaxChannel(Channel):
             header = advertising_header(template, refusal)
         cover = None
         if options.get("cover"):
-            cover = {"title": template.get("subject") or "FAX", "to": delivery.recipient,
+            cover = {"title": self.subject(delivery) or "FAX", "to": delivery.recipient,
                      "from": template.get("sender_name"), "note": options.get("cover_note")}
         return Layout(self.settings["font"], self.settings["bold_font"], header, cover)
