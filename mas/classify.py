@@ -52,12 +52,10 @@ def parse_keywords(text: str) -> list[str]:
 
 def refusal_keyword(message: InboundMessage, keywords: list[str], lines: int) -> str | None:
     """The first stop keyword found in the subject or the first body lines."""
-    haystacks = [message.subject] + message.text_lines(lines)
-    for text in haystacks:
-        folded = normalise(text)
-        for keyword in keywords:
-            if keyword in folded:
-                return keyword
+    folded = normalise("\n".join([message.subject] + message.text_lines(lines)))
+    for keyword in keywords:
+        if keyword in folded:
+            return keyword
     return None
 
 

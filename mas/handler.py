@@ -23,7 +23,7 @@ from . import feedback, notify
 from .batch import GroupCommitter
 from .classify import Classification, classify, parse_keywords
 from .message import InboundMessage
-from .sieve import Script, Verdict, compile_script, evaluate
+from .sieve import Chain, Script, Verdict, compile_script, evaluate
 
 log = logging.getLogger("ums.mas")
 
@@ -245,7 +245,7 @@ class InboundHandler:
         contact = await contacts.by_email(conn, sender)
         return self._contacts.put(sender, contact["id"] if contact else None)
 
-    async def scripts_for(self, conn: AsyncConnection, mailbox_id: int) -> list[Script]:
+    async def scripts_for(self, conn: AsyncConnection, mailbox_id: int) -> Chain:
         cached = self._scripts.get(mailbox_id)
         if cached is not None:
             return cached
@@ -255,4 +255,4 @@ class InboundHandler:
                 scripts.append(compile_script(text, name=name))
             except Exception as exc:  # stored scripts are checked on save; never stop mail for one
                 log.error("stored rule does not compile", extra={"rule": name, "error": str(exc)})
-        return self._scripts.put(mailbox_id, scripts)
+        return self._scripts.put(mailbox_id, Chain(scripts))

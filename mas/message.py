@@ -8,6 +8,7 @@ import base64
 import binascii
 import email
 import re
+from functools import cached_property
 from email.header import Header, decode_header
 from email.message import Message
 from email.policy import compat32
@@ -104,7 +105,7 @@ class InboundMessage:
     def message_id(self) -> str:
         return self.header("message-id")[:255]
 
-    @property
+    @cached_property
     def sender(self) -> str:
         """The author's address (From), else the envelope sender."""
         found = [address for _, address in getaddresses(self.header_values("from")) if "@" in address]

@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-from aiosmtpd.smtp import SMTP
-
 from ums.service import Service
 
 from .handler import InboundHandler, Settings
+from .smtp import InboundSMTP
 
 PAUSED_REPLY = b"421 4.3.2 Service paused by the operator, try again later\r\n"
 
@@ -63,7 +62,7 @@ class MessageApplicationServer(Service):
     def protocol(self) -> asyncio.Protocol:
         if self.paused:
             return PausedGreeter()
-        return SMTP(self.handler, loop=self.ctx.loop, **self.smtp_options())
+        return InboundSMTP(self.handler, loop=self.ctx.loop, **self.smtp_options())
 
     async def start(self) -> None:
         cfg = self.ctx.config.section("mas")

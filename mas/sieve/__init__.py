@@ -17,10 +17,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from .actions import Notification, Verdict
+from .guard import Chain, script_guard
 from .interpreter import Action, MessageView, Run, Stop, compile_commands
 from .parser import SieveError, parse_tree
 
-__all__ = ["Script", "SieveError", "Verdict", "Notification", "compile_script", "evaluate", "check"]
+__all__ = ["Chain", "Script", "SieveError", "Verdict", "Notification", "compile_script", "evaluate", "check"]
 
 _CACHE_SIZE = 512
 _cache: OrderedDict[str, "Script"] = OrderedDict()
@@ -31,6 +32,8 @@ class Script:
     name: str
     text: str
     actions: tuple[Action, ...]
+    #: (header, text) pairs one of which must occur for the script to act; None: always runs
+    guard: frozenset | None = None
 
 
 def check(text: str) -> None:
@@ -44,23 +47,26 @@ def compile_script(text: str, name: str = "script") -> Script:
     cached = _cache.get(key)
     if cached is not None:
         _cache.move_to_end(key)
-        return cached if cached.name == name else Script(name, text, cached.actions)
-    script = Script(name, text, tuple(compile_commands(parse_tree(text))))
+        return cached if cached.name == name else Script(name, text, cached.actions, cached.guard)
+    tree = parse_tree(text)
+    script = Script(name, text, tuple(compile_commands(tree)), script_guard(tree))
     _cache[key] = script
     if len(_cache) > _CACHE_SIZE:
         _cache.popitem(last=False)
     return script
 
 
-def evaluate(scripts: list[Script], message: MessageView, recipient: str) -> Verdict:
+def evaluate(scripts: list[Script] | Chain, message: MessageView, recipient: str) -> Verdict:
     """Run ``scripts`` in order for one recipient and return what they decided.
 
     When no script files, discards, redirects or rejects the message, the
-    implicit keep files it into INBOX.
+    implicit keep files it into INBOX. Pass a :class:`Chain` built once for a
+    list that is run often: it skips the scripts whose guard rules them out.
     """
+    chain = scripts if isinstance(scripts, Chain) else Chain(scripts)
     run = Run(message=message, recipient=recipient, verdict=Verdict(), flags=[])
     try:
-        for script in scripts:
+        for script in chain.candidates(message):
             run.verdict.trace.append(script.name)
             for action in script.actions:
                 action(run)
