@@ -94,14 +94,27 @@ async def plan(
     conn, service: LiveService | None, event_type: str, customer_id: str, fields: dict,
     contact_cache: dict | None = None,
 ) -> Plan:
-    """Decide an event's fate given the service that answers it (or None)."""
+    """Decide an event's fate given the service that answers it (or None),
+    looking its customer up (through ``contact_cache`` when given)."""
+    contacts = contact_cache if contact_cache is not None else {}
+    if service is not None and service.active:
+        wanted = customer_of(service.definition, customer_id, fields)
+        if wanted and wanted not in contacts:
+            contacts[wanted] = await contact_store.by_customer_id(conn, wanted)
+    return decide(service, event_type, customer_id, fields, contacts)
+
+
+def decide(service: LiveService | None, event_type: str, customer_id: str, fields: dict,
+           contacts: dict) -> Plan:
+    """:func:`plan` with the customers already looked up: ``contacts`` maps
+    customer id to contact (or None when there is no such customer)."""
     if service is None:
         return Plan("unmatched")
     if not service.active:
         return Plan("held", service)
     definition = service.definition
     wanted = customer_of(definition, customer_id, fields)
-    contact = await _contact(conn, wanted, contact_cache)
+    contact = contacts.get(wanted) if wanted else None
     if contact is None:
         return Plan("failed", service, error=f"unknown customer {wanted!r}")
     steps, skipped = channel_steps(definition, contact)
@@ -120,17 +133,6 @@ async def plan(
         fallback=rest,
     )
     return Plan("dispatched", service, request=request, skipped=skipped)
-
-
-async def _contact(conn, customer_id: str, cache: dict | None) -> dict | None:
-    if not customer_id:
-        return None
-    if cache is not None and customer_id in cache:
-        return cache[customer_id]
-    contact = await contact_store.by_customer_id(conn, customer_id)
-    if cache is not None:
-        cache[customer_id] = contact
-    return contact
 
 
 def _variables(event_type: str, fields: dict, contact: dict) -> dict:

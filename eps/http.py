@@ -17,7 +17,6 @@ import json
 import logging
 import time
 
-from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
@@ -104,14 +103,16 @@ class V1(Resource):
         super().__init__()
         self.service = service
         self.keys = KeyCheck(service.ctx.db)
+        self.handling: set[asyncio.Task] = set()
 
     @property
     def ctx(self):
         return self.service.ctx
 
     def render(self, request):
-        future = asyncio.ensure_future(self._handle(request))
-        Deferred.fromFuture(future)
+        task = asyncio.ensure_future(self._handle(request))
+        self.handling.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self.handling.discard)
         return NOT_DONE_YET
 
     async def _handle(self, request) -> None:

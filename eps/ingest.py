@@ -6,6 +6,9 @@ dispatches it in one transaction and then answers every waiter. So the reply
 (202 or ACK) still comes only after the commit, but a thousand concurrent
 senders cost a handful of commits instead of a thousand. If a batch fails,
 each of its events is retried alone, so one bad event cannot sink the others.
+
+A batch is one plain function of a connection, :func:`store_batch`; the
+:mod:`eps.writer` runs it in a single hand-off to the database.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from ums.store import contacts as contact_store
 from ums.store import events as event_store
 from ums.store import services as service_store
 
-from . import dispatch
+from . import dispatch, writer
 from .events import IncomingEvent
 
 log = logging.getLogger("ums.eps.ingest")
@@ -41,9 +44,7 @@ class Ingestor:
         self.task: asyncio.Task | None = None
         self.stored = 0
         self.batches = 0
-        #: the writer's own connection, kept between batches (no pool round
-        #: trips per batch); dropped after a failure and opened again
-        self.conn = None
+        self.writer = writer.for_database(ctx.db)
 
     def start(self) -> None:
         self.task = asyncio.ensure_future(self._run())
@@ -53,7 +54,7 @@ class Ingestor:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
             self.task = None
-        await self._drop_connection()
+        await self.writer.close()
         while not self.queue.empty():
             _, future = self.queue.get_nowait()
             if not future.done():
@@ -62,7 +63,7 @@ class Ingestor:
     async def submit(self, event: IncomingEvent) -> Accepted:
         """Store (and dispatch) one event; returns once it is committed."""
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put((event, future))
+        self.queue.put_nowait((event, future))  # unbounded: never waits
         return await future
 
     @property
@@ -76,24 +77,11 @@ class Ingestor:
                 batch.append(self.queue.get_nowait())
             await self._commit_batch(batch)
 
-    async def _connection(self):
-        if self.conn is None or self.conn.closed or self.conn.invalidated:
-            self.conn = await self.ctx.db.engine.connect()
-        return self.conn
-
-    async def _drop_connection(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            try:
-                await conn.close()
-            except Exception as exc:  # it is broken already; a new one is opened next time
-                log.warning("could not close the writer connection", extra={"error": str(exc)})
-
     async def _commit_batch(self, batch) -> None:
         try:
             results = await self._store([event for event, _ in batch])
         except Exception as exc:
-            await self._drop_connection()
+            await self.writer.reset()
             if len(batch) == 1:
                 log.error("event not stored", extra={"error": str(exc)})
                 _answer(batch[0][1], exc)
@@ -109,47 +97,48 @@ class Ingestor:
             _answer(future, result)
 
     async def _store(self, batch: list[IncomingEvent]) -> list[Accepted]:
-        now = self.ctx.clock()
-        fresh: dict[tuple[str, str], IncomingEvent] = {}
-        for event in batch:  # a key posted twice in one batch is stored once
-            fresh.setdefault(event.key, event)
-        conn = await self._connection()
-        async with conn.begin():
-            service_rows = await service_store.for_event_types(conn, {e.event_type for e in fresh.values()})
-            services = [dispatch.live_service(row) for row in service_rows]
-            contacts = await _contacts_for(conn, fresh.values(), services)
-            plans = {}
-            for key, event in fresh.items():
-                chosen = dispatch.choose(services, event.event_type, event.data)
-                plans[key] = await dispatch.plan(
-                    conn, chosen, event.event_type, event.customer_id, event.data, contacts)
-            stored = await event_store.insert_new(
-                conn, [_row(event, plans[key], now) for key, event in fresh.items()])
-            missing = [key for key in fresh if key not in stored]
-            # retried posts: their events were stored before, by an earlier batch
-            earlier = await event_store.existing_ids(conn, missing) if missing else {}
-            await event_store.queue_deliveries(conn, dispatch.delivery_rows(
-                [plans[key] for key in stored], list(stored.values()), now))
-        results = []
-        for event in batch:
-            key = event.key
-            if key in stored:
-                first = fresh[key] is event
-                results.append(Accepted(stored[key], plans[key].state, duplicate=not first))
-            else:
-                results.append(Accepted(earlier[key], "", duplicate=True))
-        return results
+        return await self.writer.run(store_batch, batch, self.ctx.clock())
 
 
-async def _contacts_for(conn, batch, services) -> dict:
-    """Prefetch, in one query, the contacts the batch's events name (a cache
-    for :func:`dispatch.plan`; customers not found are remembered as None)."""
+def store_batch(conn, batch: list[IncomingEvent], now) -> list[Accepted]:
+    """Store and dispatch a batch of events in the caller's transaction (a
+    sync ``Connection``); returns the answer for each event, in order."""
+    fresh: dict[tuple[str, str], IncomingEvent] = {}
+    for event in batch:  # a key posted twice in one batch is stored once
+        fresh.setdefault(event.key, event)
+    service_rows = service_store.for_event_types(conn, {e.event_type for e in fresh.values()})
+    services = [dispatch.live_service(row) for row in service_rows]
+    contacts = _contacts_for(conn, fresh.values(), services)
+    plans = {
+        key: dispatch.decide(dispatch.choose(services, event.event_type, event.data),
+                             event.event_type, event.customer_id, event.data, contacts)
+        for key, event in fresh.items()
+    }
+    stored = event_store.insert_new(conn, [_row(event, plans[key], now) for key, event in fresh.items()])
+    missing = [key for key in fresh if key not in stored]
+    # retried posts: their events were stored before, by an earlier batch
+    earlier = event_store.existing_ids(conn, missing) if missing else {}
+    event_store.queue_deliveries(conn, dispatch.delivery_rows(
+        [plans[key] for key in stored], list(stored.values()), now))
+    results = []
+    for event in batch:
+        key = event.key
+        if key in stored:
+            results.append(Accepted(stored[key], plans[key].state, duplicate=fresh[key] is not event))
+        else:
+            results.append(Accepted(earlier[key], "", duplicate=True))
+    return results
+
+
+def _contacts_for(conn, batch, services) -> dict:
+    """The contacts the batch's events name, in one query, keyed by customer
+    id (None for customers not found)."""
     wanted = {event.customer_id for event in batch}
     for service in services:
         if service.definition.customer_field:
             wanted |= {str(event.data.get(service.definition.customer_field) or "") for event in batch}
     wanted.discard("")
-    found = await contact_store.by_customer_ids(conn, sorted(wanted), dispatch.CONTACT_COLUMNS)
+    found = contact_store.customers_by_ids(conn, sorted(wanted), dispatch.CONTACT_COLUMNS)
     return {customer_id: found.get(customer_id) for customer_id in wanted}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import address_book_entries, address_books, consents, contacts
@@ -112,10 +113,15 @@ async def by_customer_ids(
 ) -> dict[str, dict]:
     """Contacts for many customer ids at once, keyed by customer id (missing
     ones absent); only ``columns`` (plus customer_id) when given."""
+    return await conn.run_sync(customers_by_ids, customer_ids, columns)
+
+
+def customers_by_ids(conn: Connection, customer_ids: list[str], columns: tuple[str, ...] = ()) -> dict[str, dict]:
+    """:func:`by_customer_ids` on a sync connection (the EPS ingest writer's form)."""
     found: dict[str, dict] = {}
     unique = sorted(set(customer_ids))
     wanted = [contacts.c[name] for name in {"customer_id", *columns}] if columns else [contacts]
     for start in range(0, len(unique), 400):
-        rows = await conn.execute(select(*wanted).where(contacts.c.customer_id.in_(unique[start:start + 400])))
+        rows = conn.execute(select(*wanted).where(contacts.c.customer_id.in_(unique[start:start + 400])))
         found.update({row.customer_id: dict(row._mapping) for row in rows})
     return found

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import deliveries, events
@@ -23,30 +24,22 @@ SUMMARY_COLUMNS = (
 )
 
 
-async def existing_ids(conn: AsyncConnection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+# The ingest writer's statements are plain (sync) functions taking a
+# ``Connection``: EPS runs a whole batch in one call, in its own thread on
+# SQLite, through ``AsyncConnection.run_sync`` on PostgreSQL.
+
+def existing_ids(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """Ids of events already stored under (source_system, idempotency_key)."""
-    if not keys:
-        return {}
     found: dict[tuple[str, str], int] = {}
     for start in range(0, len(keys), 400):
         chunk = keys[start:start + 400]
-        rows = await conn.execute(
+        rows = conn.execute(
             select(events.c.source_system, events.c.idempotency_key, events.c.id).where(
                 tuple_(events.c.source_system, events.c.idempotency_key).in_(chunk)
             )
         )
         found.update({(row[0], row[1]): row[2] for row in rows})
     return found
-
-
-async def insert_many(conn: AsyncConnection, rows: list[dict]) -> list[int]:
-    """Insert events; returns their ids in the order given."""
-    if not rows:
-        return []
-    result = await conn.execute(
-        insert(events).returning(events.c.id, sort_by_parameter_order=True), rows
-    )
-    return [row[0] for row in result]
 
 
 def _insert_new_statement(dialect: str):
@@ -66,15 +59,22 @@ def _insert_new_statement(dialect: str):
 _INSERT_NEW: dict = {}
 
 
-async def insert_new(conn: AsyncConnection, rows: list[dict]) -> dict[tuple[str, str], int]:
+def insert_new(conn: Connection, rows: list[dict]) -> dict[tuple[str, str], int]:
     """Insert the events not stored yet, in one statement; returns the ids of
     those inserted, keyed by (source_system, idempotency_key). Rows whose key
     is already stored (a retried post) are skipped by the database itself, so
     two writers racing on one key still store it once."""
     if not rows:
         return {}
-    result = await conn.execute(_insert_new_statement(conn.dialect.name), rows)
+    result = conn.execute(_insert_new_statement(conn.dialect.name), rows)
     return {(row[1], row[2]): row[0] for row in result}
+
+
+def queue_deliveries(conn: Connection, rows: list[dict]) -> None:
+    """Insert many delivery rows built by :func:`ums.outbox.row_for` in one
+    statement (the batch form of ``outbox.enqueue``, same rows)."""
+    if rows:
+        conn.execute(insert(deliveries), rows)
 
 
 async def get(conn: AsyncConnection, event_id: int) -> dict | None:
@@ -144,10 +144,3 @@ async def deliveries_of(conn: AsyncConnection, event_id: int) -> list[dict]:
         .order_by(deliveries.c.id)
     )
     return [dict(row._mapping) for row in rows]
-
-
-async def queue_deliveries(conn: AsyncConnection, rows: list[dict]) -> None:
-    """Insert many delivery rows built by :func:`ums.outbox.row_for` in one
-    statement (the batch form of ``outbox.enqueue``, same rows)."""
-    if rows:
-        await conn.execute(insert(deliveries), rows)

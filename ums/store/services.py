@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import eps_services
@@ -85,9 +86,10 @@ _FOR_EVENT_TYPES = _latest_rows().where(
 )
 
 
-async def for_event_types(conn: AsyncConnection, event_types: set[str]) -> list[dict]:
-    """Live (active or stopped) services answering any of ``event_types``."""
-    rows = await conn.execute(_FOR_EVENT_TYPES, {"event_types": sorted(event_types)})
+def for_event_types(conn: Connection, event_types: set[str]) -> list[dict]:
+    """Live (active or stopped) services answering any of ``event_types``
+    (sync: the EPS ingest writer runs a whole batch in one call)."""
+    rows = conn.execute(_FOR_EVENT_TYPES, {"event_types": sorted(event_types)})
     return [dict(row._mapping) for row in rows]
 
 

@@ -121,6 +121,12 @@ async def test_a_permanent_bounce_sends_the_fax(suite_with_sinks):
     return_path = sent["from"]
     assert return_path.startswith("bounce+") and return_path.endswith("@ums.local")
 
+    async def recorded():  # PASS has committed the relay's 250 (a DSN comes later than that)
+        rows = await _deliveries_of(client.db, reply["id"])
+        return rows if rows and rows[0]["state"] == "sent" else None
+
+    await eventually(recorded, timeout=30, interval=0.1)
+
     # the recipient's mail server refuses it later: a DSN comes back to the return path, through MAS
     mas_host, mas_port = split_address(client.suite.services["mas"].address)
     smtp = aiosmtplib.SMTP(hostname=mas_host, port=mas_port, timeout=10, start_tls=False)
