@@ -19,7 +19,8 @@ import base64
 import re
 import time
 import uuid
-from email.utils import formataddr, formatdate
+from dataclasses import dataclass
+from email.utils import encode_rfc2231, formataddr, formatdate
 
 from jinja2 import Environment, TemplateError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
@@ -157,8 +158,10 @@ class EmailSkeleton:
         return subject, text, html
 
     def build(self, message_id: str, to: str, variables: dict,
-              unsubscribe_mailto: str, unsubscribe_url: str) -> bytes:
-        """The complete message (CRLF line ends) for one recipient."""
+              unsubscribe_mailto: str, unsubscribe_url: str,
+              attachments: "list[Attachment] | tuple" = (), extra_headers: "dict[str, str] | None" = None) -> bytes:
+        """The complete message (CRLF line ends) for one recipient; with
+        ``attachments`` the body becomes the first part of a multipart/mixed."""
         subject, text, html = self.render(variables, unsubscribe_url)
         headers = (
             f"Message-ID: {message_id}\r\n"
@@ -167,15 +170,62 @@ class EmailSkeleton:
             f"Subject: {_encoded_word(subject)}\r\n"
             f"List-Unsubscribe: <mailto:{unsubscribe_mailto}>, <{unsubscribe_url}>\r\n"
             "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+            + "".join(f"{name}: {_header_safe(value)}\r\n" for name, value in (extra_headers or {}).items())
         ).encode("utf-8")
-        parts = [headers, self.head]
         if html is None:
-            parts += [b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n",
-                      _b64_body(text)]
+            body = [b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+                    _b64_body(text)]
         else:
-            parts += [self.multipart, self.part_head["plain"], _b64_body(text),
-                      self.part_head["html"], _b64_body(html), self.end]
+            body = [self.multipart, self.part_head["plain"], _b64_body(text),
+                    self.part_head["html"], _b64_body(html), self.end]
+        if not attachments:
+            return b"".join([headers, self.head, *body])
+        mixed = f"=_ums_mixed_{uuid.uuid4().hex}".encode("ascii")
+        parts = [headers, self.head, b'Content-Type: multipart/mixed; boundary="' + mixed + b'"\r\n\r\n',
+                 b"--" + mixed + b"\r\n", *body]
+        for attachment in attachments:
+            parts += [b"\r\n--" + mixed + b"\r\n", attachment.mime_part()]
+        parts.append(b"\r\n--" + mixed + b"--\r\n")
         return b"".join(parts)
+
+
+@dataclass
+class Attachment:
+    """A file carried along with a message (a fax document, a voice mail, or a
+    whole original message as ``message/rfc822`` when forwarding)."""
+
+    content_type: str
+    data: bytes
+    filename: str | None = None
+
+    def mime_part(self) -> bytes:
+        """The part's headers and body, CRLF line ends, no boundary lines."""
+        disposition = "attachment"
+        if self.filename:
+            disposition += "; " + _filename_parameter(self.filename)
+        if self.content_type.lower() == "message/rfc822":
+            # RFC 2046: an enclosed message is never base64-encoded
+            data = self.data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+            if not data.endswith(b"\r\n"):
+                data += b"\r\n"  # its last line ends; the CRLF before the boundary is the boundary's
+            encoding = "7bit" if data.isascii() else "8bit"
+            return (f"Content-Type: message/rfc822\r\nContent-Disposition: {disposition}\r\n"
+                    f"Content-Transfer-Encoding: {encoding}\r\n\r\n").encode("ascii") + data
+        return (f"Content-Type: {_header_safe(self.content_type)}\r\nContent-Disposition: {disposition}\r\n"
+                "Content-Transfer-Encoding: base64\r\n\r\n").encode("utf-8") \
+            + base64.encodebytes(self.data).replace(b"\n", b"\r\n").rstrip(b"\r\n")
+
+
+def _filename_parameter(filename: str) -> str:
+    name = _header_safe(filename).replace('"', "").replace("\\", "")
+    if name.isascii():
+        return f'filename="{name}"'
+    return "filename*=" + encode_rfc2231(name, "utf-8")
+
+
+def _header_safe(value) -> str:
+    """A header value on one line (no CR/LF: nothing can inject a header)."""
+    return " ".join(str(value).split())
 
 
 def _encoded_from(formatted: str, name: str, address: str) -> str:

@@ -15,13 +15,16 @@ retries); 5xx replies are permanent.
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import logging
 import re
 from datetime import datetime, timezone
 
 import aiosmtplib
 
-from ..templates import EmailSkeleton, TemplateRenderError
+from ..store import mailbox as mailbox_store
+from ..templates import Attachment, EmailSkeleton, TemplateRenderError
 from . import ANSWERED, FAILED, NO_ANSWER, PERMANENT, SENT, TEMPORARY, Channel, Delivery, Outcome
 
 log = logging.getLogger("ums.channels.email")
@@ -45,6 +48,23 @@ def outcome_for_reply(code: int, message: str) -> tuple[str, str]:
     enhanced = _ENHANCED.match(message or "")
     text = f"{code} {enhanced.group(1)}" if enhanced else str(code)
     return (TEMPORARY if 400 <= code < 500 else PERMANENT), text
+
+
+def attachments_of(raw: bytes) -> list[Attachment]:
+    """The attached files of a stored message (fax TIFF/PDF, voice WAV…)."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    parts = list(message.iter_attachments()) if message.is_multipart() else (
+        [message] if message.get_content_maintype() not in ("text", "multipart") else []
+    )
+    return [
+        Attachment(part.get_content_type(), part.get_payload(decode=True) or b"", part.get_filename())
+        for part in parts
+    ]
+
+
+def _rfc822_name(subject: str | None) -> str:
+    stem = "".join(c for c in (subject or "message") if c.isalnum() or c in " -_.")[:60].strip()
+    return f"{stem or 'message'}.eml"
 
 
 class RelayPool:
@@ -133,21 +153,42 @@ class EmailChannel(Channel):
             )
         return found
 
-    def message_bytes(self, delivery: Delivery) -> bytes:
+    def message_bytes(self, delivery: Delivery, attachments: list[Attachment] | tuple = ()) -> bytes:
         variables = {**(delivery.contact or {}), **(delivery.variables or {})}
+        replying_to = variables.get("in_reply_to")
         return self.skeleton(delivery).build(
             delivery.message_id, delivery.recipient, variables,
             unsubscribe_mailto=f"unsubscribe+{delivery.token}@{self.domain}",
             unsubscribe_url=f"{self.public_url}/unsubscribe/{delivery.token}",
+            attachments=attachments,
+            extra_headers={"In-Reply-To": replying_to, "References": replying_to} if replying_to else None,
         )
+
+    async def attachments(self, delivery: Delivery) -> list[Attachment]:
+        """What ``variables["attach_mailbox_message"]`` asks to carry along: a
+        fax's or voice mail's attachments (document, recording), or for an
+        email the whole original as ``message/rfc822`` (a forward)."""
+        message_id = (delivery.variables or {}).get("attach_mailbox_message")
+        if not message_id:
+            return []
+        async with self.ctx.db.connect() as conn:
+            original = await mailbox_store.message(conn, int(message_id))
+        if original is None:
+            raise LookupError(f"mailbox message {message_id} to attach no longer exists")
+        raw = bytes(original["raw"])
+        if original["media"] != "email":
+            found = attachments_of(raw)
+            if found:
+                return found
+        return [Attachment("message/rfc822", raw, _rfc822_name(original.get("subject")))]
 
     async def send(self, delivery: Delivery) -> Outcome:
         started = datetime.now(timezone.utc)
         if not delivery.template:
             return self._outcome(PERMANENT, "554", "no email template for this delivery", started)
         try:
-            data = self.message_bytes(delivery)
-        except TemplateRenderError as exc:
+            data = self.message_bytes(delivery, await self.attachments(delivery))
+        except (TemplateRenderError, LookupError, ValueError) as exc:
             return self._outcome(PERMANENT, "554", str(exc), started)
         sender = envelope_sender(delivery.token, self.domain)
         try:
