@@ -28,7 +28,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from . import xml as ums_xml
@@ -111,8 +111,9 @@ def _cron_trigger(expression: str):
 
 
 def next_cron_time(expression: str, after: datetime) -> datetime | None:
-    """The next time a cron schedule fires after ``after`` (aware UTC)."""
-    return _cron_trigger(expression).get_next_fire_time(None, after)
+    """The next time a cron schedule fires strictly after ``after`` (aware UTC):
+    a run that starts exactly on its time must not schedule itself again."""
+    return _cron_trigger(expression).get_next_fire_time(None, after + timedelta(microseconds=1))
 
 
 def _parse_time(text: str | None) -> datetime | None:

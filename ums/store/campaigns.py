@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Text, and_, cast, exists, func, insert, literal, select, update
+from sqlalchemy import BigInteger, Text, and_, cast, exists, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import Time, address_book_entries, address_books, campaigns, contacts, deliveries
@@ -122,6 +122,20 @@ def _random_hex(dialect: str, nbytes: int):
     return func.lower(func.hex(func.randomblob(nbytes)))
 
 
+def _time_ordered_hex(dialect: str, nbytes: int):
+    """12 hex digits of the batch's time in milliseconds, then ``nbytes`` random
+    bytes: unique and unguessable like a random key, but a batch's keys land
+    together at the end of their unique index instead of all over it, which
+    keeps index inserts cheap however many deliveries the table holds."""
+    if dialect == "postgresql":
+        millis = cast(func.extract("epoch", func.now()) * 1000, BigInteger)
+        prefix = func.lpad(func.to_hex(millis), 12, "0", type_=Text)
+    else:
+        millis = cast((func.julianday("now") - 2440587.5) * 86400000, BigInteger)
+        prefix = func.printf("%012x", millis, type_=Text)
+    return prefix + _random_hex(dialect, nbytes)
+
+
 async def expand_batch(
     conn: AsyncConnection, campaign: dict, now: datetime, batch_size: int, domain: str
 ) -> int | None:
@@ -146,8 +160,8 @@ async def expand_batch(
         literal(campaign["id"]), literal(campaign["template_name"]), literal(campaign["kind"]),
         literal(CAMPAIGN_PRIORITY), literal("queued"), literal(0), literal(now, type_=Time),
         literal(expires_at, type_=Time),
-        literal("<") + _random_hex(dialect, 16) + literal(f"@{domain}>"),
-        _random_hex(dialect, 16), literal(now, type_=Time), literal(now, type_=Time),
+        literal("<") + _time_ordered_hex(dialect, 12) + literal(f"@{domain}>"),
+        _time_ordered_hex(dialect, 12), literal(now, type_=Time), literal(now, type_=Time),
     ).where(contacts.c.id > checkpoint, contacts.c.id <= new_checkpoint, audience)
     columns = [
         "channel", "recipient", "contact_id", "campaign_id", "template_name", "kind", "priority", "state",
