@@ -1,6 +1,10 @@
 """Throttles: concurrency, a rate (sends per second) and a sliding window
 (sends per hour), per channel, per destination and per campaign.
 
+A channel's hourly window is shared by every PASS process: about once a
+second each process reloads it from the delivered attempts in the CDR (so
+two processes may overshoot by what they send in that second).
+
 A sender holds every limiter that applies to its delivery while it sends::
 
     async with throttles.slot(channel, destination, campaign_id):
@@ -63,12 +67,11 @@ class Limiter:
         if self.semaphore:
             self.semaphore.release()
 
-    def preload(self, sent_in_last_hour: int) -> None:
-        """Count sends another run made this hour (spread over it) against the window."""
+    def share_window(self, ages: list[float]) -> None:
+        """Replace the sliding hour with the sends every process made, given as
+        their ages in seconds (oldest first), as recorded in the database."""
         now = time.monotonic()
-        count = min(sent_in_last_hour, self.per_hour)
-        for index in range(count):
-            self.window.append(now - HOUR + HOUR * (index + 1) / (count + 1))
+        self.window = deque(now - age for age in ages[-self.per_hour:] if age < HOUR)
 
 
 class Throttles:
@@ -115,6 +118,10 @@ class Throttles:
                 throttle.get("concurrency", 0), throttle.get("rate", 0), throttle.get("per_hour", 0)
             )
         return found
+
+    def hourly_channels(self) -> list[str]:
+        """Channels with a sends-per-hour window."""
+        return [channel for channel, limit in self.section["channel_per_hour"].items() if limit]
 
     def delay(self, channel: str, campaign_id: int | None, throttle: dict | None) -> float:
         now = time.monotonic()

@@ -34,6 +34,7 @@ from ums.channels import SENT, TEMPORARY, Channel, Delivery, Outcome
 from ums.outbox import fall_back
 from ums.store import as_utc
 from ums.store import campaigns as campaign_store
+from ums.store import cdr as cdr_store
 from ums.store import contacts as contact_store
 from ums.store import deliveries as queue
 from ums.store import suppression
@@ -111,6 +112,8 @@ class Worker:
         self.lock = asyncio.Lock() if not ctx.db.is_postgres else None
         self.tasks: list[asyncio.Task] = []
         self.senders: list[asyncio.Task] = []
+        self.window_sharer: asyncio.Task | None = None
+        self.windows_loaded = asyncio.Event()
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -124,12 +127,17 @@ class Worker:
             asyncio.create_task(self._sender(), name=f"pass-sender-{n}")
             for n in range(self.section["concurrency"])
         ]
+        self.window_sharer = (asyncio.create_task(self._share_hourly_windows(), name="pass-windows")
+                              if self.throttles.hourly_channels() else None)
 
     async def stop(self, timeout: float) -> None:
         """Stop claiming; in-flight sends finish (up to ``timeout``); everything
         else goes back to the queue unsent."""
         self.stopping = True
         self.wake.set()
+        if self.window_sharer is not None:
+            self.window_sharer.cancel()
+            await asyncio.gather(self.window_sharer, return_exceptions=True)
         claimer, writer, renewer = self.tasks
         claimer.cancel()
         await asyncio.gather(claimer, return_exceptions=True)
@@ -178,6 +186,8 @@ class Worker:
 
     async def _claimer(self) -> None:
         interval = self.section["poll_interval"]
+        if self.window_sharer is not None:
+            await _wait(self.windows_loaded, 5)  # know what others sent this hour before sending
         while not self.stopping:
             claimed = 0
             try:
@@ -445,6 +455,27 @@ class Worker:
         source = campaign.get("name") or row.get("service_name") or "send"
         sender = self.from_address if row["channel"] == "email" else ""
         return cdr.attempt_row(row, outcome, attempt, final, self.rates, now, account, source, sender)
+
+    # --- hourly windows ------------------------------------------------------------------
+
+    async def _share_hourly_windows(self) -> None:
+        """Once a second, load each hourly channel window from what all PASS
+        processes delivered in the last hour (the CDR)."""
+        while True:
+            try:
+                now = self.ctx.clock()
+                async with self.ctx.db.connect() as conn:
+                    for channel in self.throttles.hourly_channels():
+                        limiter = self.throttles.for_channel(channel)
+                        starts = await cdr_store.recent_sends(conn, channel, now - timedelta(hours=1),
+                                                              limiter.per_hour)
+                        limiter.share_window([(now - as_utc(start)).total_seconds() for start in starts])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not load the hourly windows; keeping this process's own count")
+            self.windows_loaded.set()
+            await asyncio.sleep(1.0)
 
     # --- leases ------------------------------------------------------------------
 

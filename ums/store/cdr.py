@@ -18,6 +18,17 @@ async def after(conn: AsyncConnection, last_id: int, limit: int = 5000) -> list[
     return [dict(row._mapping) for row in rows]
 
 
+async def recent_sends(conn: AsyncConnection, medium: str, since: datetime, limit: int) -> list[datetime]:
+    """Start times of the last ``limit`` delivered attempts on ``medium`` since
+    ``since``, oldest first — what every PASS process sent, for the hourly windows."""
+    rows = await conn.execute(
+        select(cdr.c.start)
+        .where(cdr.c.start >= since, cdr.c.medium == medium, cdr.c.disposition == "ANSWERED")
+        .order_by(cdr.c.start.desc()).limit(limit)
+    )
+    return sorted(rows.scalars().all())
+
+
 async def max_id_of(conn: AsyncConnection, uniqueids: list[str]) -> int:
     if not uniqueids:
         return 0

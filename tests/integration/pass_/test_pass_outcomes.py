@@ -4,7 +4,7 @@ against a real SMTP sink on loopback."""
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from pass_support import add_template, pass_config, seed_audience, start_campaign, states
 from tests.helpers import eventually
@@ -146,3 +146,37 @@ async def test_night_rule_holds_advertising_until_eight_but_not_transactional(
 
     await eventually(morning_done, timeout=30, interval=0.2)
     assert len(sink.handler.received) == len(night_owls) + len(sleepers) + 1
+
+
+async def test_hourly_window_counts_what_other_processes_sent(tmp_path, database_url, pass_db, sink, start_suite):
+    """channel_per_hour is shared through the CDR: 8 messages another PASS
+    process delivered ten minutes ago leave room for 2 of the next 5."""
+    await add_template(pass_db, name="alert", kind="transactional")
+    now = datetime.now(timezone.utc)
+    earlier = now - timedelta(minutes=10)
+    async with pass_db.begin() as conn:
+        await conn.execute(insert(cdr), [{
+            "accountcode": "", "dst": f"other{n}@example.com", "channel": "email", "lastapp": "SMTP",
+            "start": earlier, "end": earlier, "duration": 0, "billsec": 0, "disposition": "ANSWERED",
+            "amaflags": "BILLING", "uniqueid": f"other.{n}", "medium": "email", "final": True, "attempt": 1,
+        } for n in range(8)])
+        for n in range(5):
+            await enqueue(conn, SendRequest("email", f"now{n}@example.com", template="alert"), now)
+    config = pass_config(tmp_path, database_url, sink.port, pass__channel_per_hour="email=10")
+    await start_suite(config, ["pass"])
+
+    async def settled():
+        counts = await states(pass_db)
+        return counts.get("sent") == 2 and counts.get("queued") == 3 and counts
+
+    await eventually(settled, timeout=20, interval=0.2)
+    assert len(sink.handler.received) == 2
+    async with pass_db.connect() as conn:
+        held = (await conn.execute(
+            select(deliveries.c.due_at, deliveries.c.last_error).where(deliveries.c.state == "queued")
+        )).all()
+    # room again when the other process's sends leave the hour (50 minutes from now)
+    for due_at, reason in held:
+        due = due_at if due_at.tzinfo else due_at.replace(tzinfo=timezone.utc)
+        assert timedelta(minutes=49) < due - now < timedelta(minutes=51)
+        assert reason == "hourly window full"
