@@ -18,6 +18,8 @@ from email.utils import getaddresses
 FALLBACK_CHARSETS = ("utf-8", "cp949", "latin-1")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _ENCODED_WORD_GAP = re.compile(r"(\?=)\s+(=\?)")
+#: ``Name <a@b>`` or ``a@b`` with nothing that needs the full address grammar (quotes, groups, comments)
+_PLAIN_FROM = re.compile(r'(?:[^<>",;:()\\@\[\]]*<([^<>"\s(),;:\\\[\]@]+@[A-Za-z0-9.-]+)>|([^<>"\s(),;:\\\[\]@]+@[A-Za-z0-9.-]+))\s*')
 
 
 def decode_bytes(data: bytes, charset: str | None = None) -> str:
@@ -108,7 +110,11 @@ class InboundMessage:
     @cached_property
     def sender(self) -> str:
         """The author's address (From), else the envelope sender."""
-        found = [address for _, address in getaddresses(self.header_values("from")) if "@" in address]
+        values = self.header_values("from")
+        plain = _PLAIN_FROM.fullmatch(values[0]) if len(values) == 1 else None
+        if plain:
+            return (plain.group(1) or plain.group(2)).lower()
+        found = [address for _, address in getaddresses(values) if "@" in address]
         return (found[0] if found else self.envelope_from).lower()
 
     def defects(self) -> list[str]:

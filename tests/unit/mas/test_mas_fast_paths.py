@@ -84,3 +84,17 @@ def test_envelope_address_fast_path_agrees_with_aiosmtpd(argument):
         assert fast._getaddr(argument) == full._getaddr(argument)
     finally:
         loop.close()
+
+
+FROM_HEADERS = ["Customer 5 <c5@customer.example>", "c5@customer.example", '"Kim, J" <k@x.y>', "Kim J. Lee <K@X.Y>",
+                "=?euc-kr?b?yKux5rW/?= <hong@x.kr>", "a@b.c, d@e.f", "<a@b.c>", "Name (c) <a@b.c>",
+                "Name <a@b.c> (c)", "  Name   <a@b.c>  ", "undisclosed-recipients:;", "Foo <a.b+c@x-y.z>"]
+
+
+@pytest.mark.parametrize("value", FROM_HEADERS)
+def test_sender_fast_path_agrees_with_the_address_grammar(value):
+    from email.utils import getaddresses
+
+    message = InboundMessage(f"From: {value}\r\nSubject: x\r\n\r\nbody\r\n".encode(), "env@sender.example", [])
+    found = [address for _, address in getaddresses(message.header_values("from")) if "@" in address]
+    assert message.sender == (found[0] if found else "env@sender.example").lower()
