@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -73,6 +74,23 @@ def wait_for(check, timeout: float = 30, interval: float = 0.2):
     return result
 
 
+@contextmanager
+def pass_running(home: Path):
+    """`ums run pass` for the duration; `ums stop` ends it (killed if it hangs)."""
+    server = subprocess.Popen([UMS, "run", "pass"], cwd=home, env={"UMS_HOME": str(home), "PATH": "/usr/bin:/bin"},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield server
+    finally:
+        ok(home, "stop")
+        deadline = time.monotonic() + 20
+        while server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if server.poll() is None:
+            server.kill()
+            pytest.fail("`ums run pass` did not end on `ums stop`")
+
+
 def write_files(home: Path) -> None:
     (home / "notice.json").write_text(json.dumps({
         "name": "notice", "channel": "email", "kind": "transactional",
@@ -119,9 +137,7 @@ def test_operator_runs_pass_entirely_from_the_command_line(tmp_path, sink):
     listed = ok(home, "campaign", "list")
     assert "statement" in listed and "slow" in listed and "draft" in listed
 
-    server = subprocess.Popen([UMS, "run", "pass"], cwd=home, env={"UMS_HOME": str(home), "PATH": "/usr/bin:/bin"},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    with pass_running(home):
         # a one-off send
         assert "queued" in ok(home, "send", "--to", "single@example.com", "--template", "notice",
                               "--var", "name=홍길동")
@@ -155,13 +171,6 @@ def test_operator_runs_pass_entirely_from_the_command_line(tmp_path, sink):
 
         stats = ok(home, "queue", "stats")
         assert "sent" in stats and "cancelled" in stats and "suppressed" in stats
-    finally:
-        ok(home, "stop")
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
     # every attempt has a CDR row; both export formats agree
     today = datetime.now(SEOUL).date().isoformat()
