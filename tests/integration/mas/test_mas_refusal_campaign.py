@@ -4,18 +4,17 @@ campaign. MAS and PASS run together; PASS relays into a loopback SMTP sink."""
 
 from __future__ import annotations
 
-import asyncio
 import email
 from datetime import timedelta
 from email.utils import getaddresses
 
 import aiosmtplib
 import pytest
-from aiosmtpd.smtp import SMTP as SMTPServer
 from sqlalchemy import select
 
 from tests.conftest import make_config
 from tests.helpers import eventually, split_address
+from tests.integration.pass_.pass_support import Sink, SinkHandler
 from tests.unit.mas import mas_samples as samples
 from ums import campaigns
 from ums.db.models import deliveries
@@ -24,32 +23,20 @@ from ums.store import addressbooks, mailbox, suppression
 AUDIENCE = ("stay@customer.example", "leave@customer.example")
 
 
-class Relay:
-    """The SMTP relay PASS sends through: records every message it is given."""
+def recipients(sink: Sink) -> list[str]:
+    return sorted(rcpt for rcpt, _, _ in sink.handler.received)
 
-    def __init__(self):
-        self.received: list[tuple[list[str], bytes]] = []
 
-    async def handle_DATA(self, server, session, envelope):
-        self.received.append((list(envelope.rcpt_tos), envelope.original_content or envelope.content))
-        return "250 2.0.0 queued"
-
-    def recipients(self) -> list[str]:
-        return sorted(rcpt for rcpts, _ in self.received for rcpt in rcpts)
-
-    def message_to(self, address: str) -> email.message.Message:
-        data = next(data for rcpts, data in self.received if rcpts == [address])
-        return email.message_from_bytes(data)
+def message_to(sink: Sink, address: str) -> email.message.Message:
+    return email.message_from_bytes(next(data for rcpt, _, data in sink.handler.received if rcpt == address))
 
 
 @pytest.fixture
 async def relay():
-    recorder = Relay()
-    server = await asyncio.get_running_loop().create_server(
-        lambda: SMTPServer(recorder, hostname="relay.test"), "127.0.0.1", 0)
-    recorder.port = server.sockets[0].getsockname()[1]
-    yield recorder
-    server.close()
+    """The SMTP relay PASS sends through: records every message it is given."""
+    sink = await Sink(SinkHandler()).start()
+    yield sink
+    await sink.close()
 
 
 @pytest.fixture
@@ -98,11 +85,11 @@ async def delivery_states(suite, campaign_id: int) -> dict[str, str]:
 async def test_a_korean_refusal_reply_makes_the_next_campaign_skip_the_customer(mas_and_pass, relay):
     suite = mas_and_pass
     first = await run_campaign(suite, "offer-1")
-    assert relay.recipients() == sorted(AUDIENCE)
+    assert recipients(relay) == sorted(AUDIENCE)
     assert await delivery_states(suite, first) == {address: "sent" for address in AUDIENCE}
 
     # the customer answers the mail they got, to its reply address, in EUC-KR
-    offer = relay.message_to("leave@customer.example")
+    offer = message_to(relay, "leave@customer.example")
     reply_to = getaddresses([offer.get("Reply-To") or offer["From"]])[0][1]
     answer = samples.text_message("고객 <leave@customer.example>", reply_to, "Re: 광고 수신거부 합니다",
                                   "더 이상 보내지 마세요.\n", charset="euc-kr", In_Reply_To=offer["Message-ID"])
@@ -119,8 +106,8 @@ async def test_a_korean_refusal_reply_makes_the_next_campaign_skip_the_customer(
     assert stored["classification"] == "refusal"
     assert stored["contact_id"] is not None and stored["delivery_id"] is not None
 
-    relay.received.clear()
+    relay.handler.received.clear()
     second = await run_campaign(suite, "offer-2")
-    assert relay.recipients() == ["stay@customer.example"]
+    assert recipients(relay) == ["stay@customer.example"]
     assert await delivery_states(suite, second) == {
         "stay@customer.example": "sent", "leave@customer.example": "suppressed"}
