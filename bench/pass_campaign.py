@@ -39,7 +39,7 @@ from ums.store import templates  # noqa: E402
 CONNECTIONS = 16
 #: senders; each waits for its result to commit before taking the next job, so
 #: several per SMTP connection keep the connections busy while a batch commits
-CONCURRENCY = 128
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "128"))
 PG_URL = os.environ.get("UMS_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 
 
@@ -148,6 +148,7 @@ async def ums_campaign(kind: str, port: int, count: int, workdir: Path) -> tuple
     spec = campaigns.from_dict({"name": "bench", "kind": "transactional", "template": "bench",
                                 "audience": {"books": ["bench"]}})
     started = time.perf_counter()
+    cpu_started, loop_cpu_started = time.process_time(), time.thread_time()
     async with db.begin() as conn:
         campaign_id = await campaigns.create(conn, spec, datetime.now(timezone.utc))
         await campaigns.schedule(conn, campaign_id, None, datetime.now(timezone.utc))
@@ -160,12 +161,14 @@ async def ums_campaign(kind: str, port: int, count: int, workdir: Path) -> tuple
             break
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - started
+    cpu = {"process": (time.process_time() - cpu_started) / elapsed,
+           "event loop": (time.thread_time() - loop_cpu_started) / elapsed}
     async with db.connect() as conn:
         finals = await conn.scalar(select(func.count()).select_from(cdr).where(cdr.c.final.is_(True)))
     await suite.stop()
     await db.close()
     await drop_database(kind, url)
-    return count / elapsed, finals
+    return count / elapsed, finals, cpu
 
 
 async def main() -> None:
@@ -186,12 +189,13 @@ async def main() -> None:
                     # the raw client runs right before and right after, so a change in
                     # machine load during the run shows instead of skewing the ratio
                     before = await raw_client(port, args.recipients)
-                    rate, finals = await ums_campaign(kind, port, args.recipients, Path(tmp))
+                    rate, finals, cpu = await ums_campaign(kind, port, args.recipients, Path(tmp))
                     after = await raw_client(port, args.recipients)
                     raw = (before + after) / 2
                     print(f"{kind:>10}: raw aiosmtplib {before:6.0f}/{after:6.0f} msg/s (before/after) "
                           f"| UMS campaign end to end {rate:6.0f} msg/s | ratio {rate / raw:.2f} "
-                          f"| final CDR rows {finals}", flush=True)
+                          f"| final CDR rows {finals} | CPU busy: event loop {cpu['event loop']:.0%}, "
+                          f"process {cpu['process']:.0%}", flush=True)
     finally:
         sink.terminate()
         sink.wait()
