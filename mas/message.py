@@ -17,6 +17,7 @@ from email.utils import getaddresses
 #: tried in order for raw 8-bit header bytes and for text parts with a bad or missing charset
 FALLBACK_CHARSETS = ("utf-8", "cp949", "latin-1")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_SMUGGLED_BYTE = re.compile("[\udc80-\udcff]")
 _ENCODED_WORD_GAP = re.compile(r"(\?=)\s+(=\?)")
 #: ``Name <a@b>`` or ``a@b`` with nothing that needs the full address grammar (quotes, groups, comments)
 _PLAIN_FROM = re.compile(r'(?:[^<>",;:()\\@\[\]]*<([^<>"\s(),;:\\\[\]@]+@[A-Za-z0-9.-]+)>|([^<>"\s(),;:\\\[\]@]+@[A-Za-z0-9.-]+))\s*')
@@ -38,7 +39,7 @@ def decode_header_value(value) -> str:
         return ""
     if isinstance(value, Header):  # raw 8-bit header: the parser wraps it as unknown-8bit
         value = value.encode()
-    elif any("\udc80" <= c <= "\udcff" for c in value):
+    elif not value.isascii() and _SMUGGLED_BYTE.search(value):
         # raw 8-bit bytes smuggled as surrogates by the parser
         value = decode_bytes(value.encode("ascii", "surrogateescape"))
     if "=?" not in value:
