@@ -4,11 +4,14 @@ no rules, and a bare aiosmtpd server whose handler does nothing (the ceiling
 the SMTP library and the client allow on this machine). Then rule
 evaluations per second in process.
 
-    .venv/bin/python bench/mas_inbound.py [--messages 3000] [--connections 32] [--rounds 1] [--database URL]
+    .venv/bin/python bench/mas_inbound.py [--messages 3000] [--connections 32] [--rounds 1]
+                                          [--client aiosmtplib|smtp-source] [--database URL]
 
 The server runs in this process on one loop (as in production); the SMTP
-clients run in a separate process. Every message MAS answers 250 to is
-committed first, and the run checks that every one was stored.
+clients run in a separate process: aiosmtplib (a new message from a new
+sender each time) or Postfix's smtp-source (C, one message file, so the
+server gets more of a shared machine's CPU). Every message MAS answers 250
+to is committed first, and the run checks that every one was stored.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncio
 import multiprocessing
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -74,8 +78,26 @@ class DoNothing:
         return "250 OK"
 
 
-def run_clients(host: str, port: int, messages: int, connections: int) -> float:
+def sent_count(client: str, messages: int, connections: int) -> int:
+    return messages if client == "smtp-source" else (messages // connections) * connections
+
+
+def run_smtp_source(host: str, port: int, messages: int, connections: int) -> float:
+    """Postfix's C load generator: the same message each time, over reused connections."""
+    with tempfile.NamedTemporaryFile("wb", suffix=".eml") as message:
+        message.write(sample(0).replace(b"\r\n", b"\n"))
+        message.flush()
+        started = time.perf_counter()
+        subprocess.run(["smtp-source", "-d", "-s", str(connections), "-m", str(messages), "-M", "customer.example",
+                        "-f", "c@customer.example", "-t", "sales@ums.local", "-F", message.name, f"{host}:{port}"],
+                       check=True)
+        return time.perf_counter() - started
+
+
+def run_clients(host: str, port: int, messages: int, connections: int, client: str = "aiosmtplib") -> float:
     """Seconds the client process took to send ``messages`` over ``connections``."""
+    if client == "smtp-source":
+        return run_smtp_source(host, port, messages, connections)
     context = multiprocessing.get_context("spawn")
     result = context.Queue()
     client = context.Process(target=client_process, args=(host, port, messages, connections, result))
@@ -85,17 +107,17 @@ def run_clients(host: str, port: int, messages: int, connections: int) -> float:
     return elapsed
 
 
-async def bare_run(messages: int, connections: int) -> float:
+async def bare_run(messages: int, connections: int, client: str) -> float:
     """Messages/s into aiosmtpd with a do-nothing handler, on this loop."""
     from aiosmtpd.smtp import SMTP
 
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: SMTP(DoNothing(), loop=loop), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    elapsed = await loop.run_in_executor(None, run_clients, "127.0.0.1", port, messages, connections)
+    elapsed = await loop.run_in_executor(None, run_clients, "127.0.0.1", port, messages, connections, client)
     server.close()
     await server.wait_closed()
-    return (messages // connections) * connections / elapsed
+    return sent_count(client, messages, connections) / elapsed
 
 
 async def load_rules(db) -> None:
@@ -108,7 +130,8 @@ async def load_rules(db) -> None:
             await rules.save(conn, f"own-{n:03}", RULE.format(n=n), now, mailbox_id=box["id"])
 
 
-async def smtp_run(url: str, home: Path, with_rules: bool, messages: int, connections: int) -> float:
+async def smtp_run(url: str, home: Path, with_rules: bool, messages: int, connections: int,
+                   client: str = "aiosmtplib") -> float:
     db = connect(url)
     await upgrade(db)
     if with_rules:
@@ -121,12 +144,12 @@ async def smtp_run(url: str, home: Path, with_rules: bool, messages: int, connec
     await suite.start()
     host, port = suite.services["mas"].address.rsplit(":", 1)
     loop = asyncio.get_running_loop()
-    elapsed = await loop.run_in_executor(None, run_clients, host, int(port), messages, connections)
+    elapsed = await loop.run_in_executor(None, run_clients, host, int(port), messages, connections, client)
     async with db.connect() as conn:
         stored = await mailbox.count(conn)
     await suite.stop()
     await db.close()
-    assert stored == (messages // connections) * connections, f"stored {stored}"
+    assert stored == sent_count(client, messages, connections), f"stored {stored}"
     return stored / elapsed
 
 
@@ -147,12 +170,12 @@ def evaluation_rate(seconds: float = 2.0) -> tuple[float, float]:
 
 
 async def one_round(args, tmp: Path, number: int) -> dict[str, float]:
-    figures = {"bare aiosmtpd": await bare_run(args.messages, args.connections)}
+    figures = {"bare aiosmtpd": await bare_run(args.messages, args.connections, args.client)}
     for label, with_rules in (("no rules", False), ("200 rules", True)):
         home = tmp / f"{number}-{label.replace(' ', '-')}"
         home.mkdir()
         url = args.database or f"sqlite+aiosqlite:///{home}/ums.db"
-        figures[label] = await smtp_run(url, home, with_rules, args.messages, args.connections)
+        figures[label] = await smtp_run(url, home, with_rules, args.messages, args.connections, args.client)
     for label, rate in figures.items():
         print(f"round {number}: SMTP inbound, {label:13}: {rate:6.0f} messages/s")
     print(f"round {number}: ratio 200 rules / bare aiosmtpd: {figures['200 rules'] / figures['bare aiosmtpd']:.2f}, "
@@ -165,10 +188,13 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--client", choices=["aiosmtplib", "smtp-source"], default="aiosmtplib",
+                        help="the load generator: aiosmtplib in a separate Python process (a new message and "
+                             "sender each time), or Postfix's smtp-source in C (one message file, less client CPU)")
     parser.add_argument("--database", default="", help="database URL (default: a fresh SQLite file)")
     args = parser.parse_args()
     ums_reactor.install(asyncio.get_running_loop())
-    print(f"{args.messages} messages over {args.connections} connections per run; load average "
+    print(f"{args.client} client, {args.messages} messages over {args.connections} connections per run; load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
         rounds = [await one_round(args, Path(tmp), n) for n in range(1, args.rounds + 1)]
