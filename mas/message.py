@@ -142,7 +142,7 @@ class InboundMessage:
     def text_lines(self, limit: int) -> list[str]:
         """The first non-empty, non-quoted lines of the first text part."""
         for part in self.message.walk():
-            if part.get_content_maintype() == "text" and not part.get_filename():
+            if part.get_content_maintype() == "text" and not _has_filename(part):
                 text = part_text(part)
                 if part.get_content_subtype() == "html":
                     text = re.sub(r"<[^>]+>", " ", text)
@@ -162,6 +162,12 @@ class InboundMessage:
                 data = b""
             found.append((part.get_content_type(), part.get_filename() or "", data))
         return found
+
+
+def _has_filename(part: Message) -> bool:
+    """``part.get_filename()`` is costly; a part whose headers never say "name" has none."""
+    headers = f"{part.get('content-disposition', '')}{part.get('content-type', '')}"
+    return "name" in headers.lower() and bool(part.get_filename())
 
 
 def part_text(part: Message) -> str:
