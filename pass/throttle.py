@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from contextlib import AsyncExitStack, asynccontextmanager
 
 HOUR = 3600.0
 
@@ -34,6 +33,8 @@ class Limiter:
         self.next_slot = 0.0
         self.per_hour = int(per_hour)
         self.window: deque[float] = deque()
+        #: whether this limiter limits anything (an unlimited one is skipped)
+        self.limits = bool(self.semaphore or self.interval or self.per_hour)
 
     def window_delay(self, now: float) -> float:
         """Seconds until the sliding hour has room for one more send."""
@@ -128,14 +129,27 @@ class Throttles:
         limiters = [self.for_channel(channel), self.for_campaign(campaign_id, throttle)]
         return max(limiter.window_delay(now) for limiter in limiters if limiter is not None)
 
-    @asynccontextmanager
-    async def slot(self, channel: str, destination: str, campaign_id: int | None = None,
-                   throttle: dict | None = None):
+    def slot(self, channel: str, destination: str, campaign_id: int | None = None,
+             throttle: dict | None = None) -> "Slot":
         limiters = [self.for_campaign(campaign_id, throttle), self.for_channel(channel),
                     self.for_destination(channel, destination)]
-        async with AsyncExitStack() as stack:
-            for limiter in limiters:
-                if limiter is not None:
-                    await limiter.acquire()
-                    stack.callback(limiter.release)
-            yield
+        return Slot([limiter for limiter in limiters if limiter is not None and limiter.limits])
+
+
+class Slot:
+    """Holds every limiter of one send (``async with``); released in any case."""
+
+    __slots__ = ("limiters", "taken")
+
+    def __init__(self, limiters: list[Limiter]):
+        self.limiters = limiters
+        self.taken: list[Limiter] = []
+
+    async def __aenter__(self) -> None:
+        for limiter in self.limiters:
+            await limiter.acquire()
+            self.taken.append(limiter)
+
+    async def __aexit__(self, *exc_info) -> None:
+        for limiter in self.taken:
+            limiter.release()

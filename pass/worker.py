@@ -361,15 +361,26 @@ class Worker:
         while self.finished or self.held:
             batch = self.finished[: self.section["write_batch"]]
             holds = self.held[: self.section["write_batch"]]
-            await self._transaction(lambda conn: self._record(conn, batch, holds))
+            jobs = await self._transaction(lambda conn: self._record_and_claim(conn, batch, holds))
             del self.finished[: len(batch)]
             del self.held[: len(holds)]
             for item in batch:
                 if item.recorded is not None and not item.recorded.done():
                     item.recorded.set_result(None)
             self.in_memory -= len(batch) + len(holds)
+            for job in jobs:
+                self.ready.put_nowait(job)
             self.written.set()
             self.wake.set()
+
+    async def _record_and_claim(self, conn, batch: list[Finished], holds: list[Held]) -> list[Job]:
+        """Record results and, when there is room, claim the next jobs in the same
+        transaction: one commit (and on SQLite one turn of the write lock) for both."""
+        await self._record(conn, batch, holds)
+        room = self.capacity - self.in_memory + len(batch) + len(holds)
+        if self.stopping or self.service.paused or not self.channels or room < self.claim_room:
+            return []
+        return await self._claim(conn, room)
 
     async def _record(self, conn, batch: list[Finished], holds: list[Held]) -> None:
         now = self.ctx.clock()

@@ -80,19 +80,18 @@ def compile_fast(source: str | None, html: bool = False):
 
 
 def _encoded_word(text: str) -> str:
-    """RFC 2047 encoding of a header value (UTF-8, base64), folded per word."""
+    """RFC 2047 encoding of a header value (UTF-8, base64), in words of at most
+    45 bytes that never split a character."""
     if text.isascii():
         return text
-    words, chunk = [], b""
-    for char in text:
-        encoded = char.encode("utf-8")
-        if len(chunk) + len(encoded) > 45:
-            words.append(chunk)
-            chunk = b""
-        chunk += encoded
-    if chunk:
-        words.append(chunk)
-    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(word).decode('ascii')}?=" for word in words)
+    data, words, start = text.encode("utf-8"), [], 0
+    while start < len(data):
+        end = min(start + 45, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:   # inside a character: step back
+            end -= 1
+        words.append(f"=?utf-8?b?{base64.b64encode(data[start:end]).decode('ascii')}?=")
+        start = end
+    return "\r\n ".join(words)
 
 
 def _b64_body(text: str) -> bytes:

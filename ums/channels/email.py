@@ -19,6 +19,7 @@ import email
 import email.policy
 import logging
 import re
+from collections import deque
 from datetime import datetime, timezone
 
 import aiosmtplib
@@ -67,12 +68,180 @@ def _rfc822_name(subject: str | None) -> str:
     return f"{stem or 'message'}.eml"
 
 
+class PipelinedSession(asyncio.Protocol):
+    """The message phase of an SMTP connection that aiosmtplib opened (greeting,
+    EHLO, STARTTLS, AUTH), with RFC 2920 PIPELINING: MAIL, RCPT and DATA go out
+    in one write and their replies are matched in order, then the message —
+    two round trips a message instead of four. It takes the connection's
+    transport over with ``set_protocol``; replies are parsed as they arrive,
+    whichever way the network splits them."""
+
+    def __init__(self, transport: asyncio.Transport, timeout: float | None, smtputf8: bool):
+        self.transport = transport
+        self.timeout = timeout
+        self.smtputf8 = smtputf8
+        self.buffer = bytearray()
+        self.replies: deque[aiosmtplib.SMTPResponse] = deque()
+        self.waiters: deque[asyncio.Future] = deque()
+        self.lost: BaseException | None = None
+        transport.set_protocol(self)
+
+    @property
+    def is_connected(self) -> bool:
+        return self.lost is None and not self.transport.is_closing()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (reply := self._next_reply()) is not None:
+            waiter = self.waiters.popleft() if self.waiters else None
+            if waiter is None:
+                self.replies.append(reply)
+            elif not waiter.done():
+                waiter.set_result(reply)
+
+    def _next_reply(self) -> aiosmtplib.SMTPResponse | None:
+        offset, lines = 0, []
+        while (end := self.buffer.find(b"\n", offset)) != -1:
+            line = bytes(self.buffer[offset:end + 1])
+            offset = end + 1
+            lines.append(line[4:].strip().decode("utf-8", "replace"))
+            if line[3:4] != b"-":
+                del self.buffer[:offset]
+                try:
+                    code = int(line[:3])
+                except ValueError:
+                    code = 421  # a garbled reply: treat the connection as failing
+                return aiosmtplib.SMTPResponse(code, "\n".join(lines))
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = aiosmtplib.SMTPServerDisconnected(f"connection lost: {exc or 'closed by the relay'}")
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(self.lost)
+
+    def eof_received(self) -> bool:
+        return False
+
+    async def reply(self) -> aiosmtplib.SMTPResponse:
+        if self.replies:
+            return self.replies.popleft()
+        if self.lost is not None:
+            raise self.lost
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        return await waiter
+
+    async def transmit(self, sender: str, recipient: str, data: bytes) -> str:
+        """Send one message; SMTP refusals raise aiosmtplib's exceptions, and
+        ``[email] timeout`` bounds the whole exchange (one timer, not one per reply)."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._transmit(sender, recipient, data)
+        except TimeoutError:
+            self.close()   # replies can no longer be matched to commands
+            raise asyncio.TimeoutError(f"no reply from the relay within {self.timeout} s") from None
+
+    async def _transmit(self, sender: str, recipient: str, data: bytes) -> str:
+        if _UNSAFE_ADDRESS.search(recipient) or _UNSAFE_ADDRESS.search(sender):
+            raise aiosmtplib.SMTPRecipientRefused(553, "5.1.3 address with control or bracket characters", recipient)
+        mail_from = b"MAIL FROM:<%s>" % sender.encode("utf-8")
+        if not (sender.isascii() and recipient.isascii()):
+            if not self.smtputf8:
+                raise aiosmtplib.SMTPRecipientRefused(553, "5.6.7 the relay does not take non-ASCII addresses",
+                                                      recipient)
+            mail_from += b" SMTPUTF8"
+        self.transport.write(b"%s\r\nRCPT TO:<%s>\r\nDATA\r\n" % (mail_from, recipient.encode("utf-8")))
+        mail, rcpt, start = await self.reply(), await self.reply(), await self.reply()
+        if start.code == 354 and (mail.code != 250 or rcpt.code not in (250, 251)):
+            self.transport.write(b".\r\n")   # a DATA some relays accept anyway: end it empty
+            await self.reply()
+        if mail.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender)
+        if rcpt.code not in (250, 251):
+            raise aiosmtplib.SMTPRecipientRefused(rcpt.code, rcpt.message, recipient)
+        if start.code != 354:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        self.transport.write(_dot_stuffed(data))
+        done = await self.reply()
+        if done.code != 250:
+            raise aiosmtplib.SMTPDataError(done.code, done.message)
+        return done.message
+
+    async def rset(self) -> None:
+        self.transport.write(b"RSET\r\n")
+        if (await self.reply()).code != 250:
+            raise aiosmtplib.SMTPResponseException(421, "RSET refused")
+
+    async def quit(self) -> None:
+        self.transport.write(b"QUIT\r\n")
+        await self.reply()
+        self.close()
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+_UNSAFE_ADDRESS = re.compile(r"[\x00-\x1f\x7f<>]")
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """The DATA payload: CRLF line ends (as built), leading dots doubled, the end marker."""
+    data = data.replace(b"\r\n.", b"\r\n..")
+    if data.startswith(b"."):
+        data = b"." + data
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+class LockstepSession:
+    """A relay without PIPELINING: one command at a time through aiosmtplib.
+    Our envelope addresses are already plain ``local@domain`` (the sender is
+    built here, recipients are normalised when queued), so the commands go out
+    as they are instead of through ``sendmail``'s address parsing; non-ASCII
+    addresses (SMTPUTF8) take the ``sendmail`` path."""
+
+    def __init__(self, client: aiosmtplib.SMTP):
+        self.client = client
+
+    @property
+    def is_connected(self) -> bool:
+        return self.client.is_connected
+
+    async def transmit(self, sender: str, recipient: str, data: bytes) -> str:
+        client = self.client
+        if not (sender.isascii() and recipient.isascii()):
+            errors, reply = await client.sendmail(sender, [recipient], data)
+            return reply
+        reply = await client.execute_command(b"MAIL", b"FROM:<%s>" % sender.encode("ascii"))
+        if reply.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender)
+        reply = await client.execute_command(b"RCPT", b"TO:<%s>" % recipient.encode("ascii"))
+        if reply.code not in (250, 251):
+            raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient)
+        return (await client.data(data)).message
+
+    async def rset(self) -> None:
+        await self.client.rset()
+
+    async def quit(self) -> None:
+        await self.client.quit()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+Session = PipelinedSession | LockstepSession
+
+
 class RelayPool:
     """Persistent connections to one relay, handed out one at a time."""
 
     def __init__(self, config: dict, size: int):
         self.options = config
-        self.idle: asyncio.Queue[aiosmtplib.SMTP | None] = asyncio.Queue()
+        self.idle: asyncio.Queue[Session | None] = asyncio.Queue()
         for _ in range(size):
             self.idle.put_nowait(None)  # a slot; connected on first use
 
@@ -84,42 +253,49 @@ class RelayPool:
             local_hostname=options.get("helo") or None,
         )
 
-    async def acquire(self) -> aiosmtplib.SMTP:
-        client = await self.idle.get()
+    async def _open(self) -> Session:
+        client = self._client()
+        await client.connect()
+        if self.options.get("username"):
+            await client.login(self.options["username"], self.options["password"])
+        if client.is_ehlo_or_helo_needed:
+            try:
+                await client.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await client.helo()
+        if client.supports_extension("pipelining"):
+            return PipelinedSession(client.protocol.transport, self.options["timeout"],
+                                    client.supports_extension("smtputf8"))
+        return LockstepSession(client)
+
+    async def acquire(self) -> Session:
+        session = await self.idle.get()
         try:
-            if client is None or not client.is_connected:
-                client = self._client()
-                await client.connect()
-                if self.options.get("username"):
-                    await client.login(self.options["username"], self.options["password"])
-                if client.is_ehlo_or_helo_needed:
-                    try:
-                        await client.ehlo()
-                    except aiosmtplib.SMTPHeloError:
-                        await client.helo()
+            if session is None or not session.is_connected:
+                session = await self._open()
         except BaseException:
             self.idle.put_nowait(None)
             raise
-        return client
+        return session
 
-    def release(self, client: aiosmtplib.SMTP | None) -> None:
-        self.idle.put_nowait(client)
+    def release(self, session: Session | None) -> None:
+        self.idle.put_nowait(session)
 
-    async def discard(self, client: aiosmtplib.SMTP) -> None:
+    async def discard(self, session: Session) -> None:
         try:
-            client.close()
+            session.close()
         except Exception:
             pass
         self.idle.put_nowait(None)
 
     async def close(self) -> None:
         while not self.idle.empty():
-            client = self.idle.get_nowait()
-            if client is not None and client.is_connected:
+            session = self.idle.get_nowait()
+            if session is not None and session.is_connected:
                 try:
-                    await asyncio.wait_for(client.quit(), 2)
+                    await asyncio.wait_for(session.quit(), 2)
                 except Exception:
-                    client.close()
+                    session.close()
 
 
 class EmailChannel(Channel):
@@ -196,7 +372,7 @@ class EmailChannel(Channel):
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
             return self._outcome(TEMPORARY, "421", f"relay {self.relay} unreachable: {exc}", started)
         try:
-            reply = await self._transmit(client, sender, delivery.recipient, data)
+            reply = await client.transmit(sender, delivery.recipient, data)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0]
             await self._reset(client)
@@ -215,26 +391,7 @@ class EmailChannel(Channel):
         self.pool.release(client)
         return self._outcome(SENT, "250", reply[:200], started, len(data))
 
-    async def _transmit(self, client: aiosmtplib.SMTP, sender: str, recipient: str, data: bytes) -> str:
-        """MAIL, RCPT, DATA for one recipient; the reply text of the accepted message.
-
-        Our envelope addresses are already plain ``local@domain`` (the sender is
-        built here, recipients are normalised when queued), so the commands go
-        out as they are instead of through ``sendmail``'s address parsing, which
-        costs more than building the message. Non-ASCII addresses (SMTPUTF8)
-        take the ``sendmail`` path."""
-        if not (sender.isascii() and recipient.isascii()):
-            errors, reply = await client.sendmail(sender, [recipient], data)
-            return reply
-        reply = await client.execute_command(b"MAIL", b"FROM:<%s>" % sender.encode("ascii"))
-        if reply.code != 250:
-            raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender)
-        reply = await client.execute_command(b"RCPT", b"TO:<%s>" % recipient.encode("ascii"))
-        if reply.code not in (250, 251):
-            raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient)
-        return (await client.data(data)).message
-
-    async def _reset(self, client: aiosmtplib.SMTP) -> None:
+    async def _reset(self, client: Session) -> None:
         """After a refusal, RSET and keep the connection; drop it if that fails."""
         try:
             await client.rset()

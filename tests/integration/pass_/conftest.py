@@ -15,7 +15,8 @@ async def sink():
 
 @pytest.fixture
 async def faulty_sink():
-    server = await Sink(SinkHandler(temp_fail=0.3, perm_fail=0.05, drop=0.02)).start()
+    # pipelining, so refusals and drops are met on the pipelined path (`sink` is lockstep)
+    server = await Sink(SinkHandler(temp_fail=0.3, perm_fail=0.05, drop=0.02, pipelining=True)).start()
     yield server
     await server.close()
 

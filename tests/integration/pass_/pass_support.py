@@ -25,8 +25,9 @@ MESSAGE_ID = re.compile(rb"^Message-ID: (<[^>]+>)", re.M | re.I)
 class SinkHandler:
     """Accepts everything unless told to fail some of it."""
 
-    def __init__(self, temp_fail=0.0, perm_fail=0.0, drop=0.0, seed=7):
+    def __init__(self, temp_fail=0.0, perm_fail=0.0, drop=0.0, seed=7, pipelining=False):
         self.temp_fail, self.perm_fail, self.drop = temp_fail, perm_fail, drop
+        self.pipelining = pipelining
         self.random = random.Random(seed)
         self.received: list[tuple[str, str, bytes]] = []   # (recipient, message-id, data)
         self.answers: Counter = Counter()
@@ -35,6 +36,14 @@ class SinkHandler:
     def permanently_failing(self, address: str) -> bool:
         digest = hashlib.sha1(address.encode()).digest()[0] / 256
         return digest < self.perm_fail
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        """Announce PIPELINING (RFC 2920) when asked, as Postfix does: PASS then
+        sends MAIL, RCPT and DATA together (aiosmtpd answers them in order)."""
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.permanently_failing(address):
