@@ -14,7 +14,7 @@ import io
 import math
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -131,9 +131,20 @@ class DailyFiles:
     def __init__(self, directory: Path, tz):
         self.directory = Path(directory)
         self.tz = tz
+        self._paths: dict[datetime, Path] = {}
 
     def path_for(self, moment: datetime) -> Path:
-        return self.directory / f"{moment.astimezone(self.tz):%Y-%m-%d}.csv"
+        """The day file of ``moment`` (naive values, as SQLite returns them, are UTC)."""
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        # days change on a quarter hour in every zone: one lookup per quarter hour
+        quarter = moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+        path = self._paths.get(quarter)
+        if path is None:
+            if len(self._paths) > 1000:
+                self._paths.clear()
+            path = self._paths[quarter] = self.directory / f"{quarter.astimezone(self.tz):%Y-%m-%d}.csv"
+        return path
 
     def last_written(self) -> list[str]:
         """``uniqueid`` values of the last complete line of the newest two files
