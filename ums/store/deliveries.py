@@ -108,23 +108,15 @@ async def finish(conn: AsyncConnection, changes: list[dict], cdr_rows: list[dict
 
     Each change has b_id, b_state, b_attempts, b_due_at, b_code, b_error,
     b_finished, b_now."""
-    if conn.dialect.name == "sqlite":
-        # the hot path of a campaign on SQLite: statements compiled once, rows
-        # passed as plain tuples (SQLAlchemy's per-row parameter processing
-        # costs more than SQLite's work here)
-        await _executemany_plain(conn, _FINISH, ("finish",), changes)
-        columns = cdr_rows[0].keys() if cdr_rows else ()
-        if not cdr_rows:
-            pass
-        elif all(row.keys() == columns for row in cdr_rows):
-            statement = insert(cdr).values({name: bindparam(name) for name in columns})
-            await _executemany_plain(conn, statement, ("cdr", tuple(columns)), cdr_rows)
-        else:
-            await conn.execute(insert(cdr), cdr_rows)
-        return
-    if changes:
-        await conn.execute(_FINISH, changes)
-    if cdr_rows:
+    # the hot path of a campaign: statements compiled once per dialect, rows passed
+    # as plain tuples (SQLAlchemy's per-row parameter processing costs more than
+    # the database's own work here)
+    await _executemany_plain(conn, _FINISH, ("finish",), changes)
+    columns = cdr_rows[0].keys() if cdr_rows else ()
+    if cdr_rows and all(row.keys() == columns for row in cdr_rows):
+        statement = insert(cdr).values({name: bindparam(name) for name in columns})
+        await _executemany_plain(conn, statement, ("cdr", tuple(columns)), cdr_rows)
+    elif cdr_rows:
         await conn.execute(insert(cdr), cdr_rows)
 
 
@@ -132,19 +124,22 @@ _COMPILED: dict[tuple, tuple[str, list[str], dict]] = {}
 
 
 async def _executemany_plain(conn: AsyncConnection, statement, key: tuple, rows: list[dict]) -> None:
-    """executemany of ``statement`` (compiled once per ``key``) over ``rows``,
-    with values stored the way SQLAlchemy stores them in SQLite; binds a row
+    """executemany of ``statement`` (compiled once per dialect and ``key``) over
+    ``rows``, with values stored the way SQLAlchemy stores them; binds a row
     does not name take the statement's own values (e.g. ``locked_by=None``)."""
     if not rows:
         return
-    compiled = _COMPILED.get(key)
+    dialect = conn.dialect.name
+    compiled = _COMPILED.get((dialect, *key))
     if compiled is None:
         done = statement.compile(dialect=conn.dialect)
-        compiled = _COMPILED[key] = (str(done), list(done.positiontup), dict(done.params))
+        compiled = _COMPILED[(dialect, *key)] = (str(done), list(done.positiontup), dict(done.params))
     sql, names, own = compiled
-    await conn.exec_driver_sql(sql, [
-        tuple(_sqlite_value(row[name] if name in row else own[name]) for name in names) for row in rows
-    ])
+    if dialect == "sqlite":
+        values = [tuple(_sqlite_value(row[name] if name in row else own[name]) for name in names) for row in rows]
+    else:   # asyncpg takes Python values as they are
+        values = [tuple(row[name] if name in row else own[name] for name in names) for row in rows]
+    await conn.exec_driver_sql(sql, values)
 
 
 def _sqlite_value(value):
