@@ -144,7 +144,8 @@ async def _executemany_plain(conn: AsyncConnection, statement, key: tuple, rows:
 
 def _sqlite_value(value):
     if isinstance(value, datetime):
-        return f"{value:%Y-%m-%d %H:%M:%S.%f}"   # SQLAlchemy's SQLite DATETIME storage format
+        # SQLAlchemy's SQLite DATETIME storage format, YYYY-MM-DD HH:MM:SS.ffffff (no offset)
+        return value.isoformat(" ", "microseconds")[:26]
     if isinstance(value, Decimal):
         return float(value)
     return value
