@@ -90,7 +90,7 @@ def _format(value) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return value.isoformat(" ", "seconds")[:19]   # YYYY-MM-DD HH:MM:SS, cheaper than strftime
     if isinstance(value, bool):
         return "1" if value else "0"
     return str(value)
