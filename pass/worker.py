@@ -102,6 +102,11 @@ class Worker:
         #: claim only when this much room is free, so claims come in full batches
         self.claim_room = min(self.section["claim_batch"], self.capacity // 2)
         self.campaigns_checked = 0.0
+        #: suppressions added after jobs were claimed stop those jobs before they are sent
+        self.suppressions_checked = 0.0
+        self.suppressions_seen: int | None = None
+        self.late_suppressed: set[tuple[str, str]] = set()
+        self.ended_late: list[Job] = []
         self.campaigns: dict[int, dict] = {}
         self.templates: dict[tuple[str, str], tuple[float, dict | None]] = {}
         self.figures = Figures()
@@ -191,6 +196,7 @@ class Worker:
         while not self.stopping:
             claimed = 0
             try:
+                await self._refresh_suppressions()
                 room = self.capacity - self.in_memory
                 if not self.service.paused and self.channels and room >= self.claim_room:
                     jobs = await self._transaction(lambda conn: self._claim(conn, room))
@@ -291,6 +297,29 @@ class Worker:
         for campaign_id, state in current.items():
             self.campaigns[campaign_id]["state"] = state
 
+    async def _refresh_suppressions(self) -> None:
+        """4 times a second, note what was suppressed since (an unsubscribe in the
+        middle of a campaign): claimed jobs to those addresses end unsent."""
+        if time.monotonic() - self.suppressions_checked < 0.25:
+            return
+        self.suppressions_checked = time.monotonic()
+        if not self.in_memory:
+            self.late_suppressed.clear()   # the claim-time check covers what comes next
+        async with self.ctx.db.connect() as conn:
+            if self.suppressions_seen is None:
+                self.suppressions_seen = await suppression.last_id(conn)
+                return
+            # a little overlap: on PostgreSQL a lower id can commit after a higher one
+            for entry_id, channel, address in await suppression.added_after(conn, self.suppressions_seen - 50):
+                self.late_suppressed.add((channel, address))
+                self.suppressions_seen = max(self.suppressions_seen, entry_id)
+
+    def _suppressed_since_claim(self, job: Job) -> bool:
+        if not self.late_suppressed:
+            return False
+        channel = job.row["channel"]
+        return (channel, normalize(channel, job.row["recipient"] or "")) in self.late_suppressed
+
     # --- sending ------------------------------------------------------------------
 
     async def _sender(self) -> None:
@@ -312,6 +341,10 @@ class Worker:
                 async with self.throttles.slot(job.row["channel"], job.destination, job.row["campaign_id"], throttle):
                     if self._must_hold(job):
                         self._hold(Held(job.row["id"], reason="paused"))
+                        continue
+                    if self._suppressed_since_claim(job):
+                        self.ended_late.append(job)
+                        self.has_results.set()
                         continue
                     outcome = await job.channel.send(job.delivery)
             except asyncio.CancelledError:
@@ -343,10 +376,10 @@ class Worker:
         interval = self.section["write_interval"]
         while True:
             if self.stopping and not any(not task.done() for task in self.senders) \
-                    and not self.finished and not self.held:
+                    and not self.finished and not self.held and not self.ended_late:
                 return
             self.has_results.clear()
-            if not self.finished and not self.held:
+            if not self.finished and not self.held and not self.ended_late:
                 await _wait(self.has_results, 0.2)
             await asyncio.sleep(interval)  # let a group of results gather for one commit
             try:
@@ -358,26 +391,34 @@ class Worker:
                 await asyncio.sleep(1)
 
     async def _flush(self) -> None:
-        while self.finished or self.held:
+        while self.finished or self.held or self.ended_late:
             batch = self.finished[: self.section["write_batch"]]
             holds = self.held[: self.section["write_batch"]]
-            jobs = await self._transaction(lambda conn: self._record_and_claim(conn, batch, holds))
+            ended = self.ended_late[: self.section["write_batch"]]
+            jobs = await self._transaction(lambda conn: self._record_and_claim(conn, batch, holds, ended))
             del self.finished[: len(batch)]
             del self.held[: len(holds)]
+            del self.ended_late[: len(ended)]
             for item in batch:
                 if item.recorded is not None and not item.recorded.done():
                     item.recorded.set_result(None)
-            self.in_memory -= len(batch) + len(holds)
+            self.in_memory -= len(batch) + len(holds) + len(ended)
             for job in jobs:
                 self.ready.put_nowait(job)
             self.written.set()
             self.wake.set()
 
-    async def _record_and_claim(self, conn, batch: list[Finished], holds: list[Held]) -> list[Job]:
+    async def _record_and_claim(self, conn, batch: list[Finished], holds: list[Held],
+                                ended: list[Job]) -> list[Job]:
         """Record results and, when there is room, claim the next jobs in the same
         transaction: one commit (and on SQLite one turn of the write lock) for both."""
         await self._record(conn, batch, holds)
-        room = self.capacity - self.in_memory + len(batch) + len(holds)
+        if ended:
+            unsubscribed = policy.Decision(policy.END, "suppressed", "suppressed",
+                                           "address suppressed after the delivery was queued")
+            await self._end_by_policy(conn, [(policy.Candidate(job.row, job.campaign, None), unsubscribed)
+                                             for job in ended], self.ctx.clock())
+        room = self.capacity - self.in_memory + len(batch) + len(holds) + len(ended)
         if self.stopping or self.service.paused or not self.channels or room < self.claim_room:
             return []
         return await self._claim(conn, room)

@@ -4,7 +4,7 @@ every send; MAS and WAS add to it."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -66,3 +66,17 @@ async def suppressed_among(conn: AsyncConnection, channel: str, addresses) -> se
         select(suppressions.c.address).where(suppressions.c.channel == channel, suppressions.c.address.in_(wanted))
     )
     return set(rows.scalars().all())
+
+
+async def last_id(conn: AsyncConnection) -> int:
+    return await conn.scalar(select(func.max(suppressions.c.id))) or 0
+
+
+async def added_after(conn: AsyncConnection, after_id: int) -> list[tuple[int, str, str]]:
+    """(id, channel, address) of entries with an id above ``after_id``: what was
+    suppressed since PASS last looked."""
+    rows = await conn.execute(
+        select(suppressions.c.id, suppressions.c.channel, suppressions.c.address)
+        .where(suppressions.c.id > after_id).order_by(suppressions.c.id)
+    )
+    return [tuple(row) for row in rows]

@@ -12,6 +12,7 @@ from ums import campaigns
 from ums.db.models import cdr, deliveries, suppressions
 from ums.outbox import SendRequest, enqueue
 from ums.store import deliveries as queue
+from ums.store import suppression
 
 
 async def final_cdr_per_delivery(db) -> Counter:
@@ -180,3 +181,33 @@ async def test_hourly_window_counts_what_other_processes_sent(tmp_path, database
         due = due_at if due_at.tzinfo else due_at.replace(tzinfo=timezone.utc)
         assert timedelta(minutes=49) < due - now < timedelta(minutes=51)
         assert reason == "hourly window full"
+
+
+async def test_unsubscribe_mid_campaign_stops_deliveries_already_claimed(
+        tmp_path, database_url, pass_db, sink, start_suite):
+    """The whole (throttled) audience is claimed at once; an address suppressed
+    while its delivery waits in PASS's memory is not sent, and ends suppressed."""
+    await seed_audience(pass_db, 60)
+    await add_template(pass_db, name="alert", kind="transactional")
+    await start_suite(pass_config(tmp_path, database_url, sink.port), ["pass"])
+    campaign_id = await start_campaign(pass_db, kind="transactional", template="alert", throttle={"rate": 20})
+    await eventually(lambda: len(sink.handler.received) >= 5, timeout=20, interval=0.05)
+    async with pass_db.connect() as conn:
+        in_flight = await conn.scalar(select(func.count()).select_from(deliveries).where(
+            deliveries.c.campaign_id == campaign_id, deliveries.c.state == "sending"))
+    assert in_flight > 40                                 # user55 is among the claimed
+    async with pass_db.begin() as conn:
+        await suppression.add(conn, "email", "user55@example.com", "unsubscribe", source="test")
+
+    async def finished():
+        counts = await states(pass_db, campaign_id)
+        return counts.get("sent", 0) + counts.get("suppressed", 0) == 60 and counts
+
+    counts = await eventually(finished, timeout=30, interval=0.2)
+    assert counts["suppressed"] == 1
+    assert "user55@example.com" not in [rcpt for rcpt, _, _ in sink.handler.received]
+    async with pass_db.connect() as conn:
+        row = (await conn.execute(select(deliveries).where(deliveries.c.recipient == "user55@example.com"))).first()
+        final = await conn.scalar(select(func.count()).select_from(cdr).where(
+            cdr.c.delivery_id == row.id, cdr.c.final.is_(True)))
+    assert row.state == "suppressed" and final == 1
