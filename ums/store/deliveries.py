@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import String, bindparam, cast, func, insert, literal, or_, select, update
+from sqlalchemy import String, bindparam, case, cast, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import campaigns, cdr, deliveries
@@ -96,7 +96,10 @@ _FINISH = (
     .where(deliveries.c.id == bindparam("b_id"))
     .values(
         state=bindparam("b_state"), attempts=bindparam("b_attempts"), due_at=bindparam("b_due_at"),
-        last_code=bindparam("b_code"), last_error=bindparam("b_error"), finished_at=bindparam("b_finished"),
+        # a bounce can arrive (MAS) before PASS records the send: its code stays
+        last_code=case((deliveries.c.bounced_at.is_(None), bindparam("b_code")), else_=deliveries.c.last_code),
+        last_error=case((deliveries.c.bounced_at.is_(None), bindparam("b_error")), else_=deliveries.c.last_error),
+        finished_at=bindparam("b_finished"),
         updated_at=bindparam("b_now"), locked_by=None, lease_until=None,
     )
 )

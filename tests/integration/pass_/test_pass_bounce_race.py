@@ -1,0 +1,30 @@
+"""A bounce that MAS records before PASS has written the send's result keeps its code."""
+
+from datetime import datetime, timedelta, timezone
+
+from ums import cdr as ums_cdr
+from ums.channels import Outcome, SENT
+from ums.outbox import SendRequest, enqueue
+from ums.store import bounces, deliveries
+
+
+async def test_send_result_written_after_the_bounce_keeps_the_bounce(db, config):
+    now = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
+    async with db.begin() as conn:
+        delivery_id = await enqueue(conn, SendRequest("email", "gone@bank.example", "notice"), now)
+        [claimed] = await deliveries.claim(conn, "worker-1", now, now + timedelta(minutes=1), 10)
+
+    async with db.begin() as conn:  # the receiving MTA bounced fast: MAS got the DSN first
+        await bounces.mark_bounced(conn, delivery_id, "5.1.1", "user unknown", now)
+
+    outcome = Outcome(SENT, "250", "queued as 1234")
+    async with db.begin() as conn:  # then PASS records its (successful) SMTP transaction
+        change = {"b_id": delivery_id, "b_state": "sent", "b_attempts": 1, "b_due_at": now,
+                  "b_code": outcome.code, "b_error": outcome.detail, "b_finished": now, "b_now": now}
+        row = ums_cdr.attempt_row(claimed, outcome, 1, True, ums_cdr.rate_table(config), now, source="test")
+        await deliveries.finish(conn, [change], [row])
+        stored = await deliveries.get(conn, delivery_id)
+
+    assert stored["state"] == "sent"
+    assert stored["bounced_at"] is not None
+    assert (stored["last_code"], stored["last_error"]) == ("5.1.1", "user unknown")
