@@ -8,7 +8,6 @@ durable (commit before acknowledging).
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .addresses import CHANNELS
 from .db.models import deliveries
 from .errors import UmsError
-from .security import new_secret
+from .security import time_ordered_key
 
 
 class BadSendRequest(UmsError):
@@ -51,7 +50,7 @@ class SendRequest:
 
 
 def new_message_id(domain: str = "ums.local") -> str:
-    return f"<{uuid.uuid4().hex}@{domain}>"
+    return f"<{time_ordered_key()}@{domain}>"
 
 
 def row_for(request: SendRequest, now: datetime) -> dict:
@@ -70,7 +69,7 @@ def row_for(request: SendRequest, now: datetime) -> dict:
         "due_at": request.due_at or now,
         "expires_at": request.expires_at,
         "message_id": new_message_id(),
-        "token": new_secret(18),
+        "token": time_ordered_key(),
         "variables": request.variables,
         "fallback": request.fallback,
         "created_at": now,
