@@ -15,6 +15,7 @@ from ums.channels.voice import VoiceChannel, script_for
 from ums.channels.voice.tts import synthesize
 from ums.db.models import cdr
 from ums.outbox import SendRequest, enqueue
+from tests.helpers import eventually
 from ums.store import deliveries as delivery_store
 
 from .conftest import channel_context, need
@@ -86,8 +87,13 @@ async def test_sip_call_answered_and_audio_arrives_with_cdr(db, database_url, tm
     played = outcome.extra["audio_seconds"]
     assert played - 1 <= outcome.billsec <= played + 2
     assert outcome.started_at <= outcome.answered_at < outcome.ended_at
-    recordings = callee.received_audio()
-    assert recordings, "the callee recorded nothing"
+    async def recording_closed():
+        # the callee finalises its WAV header when its side of the call ends, a moment
+        # after the caller hangs up; until then the file reads as 0 s long
+        files = callee.received_audio()
+        return files if files and float(soxi(files[0], "-D")) > 0 else None
+
+    recordings = await eventually(recording_closed, timeout=5)
     heard = float(soxi(recordings[0], "-D"))
     assert heard >= played - 1
     # what arrived is speech, not silence
