@@ -39,6 +39,9 @@ def service():
 def list_(obj, show_all):
     """List registered services (newest version of each)."""
     rows = run_async(_with_db(obj, lambda conn: service_store.list_services(conn, show_all)))
+    if not rows:
+        click.echo("No services registered; add one with `ums service register FILE`.")
+        return
     table = Table("name", "version", "event type", "state", "kind", "priority", "registered")
     for row in rows:
         table.add_row(row["name"], str(row["version"]), row["event_type"], row["state"], row["kind"],
