@@ -3,11 +3,9 @@ pause/resume MAS with a real SMTP client, restart, stop."""
 
 from __future__ import annotations
 
-import os
 import signal
 import smtplib
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,23 +13,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from ums.cli import cli
-
+from tests.acceptance.cli import spawn_run, ums
 from tests.helpers import free_port, port_is_free
-
-UMS = [str(Path(sys.executable).parent / "ums")]  # the installed console script
-
-
-def ums(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*UMS, *args], cwd=home, env=_env(home), capture_output=True, text=True, timeout=timeout
-    )
-
-
-def _env(home: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UMS_")}
-    env["UMS_HOME"] = str(home)
-    return env
+from ums.cli import cli
 
 
 class Home(type(Path())):
@@ -54,9 +38,7 @@ def home(tmp_path) -> Path:
 
 
 def start(home: Path) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [*UMS, "run"], cwd=home, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    process = spawn_run(home)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if all(not port_is_free(port) for port in home.ports.values()):

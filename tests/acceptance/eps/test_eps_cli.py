@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.test_suite_cli import Home, home, start, ums  # noqa: F401 (home is a fixture)
+from tests.acceptance.cli import stop, ums
+from tests.acceptance.test_suite_cli import Home, home, start  # noqa: F401 (home is a fixture)
 from tests.helpers import free_port
 from ums.config import SHIPPED_CONFIG_DIR
 
@@ -123,12 +124,7 @@ def test_operator_registers_stops_and_resumes_a_service_while_the_suite_runs(ins
         missing = ums(home, "service", "stop", "no-such-service")
         assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
     finally:
-        ums(home, "stop")
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(home, server)
 
 
 def test_service_register_refuses_a_bad_file_in_one_line(home, tmp_path: Path):

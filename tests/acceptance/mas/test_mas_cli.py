@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import smtplib
-import subprocess
-import sys
 import time
-from pathlib import Path
 
+from tests.acceptance.cli import spawn_run, stop, ums
 from tests.helpers import free_port, port_is_free
 from tests.unit.mas import mas_samples as samples
 
-UMS = str(Path(sys.executable).parent / "ums")
 REPLIES = 'require ["fileinto"];\nif header :contains "subject" "Re:" { fileinto "Replies"; }\n'
 BROKEN = 'require "fileinto";\nif header :is "subject" {\n  keep;\n}\n'
-
-
-def ums(home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {"UMS_HOME": str(home), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([UMS, *args], cwd=home, env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_rules_commands_and_a_refusal_through_a_running_mas(tmp_path):
@@ -39,8 +31,7 @@ def test_rules_commands_and_a_refusal_through_a_running_mas(tmp_path):
     listed = ums(tmp_path, "rules", "list")
     assert "replies" in listed.stdout and "broken" not in listed.stdout
 
-    server = subprocess.Popen([UMS, "run", "mas"], cwd=tmp_path, env={"UMS_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = spawn_run(tmp_path, "mas")
     try:
         deadline = time.monotonic() + 15
         while port_is_free(port) and time.monotonic() < deadline:
@@ -52,12 +43,7 @@ def test_rules_commands_and_a_refusal_through_a_running_mas(tmp_path):
         suppressed = ums(tmp_path, "suppress", "list")
         assert "kim@customer.example" in suppressed.stdout and "refusal" in suppressed.stdout
     finally:
-        ums(tmp_path, "stop")
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(tmp_path, server)
 
     assert ums(tmp_path, "rules", "remove", "replies").returncode == 0
     assert ums(tmp_path, "rules", "remove", "replies").returncode == 1

@@ -8,11 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 import threading
 import time
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,10 +18,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from lxml import etree
 
+from tests.acceptance.cli import running, ums
 from tests.helpers import free_port
 from ums.cdr import CSV_COLUMNS
 
-UMS = str(Path(sys.executable).parent / "ums")
 SEOUL = ZoneInfo("Asia/Seoul")
 
 
@@ -55,11 +52,6 @@ def sink():
     controller.stop()
 
 
-def ums(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    env = {"UMS_HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "COLUMNS": "160"}
-    return subprocess.run([UMS, *args], cwd=home, env=env, capture_output=True, text=True, timeout=timeout)
-
-
 def ok(home: Path, *args: str, timeout: float = 60) -> str:
     result = ums(home, *args, timeout=timeout)
     assert result.returncode == 0, f"ums {' '.join(args)}: {result.stderr}"
@@ -72,23 +64,6 @@ def wait_for(check, timeout: float = 30, interval: float = 0.2):
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(interval)
     return result
-
-
-@contextmanager
-def pass_running(home: Path):
-    """`ums run pass` for the duration; `ums stop` ends it (killed if it hangs)."""
-    server = subprocess.Popen([UMS, "run", "pass"], cwd=home, env={"UMS_HOME": str(home), "PATH": "/usr/bin:/bin"},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        yield server
-    finally:
-        ok(home, "stop")
-        deadline = time.monotonic() + 20
-        while server.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if server.poll() is None:
-            server.kill()
-            pytest.fail("`ums run pass` did not end on `ums stop`")
 
 
 def write_files(home: Path) -> None:
@@ -137,7 +112,7 @@ def test_operator_runs_pass_entirely_from_the_command_line(tmp_path, sink):
     listed = ok(home, "campaign", "list")
     assert "statement" in listed and "slow" in listed and "draft" in listed
 
-    with pass_running(home):
+    with running(home, "pass"):
         # a one-off send
         assert "queued" in ok(home, "send", "--to", "single@example.com", "--template", "notice",
                               "--var", "name=홍길동")

@@ -1,0 +1,56 @@
+"""Driving the installed `ums` command as an operator does, for the acceptance tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+#: the installed console script, not an import of the package
+UMS = str(Path(sys.executable).parent / "ums")
+
+
+def environment(home: Path) -> dict:
+    """This process's environment without UMS_* settings, pointed at ``home``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("UMS_")}
+    env.update(UMS_HOME=str(home), LANG="C.UTF-8", COLUMNS="160")
+    return env
+
+
+def ums(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([UMS, *args], cwd=home, env=environment(home),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def spawn_run(home: Path, *services: str) -> subprocess.Popen:
+    """`ums run [SERVICE…]` in the background (the caller waits for its ports)."""
+    return subprocess.Popen([UMS, "run", *services], cwd=home, env=environment(home),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop(home: Path, server: subprocess.Popen) -> bool:
+    """`ums stop`, then wait for the server; killed if it hangs. True if it ended by itself."""
+    ums(home, "stop")
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+        return False
+    return True
+
+
+@contextmanager
+def running(home: Path, *services: str):
+    """`ums run [SERVICE…]` for the duration of the block; `ums stop` ends it
+    (and the test fails if the process does not end within 20 s)."""
+    server = spawn_run(home, *services)
+    try:
+        yield server
+    finally:
+        if not stop(home, server):
+            pytest.fail(f"`ums run {' '.join(services)}` did not end on `ums stop`")
