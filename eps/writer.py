@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from sqlalchemy import create_engine, event
 
-from ums.db import Database, _sqlite_pragmas
+from ums.db import Database, apply_sqlite_pragmas
 
 log = logging.getLogger("ums.eps.writer")
 
@@ -56,7 +56,7 @@ class ThreadWriter:
     def __init__(self, db: Database):
         url = db.engine.url.set(drivername="sqlite")
         self.engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(self.engine, "connect", _sqlite_pragmas)
+        event.listen(self.engine, "connect", apply_sqlite_pragmas)
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eps-writer")
 
     async def run(self, work: Callable[..., Any], *args) -> Any:

@@ -46,7 +46,8 @@ class Database:
         await self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def apply_sqlite_pragmas(dbapi_connection, _record) -> None:
+    """Connect hook for every SQLite connection UMS opens (async engine or a plain one)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -73,7 +74,7 @@ def connect(url: str, pool_size: int = 10, echo: bool = False) -> Database:
     except Exception as exc:
         raise DatabaseError(reason=f"cannot use {parsed.render_as_string()} ({exc})") from None
     if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", apply_sqlite_pragmas)
     return Database(engine)
 
 
