@@ -135,14 +135,14 @@ class Suite:
                 await service.resume()
 
     async def _heartbeat(self) -> bool:
-        stop = False
+        """Refresh this process's instance rows; True when `ums stop` asked it to stop."""
         async with self.ctx.db.begin() as conn:
             for name, service in self.services.items():
                 info = {**service.info(), "uptime": round(time.monotonic() - self.started_at)}
-                stop |= await control.heartbeat(conn, self.instances[name], service.state, info)
+                await control.heartbeat(conn, self.instances[name], service.state, info)
             stale = self.ctx.clock() - timedelta(seconds=self.config.get("control", "stale_after") * 4)
             await control.forget_stale(conn, stale)
-        return stop
+            return await control.stop_requested(conn, list(self.instances.values()))
 
     async def _control_loop(self) -> None:
         interval = self.config.get("control", "poll_interval")

@@ -49,17 +49,22 @@ async def register_instance(
     return result.inserted_primary_key[0]
 
 
-async def heartbeat(conn: AsyncConnection, instance_id: int, state: str, info: dict) -> bool:
-    """Refresh an instance; returns True when a stop has been requested for it."""
+async def heartbeat(conn: AsyncConnection, instance_id: int, state: str, info: dict) -> None:
     await conn.execute(
         update(service_instances)
         .where(service_instances.c.id == instance_id)
         .values(heartbeat_at=utcnow(), state=state, info=info)
     )
-    requested = await conn.scalar(
-        select(service_instances.c.stop_requested).where(service_instances.c.id == instance_id)
+
+
+async def stop_requested(conn: AsyncConnection, instance_ids: list[int]) -> bool:
+    """True when a stop has been requested for any of these instances (`ums stop`)."""
+    found = await conn.scalar(
+        select(service_instances.c.id)
+        .where(service_instances.c.id.in_(instance_ids), service_instances.c.stop_requested)
+        .limit(1)
     )
-    return bool(requested)
+    return found is not None
 
 
 async def remove_instance(conn: AsyncConnection, instance_id: int) -> None:
