@@ -127,10 +127,9 @@ async def _status(obj):
             depth = await deliveries.count_pending(conn)
     finally:
         await db.close()
-    fresh_after = utcnow() - timedelta(seconds=config.get("control", "stale_after"))
     rows = []
     for name in runtime.service_names(config):
-        live = [i for i in found if i["service"] == name and as_utc(i["heartbeat_at"]) >= fresh_after]
+        live = _live(config, found, name)
         wish = desired.get(name, "running")
         if not live:
             rows.append([name, "stopped" + (" (paused)" if wish == "paused" else ""), "-", "-", "-", "-", ""])
@@ -141,6 +140,12 @@ async def _status(obj):
             rows.append([name, inst["state"], inst["address"] or "-", inst["host"], str(inst["pid"]),
                          _uptime(uptime), detail])
     return rows, depth
+
+
+def _live(config, instances: list[dict], service: str) -> list[dict]:
+    """The instances of ``service`` whose heartbeat is recent (the others died or stopped)."""
+    fresh_after = utcnow() - timedelta(seconds=config.get("control", "stale_after"))
+    return [i for i in instances if i["service"] == service and as_utc(i["heartbeat_at"]) >= fresh_after]
 
 
 def _service_argument(obj, name: str) -> str:
@@ -158,8 +163,7 @@ async def _set_state(obj, service: str, desired: str) -> str:
         deadline = time.monotonic() + 5
         while True:
             async with db.connect() as conn:
-                found = [i for i in await control.instances(conn) if i["service"] == service]
-            fresh = [i for i in found if as_utc(i["heartbeat_at"]) >= utcnow() - timedelta(seconds=obj.config.get("control", "stale_after"))]
+                fresh = _live(obj.config, await control.instances(conn), service)
             if not fresh:
                 note = "; it is not running now, the state applies when it starts"
                 break
