@@ -8,7 +8,7 @@ senders cost a handful of commits instead of a thousand. If a batch fails,
 each of its events is retried alone, so one bad event cannot sink the others.
 
 A batch is one plain function of a connection, :func:`store_batch`; the
-:mod:`eps.writer` runs it in a single hand-off to the database.
+:mod:`ums.db.writer` runs it in a single hand-off to the database.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from ums.store import contacts as contact_store
 from ums.store import events as event_store
 from ums.store import services as service_store
 
-from . import dispatch, writer
+from ums.db import writer
+
+from . import dispatch
 from .events import IncomingEvent
 
 log = logging.getLogger("ums.eps.ingest")
@@ -44,7 +46,7 @@ class Ingestor:
         self.task: asyncio.Task | None = None
         self.stored = 0
         self.batches = 0
-        self.writer = writer.for_database(ctx.db)
+        self.writer = writer.for_database(ctx.db, "eps-writer")
 
     def start(self) -> None:
         self.task = asyncio.ensure_future(self._run())

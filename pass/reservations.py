@@ -21,6 +21,8 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import OperationalError
+
 from ums.campaigns import next_cron_time
 from ums.channels.email import bounce_domain
 from ums.store import as_utc
@@ -58,11 +60,23 @@ class Reservations:
             except asyncio.TimeoutError:
                 pass
 
+    async def _transaction(self, work):
+        """Run ``await work(conn)`` in one transaction; SQLite lock contention
+        (with the worker's batches) is retried."""
+        for attempt in range(8):
+            try:
+                async with self.ctx.db.begin() as conn:
+                    return await work(conn)
+            except OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 7:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+
     async def tick(self) -> None:
         await self.start_due_campaigns()
         await self.expand_running()
         now = self.ctx.clock()
-        await self.worker._transaction(lambda conn: campaign_store.complete_finished(conn, now))
+        await self._transaction(lambda conn: campaign_store.complete_finished(conn, now))
         await self.arm_timer()
 
     async def start_due_campaigns(self) -> None:
@@ -70,7 +84,7 @@ class Reservations:
         async with self.ctx.db.connect() as conn:
             due = await campaign_store.due_to_start(conn, now)
         for campaign in due:
-            await self.worker._transaction(lambda conn: self._start(conn, campaign, now))
+            await self._transaction(lambda conn: self._start(conn, campaign, now))
 
     async def _start(self, conn, campaign: dict, now: datetime) -> None:
         planned = as_utc(campaign["schedule_at"])
@@ -116,7 +130,7 @@ class Reservations:
                     log.info("campaign expanded", extra={"campaign": campaign["name"], "total": campaign["total"]})
                 return added
 
-            added = await self.worker._transaction(batch)
+            added = await self._transaction(batch)
             if not added and added is not None:
                 return
             self.worker.wake.set()

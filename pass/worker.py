@@ -10,6 +10,13 @@ Three kinds of task share the work:
 * the *writer* commits finished attempts in batches — each delivery's new
   state and its CDR row in one transaction — and hands back held jobs.
 
+Each transaction is one plain function of a sync ``Connection`` run by
+:mod:`ums.db.writer`: on SQLite in the writer's own thread, so a batch costs
+one hand-off to the database instead of several per statement, each waiting
+for its turn on an event loop busy with sending. Those functions therefore
+only read the worker's state and return what changed; the event loop applies
+it (``in_memory``, the ready queue).
+
 A lease covers a job from claim to record and is renewed while the job is
 in memory; if this process dies the lease runs out and any PASS takes the
 delivery again (it keeps its Message-ID).
@@ -26,12 +33,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from ums import cdr
 from ums.addresses import normalize
 from ums.channels import SENT, TEMPORARY, Channel, Delivery, Outcome
-from ums.outbox import fall_back
+from ums.db import writer as db_writer
+from ums.outbox import fall_back_sync
 from ums.store import as_utc
 from ums.store import campaigns as campaign_store
 from ums.store import cdr as cdr_store
@@ -114,7 +123,7 @@ class Worker:
         self.written = asyncio.Event()
         self.has_results = asyncio.Event()
         self.stopping = False
-        self.lock = asyncio.Lock() if not ctx.db.is_postgres else None
+        self.db = db_writer.for_database(ctx.db, "pass-db")
         self.tasks: list[asyncio.Task] = []
         self.senders: list[asyncio.Task] = []
         self.window_sharer: asyncio.Task | None = None
@@ -164,6 +173,7 @@ class Worker:
                 log.info("released unsent deliveries", extra={"count": released})
         except Exception:
             log.exception("could not release leases at stop; they expire on their own")
+        await self.db.close()
 
     def info(self) -> dict:
         elapsed = max(1e-9, time.monotonic() - self.figures.started)
@@ -173,19 +183,18 @@ class Worker:
     # --- transactions ------------------------------------------------------------------
 
     async def _transaction(self, work):
-        """Run ``work(conn)`` in one transaction; SQLite lock contention is retried."""
+        """Run ``work(conn)`` (sync) in one transaction; SQLite lock contention is retried."""
         for attempt in range(8):
             try:
-                if self.lock is None:
-                    async with self.ctx.db.begin() as conn:
-                        return await work(conn)
-                async with self.lock:
-                    async with self.ctx.db.begin() as conn:
-                        return await work(conn)
+                return await self.db.run(work)
             except OperationalError as exc:
+                await self.db.reset()
                 if "locked" not in str(exc) or attempt == 7:
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1))
+            except Exception:
+                await self.db.reset()
+                raise
 
     # --- claiming ------------------------------------------------------------------
 
@@ -201,8 +210,7 @@ class Worker:
                 if not self.service.paused and self.channels and room >= self.claim_room:
                     jobs = await self._transaction(lambda conn: self._claim(conn, room))
                     claimed = len(jobs)
-                    for job in jobs:
-                        self.ready.put_nowait(job)
+                    self._take(jobs)
                 await self._refresh_campaigns()
             except asyncio.CancelledError:
                 raise
@@ -218,41 +226,46 @@ class Worker:
                 self.wake.clear()
                 await _wait(self.wake, interval)
 
-    async def _claim(self, conn, limit: int) -> list[Job]:
+    def _take(self, jobs: list[Job]) -> None:
+        """Jobs claimed by a transaction join the ready queue (on the event loop)."""
+        self.in_memory += len(jobs)
+        for job in jobs:
+            self.ready.put_nowait(job)
+
+    def _claim(self, conn: Connection, limit: int) -> list[Job]:
         now = self.ctx.clock()
         lease = now + timedelta(seconds=self.section["lease_seconds"])
-        rows = await queue.claim(conn, self.id, now, lease, limit, channels=list(self.channels))
+        rows = queue.claim(conn, self.id, now, lease, limit, channels=list(self.channels))
         if not rows:
             return []
-        candidates = await self._candidates(conn, rows)
+        candidates = self._candidates(conn, rows)
         ctx = policy.Context(now, *self.policy_ctx_args)
         jobs, ended, holds = [], [], []
         for candidate in candidates:
             decision = policy.decide(candidate, ctx)
             if decision is None:
-                jobs.append(await self._job(conn, candidate))
+                jobs.append(self._job(conn, candidate))
             elif decision.action == policy.END:
                 ended.append((candidate, decision))
             elif decision.action == policy.WAIT:
                 holds.append(Held(candidate.row["id"], decision.until, "waiting", decision.reason))
             else:
                 holds.append(Held(candidate.row["id"], None, "queued", decision.reason))
-        await self._end_by_policy(conn, ended, now)
-        await self._release(conn, holds, now)
-        self.in_memory += len(jobs)
+        self._end_by_policy(conn, ended, now)
+        self._release(conn, holds, now)
         return jobs
 
-    async def _candidates(self, conn, rows: list[dict]) -> list[policy.Candidate]:
+    def _candidates(self, conn: Connection, rows: list[dict]) -> list[policy.Candidate]:
         campaign_ids = {row["campaign_id"] for row in rows if row["campaign_id"]}
         missing = campaign_ids - set(self.campaigns)
-        self.campaigns.update(await campaign_store.names(conn, missing))
-        contacts = await contact_store.by_ids(conn, [row["contact_id"] for row in rows])
+        self.campaigns.update(campaign_store.names(conn, missing))
+        contacts = contact_store.by_ids(conn, [row["contact_id"] for row in rows])
         advertising_contacts = [row["contact_id"] for row in rows if row["kind"] == "advertising"]
-        consents = await contact_store.advertising_consents(conn, advertising_contacts)
+        consents = contact_store.advertising_consents(conn, advertising_contacts)
         suppressed: set[tuple[str, str]] = set()
         for channel in {row["channel"] for row in rows}:
             addresses = [row["recipient"] for row in rows if row["channel"] == channel and row["recipient"]]
-            suppressed |= {(channel, a) for a in await suppression.suppressed_among(conn, channel, addresses)}
+            suppressed |= {(channel, a) for a in suppression.suppressed_among(conn, channel, addresses)}
         return [
             policy.Candidate(
                 row=row, campaign=self.campaigns.get(row["campaign_id"]),
@@ -262,18 +275,18 @@ class Worker:
             for row in rows
         ]
 
-    async def _template(self, conn, name: str | None, channel: str) -> dict | None:
+    def _template(self, conn: Connection, name: str | None, channel: str) -> dict | None:
         if not name:
             return None
         key = (name, channel)
         cached = self.templates.get(key)
         if cached and time.monotonic() - cached[0] < 5:
             return cached[1]
-        row = await template_store.get(conn, name, channel)
+        row = template_store.get_sync(conn, name, channel)
         self.templates[key] = (time.monotonic(), row)
         return row
 
-    async def _job(self, conn, candidate: policy.Candidate) -> Job:
+    def _job(self, conn: Connection, candidate: policy.Candidate) -> Job:
         row, contact = candidate.row, candidate.contact or {}
         variables = {key: contact.get(key) for key in CONTACT_FIELDS if contact.get(key) is not None}
         variables.update(contact.get("attributes") or {})
@@ -281,7 +294,7 @@ class Worker:
         delivery = Delivery(
             id=row["id"], channel=row["channel"], recipient=row["recipient"], kind=row["kind"],
             message_id=row["message_id"], token=row["token"], attempt=row["attempts"] + 1,
-            template=await self._template(conn, row["template_name"], row["channel"]),
+            template=self._template(conn, row["template_name"], row["channel"]),
             variables=row["variables"] or {}, contact=variables,
             source=(candidate.campaign or {}).get("name") or row.get("service_name") or "",
         )
@@ -403,43 +416,42 @@ class Worker:
                 if item.recorded is not None and not item.recorded.done():
                     item.recorded.set_result(None)
             self.in_memory -= len(batch) + len(holds) + len(ended)
-            for job in jobs:
-                self.ready.put_nowait(job)
+            self._take(jobs)
             self.written.set()
             self.wake.set()
 
-    async def _record_and_claim(self, conn, batch: list[Finished], holds: list[Held],
-                                ended: list[Job]) -> list[Job]:
+    def _record_and_claim(self, conn: Connection, batch: list[Finished], holds: list[Held],
+                          ended: list[Job]) -> list[Job]:
         """Record results and, when there is room, claim the next jobs in the same
         transaction: one commit (and on SQLite one turn of the write lock) for both."""
-        await self._record(conn, batch, holds)
+        self._record(conn, batch, holds)
         if ended:
             unsubscribed = policy.Decision(policy.END, "suppressed", "suppressed",
                                            "address suppressed after the delivery was queued")
-            await self._end_by_policy(conn, [(policy.Candidate(job.row, job.campaign, None), unsubscribed)
-                                             for job in ended], self.ctx.clock())
+            self._end_by_policy(conn, [(policy.Candidate(job.row, job.campaign, None), unsubscribed)
+                                       for job in ended], self.ctx.clock())
         room = self.capacity - self.in_memory + len(batch) + len(holds) + len(ended)
         if self.stopping or self.service.paused or not self.channels or room < self.claim_room:
             return []
-        return await self._claim(conn, room)
+        return self._claim(conn, room)
 
-    async def _record(self, conn, batch: list[Finished], holds: list[Held]) -> None:
+    def _record(self, conn: Connection, batch: list[Finished], holds: list[Held]) -> None:
         now = self.ctx.clock()
-        mine = await queue.owned(conn, [item.job.row["id"] for item in batch], self.id)
+        mine = queue.owned(conn, [item.job.row["id"] for item in batch], self.id)
         changes, cdr_rows = [], []
         for item in batch:
             row = item.job.row
             if row["id"] not in mine:
                 log.warning("lease lost before recording; another worker owns it", extra={"delivery": row["id"]})
                 continue
-            change = await self._outcome_change(conn, item, now)
+            change = self._outcome_change(conn, item, now)
             changes.append(change)
             cdr_rows.append(self._cdr(row, item.outcome, row["attempts"] + 1,
                                       change["b_state"] in queue.FINAL_STATES, item.job.campaign, now))
-        await queue.finish(conn, changes, cdr_rows)
-        await self._release(conn, holds, now)
+        queue.finish(conn, changes, cdr_rows)
+        self._release(conn, holds, now)
 
-    async def _outcome_change(self, conn, item: Finished, now: datetime) -> dict:
+    def _outcome_change(self, conn: Connection, item: Finished, now: datetime) -> dict:
         row, outcome = item.job.row, item.outcome
         attempts = row["attempts"] + 1
         state, due = "sent", row["due_at"]
@@ -451,20 +463,20 @@ class Worker:
             self.figures.retried += state == "retry"
         else:
             state = "failed"
-            await self._after_permanent_failure(conn, row, outcome)
+            self._after_permanent_failure(conn, row, outcome)
         if state in ("failed", "expired"):
             self.figures.failed += 1
-            await fall_back(conn, {**row, "state": state}, now)
+            fall_back_sync(conn, {**row, "state": state}, now)
         return {
             "b_id": row["id"], "b_state": state, "b_attempts": attempts, "b_due_at": due,
             "b_code": outcome.code[:16], "b_error": None if state == "sent" else outcome.detail[:1000],
             "b_finished": now if state in queue.FINAL_STATES else None, "b_now": now,
         }
 
-    async def _after_permanent_failure(self, conn, row: dict, outcome: Outcome) -> None:
+    def _after_permanent_failure(self, conn: Connection, row: dict, outcome: Outcome) -> None:
         """5.1.x (no such user, bad address) puts the address on the suppression list."""
         if row["channel"] == "email" and " 5.1." in f" {outcome.code.partition(' ')[2]}":
-            await suppression.add(conn, "email", row["recipient"], "bounce", source="pass",
+            suppression.add_sync(conn, "email", row["recipient"], "bounce", source="pass",
                                   detail=outcome.detail[:500])
 
     def _backoff(self, attempts: int) -> float:
@@ -476,7 +488,7 @@ class Worker:
             as_utc(row["created_at"]) + timedelta(seconds=self.section["default_expiry"])
         )
 
-    async def _end_by_policy(self, conn, ended: list, now: datetime) -> None:
+    def _end_by_policy(self, conn: Connection, ended: list, now: datetime) -> None:
         changes, cdr_rows = [], []
         for candidate, decision in ended:
             row = candidate.row
@@ -488,16 +500,16 @@ class Worker:
             })
             cdr_rows.append(self._cdr(row, outcome, row["attempts"] + 1, True, candidate.campaign, now))
             if decision.state in ("failed", "expired"):
-                await fall_back(conn, {**row, "state": decision.state}, now)
+                fall_back_sync(conn, {**row, "state": decision.state}, now)
         self.figures.ended_by_policy += len(changes)
-        await queue.finish(conn, changes, cdr_rows)
+        queue.finish(conn, changes, cdr_rows)
 
-    async def _release(self, conn, holds: list[Held], now: datetime) -> None:
+    def _release(self, conn: Connection, holds: list[Held], now: datetime) -> None:
         groups: dict[tuple, list[int]] = {}
         for held in holds:
             groups.setdefault((held.state, held.due_at, held.reason), []).append(held.delivery_id)
         for (state, due_at, reason), ids in groups.items():
-            await queue.release(conn, ids, self.id, now, state=state, due_at=due_at, reason=reason)
+            queue.release(conn, ids, self.id, now, state=state, due_at=due_at, reason=reason)
 
     def _cdr(self, row: dict, outcome: Outcome, attempt: int, final: bool, campaign: dict | None,
              now: datetime) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .addresses import CHANNELS
@@ -79,11 +80,20 @@ def row_for(request: SendRequest, now: datetime) -> dict:
 
 async def enqueue(conn: AsyncConnection, request: SendRequest, now: datetime) -> int:
     """Queue one delivery; returns its id."""
-    result = await conn.execute(deliveries.insert().values(**row_for(request, now)))
-    return result.inserted_primary_key[0]
+    return await conn.run_sync(enqueue_sync, request, now)
+
+
+def enqueue_sync(conn: Connection, request: SendRequest, now: datetime) -> int:
+    """:func:`enqueue` on a sync connection (inside PASS's record batch)."""
+    return conn.execute(deliveries.insert().values(**row_for(request, now))).inserted_primary_key[0]
 
 
 async def fall_back(conn: AsyncConnection, delivery: dict, now: datetime) -> int | None:
+    """:func:`fall_back_sync` from async code (MAS, when a bounce ends a delivery)."""
+    return await conn.run_sync(fall_back_sync, delivery, now)
+
+
+def fall_back_sync(conn: Connection, delivery: dict, now: datetime) -> int | None:
     """Queue the next channel of a delivery's fallback list, if any.
 
     Called when a delivery ends permanently failed (PASS), or when a sent
@@ -109,4 +119,4 @@ async def fall_back(conn: AsyncConnection, delivery: dict, now: datetime) -> int
         expires_at=delivery.get("expires_at"),
         fallback=rest,
     )
-    return await enqueue(conn, request, now)
+    return enqueue_sync(conn, request, now)

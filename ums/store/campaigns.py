@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import BigInteger, Text, and_, cast, exists, func, insert, literal, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import Time, address_book_entries, address_books, campaigns, contacts, deliveries
@@ -61,10 +62,11 @@ async def states(conn: AsyncConnection, campaign_ids) -> dict[int, str]:
     return dict(rows.all())
 
 
-async def names(conn: AsyncConnection, campaign_ids) -> dict[int, dict]:
+def names(conn: Connection, campaign_ids) -> dict[int, dict]:
+    """What PASS keeps of each campaign in memory (sync, inside its claim batch)."""
     if not campaign_ids:
         return {}
-    rows = await conn.execute(
+    rows = conn.execute(
         select(campaigns.c.id, campaigns.c.name, campaigns.c.created_by, campaigns.c.state,
                campaigns.c.throttle).where(campaigns.c.id.in_(list(campaign_ids)))
     )

@@ -8,14 +8,14 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import cdr
+from . import as_dicts
 
 #: report groupings: --by NAME → the CDR column
 GROUPINGS = {"campaign": cdr.c.source, "channel": cdr.c.medium, "account": cdr.c.accountcode}
 
 
 async def after(conn: AsyncConnection, last_id: int, limit: int = 5000) -> list[dict]:
-    rows = await conn.execute(select(cdr).where(cdr.c.id > last_id).order_by(cdr.c.id).limit(limit))
-    return [dict(row._mapping) for row in rows]
+    return as_dicts(await conn.execute(select(cdr).where(cdr.c.id > last_id).order_by(cdr.c.id).limit(limit)))
 
 
 async def recent_sends(conn: AsyncConnection, medium: str, since: datetime, limit: int) -> list[datetime]:

@@ -7,6 +7,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import address_book_entries, address_books, consents, contacts
+from . import as_dicts
 
 
 async def get(conn: AsyncConnection, contact_id: int) -> dict | None:
@@ -50,21 +51,21 @@ async def record_consent(
 IMPORT_FIELDS = ("customer_id", "name", "email", "fax", "phone", "grade", "timezone", "locale")
 
 
-async def by_ids(conn: AsyncConnection, ids) -> dict[int, dict]:
+def by_ids(conn: Connection, ids) -> dict[int, dict]:
+    """Many contacts by id (sync: PASS reads them inside its claim batch)."""
     ids = [i for i in set(ids) if i is not None]
     if not ids:
         return {}
-    rows = await conn.execute(select(contacts).where(contacts.c.id.in_(ids)))
-    return {row.id: dict(row._mapping) for row in rows}
+    return {row["id"]: row for row in as_dicts(conn.execute(select(contacts).where(contacts.c.id.in_(ids))))}
 
 
-async def advertising_consents(conn: AsyncConnection, ids) -> dict[int, list[dict]]:
-    """Advertising consent records of many contacts, by contact id."""
+def advertising_consents(conn: Connection, ids) -> dict[int, list[dict]]:
+    """Advertising consent records of many contacts, by contact id (sync, like :func:`by_ids`)."""
     ids = [i for i in set(ids) if i is not None]
     found: dict[int, list[dict]] = {i: [] for i in ids}
     if not ids:
         return found
-    rows = await conn.execute(
+    rows = conn.execute(
         select(consents).where(consents.c.contact_id.in_(ids), consents.c.purpose == "advertising")
     )
     for row in rows:

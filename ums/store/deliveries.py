@@ -11,13 +11,19 @@ processes share the queue.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from operator import itemgetter
+from typing import Callable
 
-from sqlalchemy import String, bindparam, case, cast, func, insert, literal, or_, select, update
+from sqlalchemy import DateTime, Numeric, String, bindparam, case, cast, func, insert, literal, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.sqltypes import NullType
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import campaigns, cdr, deliveries
+from . import as_dicts
 
 PENDING_STATES = ("queued", "retry", "waiting", "sending")
 FINAL_STATES = ("sent", "failed", "suppressed", "expired", "cancelled")
@@ -37,14 +43,14 @@ def _not_held():
     return or_(deliveries.c.campaign_id.is_(None), deliveries.c.campaign_id.not_in(held))
 
 
-def _lockable(query, conn: AsyncConnection):
+def _lockable(query, conn: Connection):
     if conn.dialect.name == "postgresql":
         return query.with_for_update(skip_locked=True)
     return query
 
 
-async def claim(
-    conn: AsyncConnection, worker: str, now: datetime, lease_until: datetime, limit: int,
+def claim(
+    conn: Connection, worker: str, now: datetime, lease_until: datetime, limit: int,
     channels: list[str] | None = None,
 ) -> list[dict]:
     """Lease up to ``limit`` due deliveries to ``worker`` and return them.
@@ -59,7 +65,7 @@ async def claim(
     stale = select(deliveries.c.id).where(
         deliveries.c.state == "sending", deliveries.c.lease_until < now, served
     ).limit(limit)
-    ids += (await conn.execute(_lockable(stale, conn))).scalars().all()
+    ids += conn.execute(_lockable(stale, conn)).scalars().all()
     for state in CLAIMABLE_STATES:
         if len(ids) >= limit:
             break
@@ -69,26 +75,26 @@ async def claim(
             .order_by(deliveries.c.due_at)
             .limit(limit - len(ids))
         )
-        ids += (await conn.execute(_lockable(due, conn))).scalars().all()
+        ids += conn.execute(_lockable(due, conn)).scalars().all()
     if not ids:
         return []
-    rows = await conn.execute(
+    rows = conn.execute(
         update(deliveries)
         .where(deliveries.c.id.in_(ids))
         .values(state="sending", locked_by=worker, lease_until=lease_until, updated_at=now)
         .returning(*deliveries.c)
     )
-    return [dict(row._mapping) for row in rows]
+    return as_dicts(rows)
 
 
-async def owned(conn: AsyncConnection, ids: list[int], worker: str) -> set[int]:
+def owned(conn: Connection, ids: list[int], worker: str) -> set[int]:
     """Which of ``ids`` are still leased to ``worker`` (locked for update on PostgreSQL)."""
     if not ids:
         return set()
     query = select(deliveries.c.id).where(deliveries.c.id.in_(ids), deliveries.c.locked_by == worker)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
-    return set((await conn.execute(query)).scalars().all())
+    return set(conn.execute(query).scalars().all())
 
 
 _FINISH = (
@@ -105,7 +111,7 @@ _FINISH = (
 )
 
 
-async def finish(conn: AsyncConnection, changes: list[dict], cdr_rows: list[dict]) -> None:
+def finish(conn: Connection, changes: list[dict], cdr_rows: list[dict]) -> None:
     """Write many state changes and their CDR rows (executemany; the caller
     checked ownership with :func:`owned` in this same transaction).
 
@@ -114,35 +120,63 @@ async def finish(conn: AsyncConnection, changes: list[dict], cdr_rows: list[dict
     # the hot path of a campaign: statements compiled once per dialect, rows passed
     # as plain tuples (SQLAlchemy's per-row parameter processing costs more than
     # the database's own work here)
-    await _executemany_plain(conn, _FINISH, ("finish",), changes)
+    _executemany_plain(conn, _FINISH, ("finish",), changes)
     columns = cdr_rows[0].keys() if cdr_rows else ()
     if cdr_rows and all(row.keys() == columns for row in cdr_rows):
         statement = insert(cdr).values({name: bindparam(name) for name in columns})
-        await _executemany_plain(conn, statement, ("cdr", tuple(columns)), cdr_rows)
+        _executemany_plain(conn, statement, ("cdr", tuple(columns)), cdr_rows)
     elif cdr_rows:
-        await conn.execute(insert(cdr), cdr_rows)
+        conn.execute(insert(cdr), cdr_rows)
 
 
-_COMPILED: dict[tuple, tuple[str, list[str], dict]] = {}
+@dataclass(frozen=True)
+class _Plain:
+    """A statement compiled once, and how to turn a row dict into its parameters."""
+
+    sql: str
+    pick: Callable[[dict], tuple]
+    #: the statement's own bind values (e.g. ``locked_by=None``), for names a row lacks
+    own: dict
+    #: positions whose values SQLite needs converted (datetimes, decimals)
+    converted: tuple[int, ...]
 
 
-async def _executemany_plain(conn: AsyncConnection, statement, key: tuple, rows: list[dict]) -> None:
+_COMPILED: dict[tuple, _Plain] = {}
+
+
+def _plain(conn: Connection, statement, key: tuple) -> _Plain:
+    found = _COMPILED.get((conn.dialect.name, *key))
+    if found is None:
+        done = statement.compile(dialect=conn.dialect)
+        names = list(done.positiontup)
+        pick = itemgetter(*names) if len(names) > 1 else (lambda row, name=names[0]: (row[name],))
+        converted = tuple(
+            index for index, name in enumerate(names)
+            if conn.dialect.name == "sqlite" and isinstance(done.binds[name].type, (DateTime, Numeric, NullType))
+        )
+        found = _COMPILED[(conn.dialect.name, *key)] = _Plain(str(done), pick, dict(done.params), converted)
+    return found
+
+
+def _executemany_plain(conn: Connection, statement, key: tuple, rows: list[dict]) -> None:
     """executemany of ``statement`` (compiled once per dialect and ``key``) over
     ``rows``, with values stored the way SQLAlchemy stores them; binds a row
-    does not name take the statement's own values (e.g. ``locked_by=None``)."""
+    does not name take the statement's own values (e.g. ``locked_by=None``).
+    asyncpg takes Python values as they are; SQLite gets datetimes as text."""
     if not rows:
         return
-    dialect = conn.dialect.name
-    compiled = _COMPILED.get((dialect, *key))
-    if compiled is None:
-        done = statement.compile(dialect=conn.dialect)
-        compiled = _COMPILED[(dialect, *key)] = (str(done), list(done.positiontup), dict(done.params))
-    sql, names, own = compiled
-    if dialect == "sqlite":
-        values = [tuple(_sqlite_value(row[name] if name in row else own[name]) for name in names) for row in rows]
-    else:   # asyncpg takes Python values as they are
-        values = [tuple(row[name] if name in row else own[name] for name in names) for row in rows]
-    await conn.exec_driver_sql(sql, values)
+    plain = _plain(conn, statement, key)
+    values = [plain.pick({**plain.own, **row}) for row in rows]
+    if plain.converted:
+        values = [_converted(value, plain.converted) for value in values]
+    conn.exec_driver_sql(plain.sql, values)
+
+
+def _converted(value: tuple, positions: tuple[int, ...]) -> tuple:
+    value = list(value)
+    for index in positions:
+        value[index] = _sqlite_value(value[index])
+    return tuple(value)
 
 
 def _sqlite_value(value):
@@ -154,7 +188,7 @@ def _sqlite_value(value):
     return value
 
 
-async def release(conn: AsyncConnection, ids: list[int], worker: str, now: datetime,
+def release(conn: Connection, ids: list[int], worker: str, now: datetime,
                   state: str = "queued", due_at: datetime | None = None, reason: str | None = None) -> None:
     """Hand leased deliveries back to the queue unsent (pause, stop, night rule)."""
     if not ids:
@@ -164,14 +198,14 @@ async def release(conn: AsyncConnection, ids: list[int], worker: str, now: datet
         values["due_at"] = due_at
     if reason is not None:
         values["last_error"] = reason
-    await conn.execute(
+    conn.execute(
         update(deliveries).where(deliveries.c.id.in_(ids), deliveries.c.locked_by == worker).values(**values)
     )
 
 
-async def renew(conn: AsyncConnection, worker: str, lease_until: datetime) -> int:
+def renew(conn: Connection, worker: str, lease_until: datetime) -> int:
     """Extend every lease ``worker`` holds (its jobs are still in memory)."""
-    result = await conn.execute(
+    result = conn.execute(
         update(deliveries)
         .where(deliveries.c.locked_by == worker, deliveries.c.state == "sending")
         .values(lease_until=lease_until)
@@ -179,8 +213,8 @@ async def renew(conn: AsyncConnection, worker: str, lease_until: datetime) -> in
     return result.rowcount
 
 
-async def release_all(conn: AsyncConnection, worker: str, now: datetime) -> int:
-    result = await conn.execute(
+def release_all(conn: Connection, worker: str, now: datetime) -> int:
+    result = conn.execute(
         update(deliveries)
         .where(deliveries.c.locked_by == worker, deliveries.c.state == "sending")
         .values(state="queued", locked_by=None, lease_until=None, updated_at=now)

@@ -5,6 +5,7 @@ every send; MAS and WAS add to it."""
 from __future__ import annotations
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,12 +18,23 @@ async def add(
     source: str | None = None, detail: str | None = None,
 ) -> bool:
     """Suppress an address; returns False if it already was (the first reason stays)."""
+    return await conn.run_sync(add_sync, channel, address, reason, source, detail)
+
+
+def add_sync(
+    conn: Connection, channel: str, address: str, reason: str,
+    source: str | None = None, detail: str | None = None,
+) -> bool:
+    """:func:`add` on a sync connection (inside PASS's record batch)."""
     address = normalize(channel, address)
-    if await is_suppressed(conn, channel, address):
+    already = conn.scalar(
+        select(suppressions.c.id).where(suppressions.c.channel == channel, suppressions.c.address == address)
+    )
+    if already is not None:
         return False
     try:
-        async with conn.begin_nested():
-            await conn.execute(
+        with conn.begin_nested():
+            conn.execute(
                 suppressions.insert().values(
                     channel=channel, address=address, reason=reason, source=source, detail=detail
                 )
@@ -57,12 +69,13 @@ async def entries(conn: AsyncConnection, channel: str | None = None, limit: int 
     return [dict(row._mapping) for row in await conn.execute(query)]
 
 
-async def suppressed_among(conn: AsyncConnection, channel: str, addresses) -> set[str]:
-    """The normalised addresses among ``addresses`` that are suppressed (one query)."""
+def suppressed_among(conn: Connection, channel: str, addresses) -> set[str]:
+    """The normalised addresses among ``addresses`` that are suppressed (one query; sync,
+    inside PASS's claim batch)."""
     wanted = {normalize(channel, address) for address in addresses}
     if not wanted:
         return set()
-    rows = await conn.execute(
+    rows = conn.execute(
         select(suppressions.c.address).where(suppressions.c.channel == channel, suppressions.c.address.in_(wanted))
     )
     return set(rows.scalars().all())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import templates
@@ -11,9 +12,12 @@ FIELDS = ("kind", "subject", "body_html", "body_text", "sender_name", "sender_co
 
 
 async def get(conn: AsyncConnection, name: str, channel: str) -> dict | None:
-    row = (
-        await conn.execute(select(templates).where(templates.c.name == name, templates.c.channel == channel))
-    ).first()
+    return await conn.run_sync(get_sync, name, channel)
+
+
+def get_sync(conn: Connection, name: str, channel: str) -> dict | None:
+    """:func:`get` on a sync connection (inside PASS's claim batch)."""
+    row = conn.execute(select(templates).where(templates.c.name == name, templates.c.channel == channel)).first()
     return dict(row._mapping) if row else None
 
 

@@ -52,7 +52,7 @@ async def record(db, row: dict, outcome, config, final: bool = True) -> None:
               "b_code": outcome.code, "b_error": outcome.detail, "b_finished": now, "b_now": now}
     cdr_row = ums_cdr.attempt_row(row, outcome, 1, final, ums_cdr.rate_table(config), now, source="statement")
     async with db.begin() as conn:
-        await delivery_store.finish(conn, [change], [cdr_row])
+        await conn.run_sync(delivery_store.finish, [change], [cdr_row])
 
 
 def tiffinfo(path) -> str:

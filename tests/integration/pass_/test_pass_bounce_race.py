@@ -12,7 +12,7 @@ async def test_send_result_written_after_the_bounce_keeps_the_bounce(db, config)
     now = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
     async with db.begin() as conn:
         delivery_id = await enqueue(conn, SendRequest("email", "gone@bank.example", "notice"), now)
-        [claimed] = await deliveries.claim(conn, "worker-1", now, now + timedelta(minutes=1), 10)
+        [claimed] = await conn.run_sync(deliveries.claim, "worker-1", now, now + timedelta(minutes=1), 10)
 
     async with db.begin() as conn:  # the receiving MTA bounced fast: MAS got the DSN first
         await bounces.mark_bounced(conn, delivery_id, "5.1.1", "user unknown", now)
@@ -22,7 +22,7 @@ async def test_send_result_written_after_the_bounce_keeps_the_bounce(db, config)
         change = {"b_id": delivery_id, "b_state": "sent", "b_attempts": 1, "b_due_at": now,
                   "b_code": outcome.code, "b_error": outcome.detail, "b_finished": now, "b_now": now}
         row = ums_cdr.attempt_row(claimed, outcome, 1, True, ums_cdr.rate_table(config), now, source="test")
-        await deliveries.finish(conn, [change], [row])
+        await conn.run_sync(deliveries.finish, [change], [row])
         stored = await deliveries.get(conn, delivery_id)
 
     assert stored["state"] == "sent"

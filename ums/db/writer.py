@@ -1,7 +1,8 @@
-"""Where the ingest writer runs a batch: one transaction, one call.
+"""Where a batch of database work runs: one transaction, one call.
 
-A batch is a plain function of a SQLAlchemy ``Connection`` (see
-:func:`eps.ingest.store_batch`). On SQLite it runs in a thread of its own
+A batch is a plain (sync) function of a SQLAlchemy ``Connection``: EPS's
+ingest writer (:func:`eps.ingest.store_batch`) and PASS's queue worker
+(record results, claim the next deliveries) use it. On SQLite it runs in a thread of its own
 with a synchronous connection to the same file, so the whole batch is one
 hand-off between the event loop and the database thread; going statement by
 statement through the async driver costs several hand-offs per statement, each
@@ -20,21 +21,23 @@ from sqlalchemy import create_engine, event
 
 from ums.db import Database, apply_sqlite_pragmas
 
-log = logging.getLogger("ums.eps.writer")
+log = logging.getLogger("ums.db.writer")
 
 
 class AsyncWriter:
-    """Runs batches on the suite's async engine, on a connection it keeps."""
+    """Runs batches on the suite's async engine, one at a time on a connection it keeps."""
 
     def __init__(self, db: Database):
         self.db = db
         self.conn = None
+        self.lock = asyncio.Lock()
 
     async def run(self, work: Callable[..., Any], *args) -> Any:
-        if self.conn is None or self.conn.closed or self.conn.invalidated:
-            self.conn = await self.db.engine.connect()
-        async with self.conn.begin():
-            return await self.conn.run_sync(work, *args)
+        async with self.lock:
+            if self.conn is None or self.conn.closed or self.conn.invalidated:
+                self.conn = await self.db.engine.connect()
+            async with self.conn.begin():
+                return await self.conn.run_sync(work, *args)
 
     async def reset(self) -> None:
         """Forget the connection after a failure; the next batch opens a new one."""
@@ -53,11 +56,13 @@ class ThreadWriter:
     """Runs batches in one dedicated thread on a synchronous SQLite connection
     (same file, same pragmas as the suite's engine: WAL, busy timeout)."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, name: str = "db-writer"):
         url = db.engine.url.set(drivername="sqlite")
         self.engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(self.engine, "connect", apply_sqlite_pragmas)
-        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eps-writer")
+        event.listen(self.engine, "connect", _sqlite_begins_itself)
+        event.listen(self.engine, "begin", _begin_immediate)
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
 
     async def run(self, work: Callable[..., Any], *args) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.thread, self._in_thread, work, args)
@@ -74,9 +79,20 @@ class ThreadWriter:
         self.engine.dispose()
 
 
-def for_database(db: Database) -> AsyncWriter | ThreadWriter:
-    """A thread writer for an SQLite file, the async engine otherwise."""
+def _sqlite_begins_itself(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None   # SQLAlchemy's own BEGIN, not the driver's
+
+
+def _begin_immediate(conn) -> None:
+    """A batch writes: take SQLite's write lock when it begins (waiting up to the
+    busy timeout) rather than at its first write, where a snapshot that another
+    writer overtook fails at once with "database is locked"."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def for_database(db: Database, name: str = "db-writer") -> AsyncWriter | ThreadWriter:
+    """A thread writer (its thread called ``name``) for an SQLite file, the async engine otherwise."""
     database = db.engine.url.database or ""
     if db.dialect == "sqlite" and database and database != ":memory:" and "mode=memory" not in str(db.engine.url):
-        return ThreadWriter(db)
+        return ThreadWriter(db, name)
     return AsyncWriter(db)
