@@ -85,6 +85,8 @@ def suppression(c: Candidate, ctx: Context) -> Decision | None:
 
 def art50(c: Candidate, ctx: Context) -> Decision | None:
     """Consent (current, under two years) and the 21:00–08:00 rule for advertising."""
+    if c.row["kind"] != advertising.ADVERTISING:
+        return None
     tz = advertising.zone((c.contact or {}).get("timezone"), ctx.default_timezone)
     verdict = advertising.verdict(c.row["kind"], c.row["channel"], c.consents, ctx.now, tz)
     if verdict.action == "suppress":

@@ -131,9 +131,17 @@ class Throttles:
 
     def slot(self, channel: str, destination: str, campaign_id: int | None = None,
              throttle: dict | None = None) -> "Slot":
-        limiters = [self.for_campaign(campaign_id, throttle), self.for_channel(channel),
-                    self.for_destination(channel, destination)]
+        limiters = [self.for_campaign(campaign_id, throttle), self.for_channel(channel)]
+        if not self._destination_limit_redundant(channel):
+            limiters.append(self.for_destination(channel, destination))
         return Slot([limiter for limiter in limiters if limiter is not None and limiter.limits])
+
+    def _destination_limit_redundant(self, channel: str) -> bool:
+        """A destination concurrency no lower than its channel's, and no destination
+        rate, can never hold a send back: the channel's limit binds first."""
+        channel_limit = self.section["channel_concurrency"].get(channel, 0)
+        return (bool(channel_limit) and not self.section["destination_rate"]
+                and self.section["destination_concurrency"] >= channel_limit)
 
 
 class Slot:

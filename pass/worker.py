@@ -110,6 +110,11 @@ class Worker:
         self.capacity = max(self.section["claim_batch"] * 2, self.section["concurrency"] * 4)
         #: claim only when this much room is free, so claims come in full batches
         self.claim_room = min(self.section["claim_batch"], self.capacity // 2)
+        #: most one claim takes, so the first sends start before a whole capacity is read
+        self.claim_most = self.section["claim_batch"] * 2
+        #: a claim that came back short means nothing more is due: until this
+        #: (monotonic) time only the claimer's own polls look again, not every record batch
+        self.queue_empty_until = 0.0
         self.campaigns_checked = 0.0
         #: suppressions added after jobs were claimed stop those jobs before they are sent
         self.suppressions_checked = 0.0
@@ -235,7 +240,9 @@ class Worker:
     def _claim(self, conn: Connection, limit: int) -> list[Job]:
         now = self.ctx.clock()
         lease = now + timedelta(seconds=self.section["lease_seconds"])
+        limit = min(limit, self.claim_most)
         rows = queue.claim(conn, self.id, now, lease, limit, channels=list(self.channels))
+        self.queue_empty_until = time.monotonic() + self.section["poll_interval"] if len(rows) < limit else 0.0
         if not rows:
             return []
         candidates = self._candidates(conn, rows)
@@ -368,7 +375,7 @@ class Worker:
             recorded = asyncio.get_running_loop().create_future()
             self.finished.append(Finished(job, outcome, recorded))
             self.has_results.set()
-            await asyncio.shield(recorded)
+            await recorded   # cancelled at stop: the writer still records it (it checks done())
 
     def _must_hold(self, job: Job) -> bool:
         state = (job.campaign or {}).get("state")
@@ -418,7 +425,6 @@ class Worker:
             self.in_memory -= len(batch) + len(holds) + len(ended)
             self._take(jobs)
             self.written.set()
-            self.wake.set()
 
     def _record_and_claim(self, conn: Connection, batch: list[Finished], holds: list[Held],
                           ended: list[Job]) -> list[Job]:
@@ -431,7 +437,8 @@ class Worker:
             self._end_by_policy(conn, [(policy.Candidate(job.row, job.campaign, None), unsubscribed)
                                        for job in ended], self.ctx.clock())
         room = self.capacity - self.in_memory + len(batch) + len(holds) + len(ended)
-        if self.stopping or self.service.paused or not self.channels or room < self.claim_room:
+        if self.stopping or self.service.paused or not self.channels or room < self.claim_room \
+                or time.monotonic() < self.queue_empty_until:
             return []
         return self._claim(conn, room)
 

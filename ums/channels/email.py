@@ -74,7 +74,10 @@ class PipelinedSession(asyncio.Protocol):
     in one write and their replies are matched in order, then the message —
     two round trips a message instead of four. It takes the connection's
     transport over with ``set_protocol``; replies are parsed as they arrive,
-    whichever way the network splits them."""
+    whichever way the network splits them.
+
+    ``[email] timeout`` bounds each message's exchange. One watchdog timer per
+    session enforces it (re-armed only when it fires), not a timer per message."""
 
     def __init__(self, transport: asyncio.Transport, timeout: float | None, smtputf8: bool):
         self.transport = transport
@@ -84,6 +87,10 @@ class PipelinedSession(asyncio.Protocol):
         self.replies: deque[aiosmtplib.SMTPResponse] = deque()
         self.waiters: deque[asyncio.Future] = deque()
         self.lost: BaseException | None = None
+        self.loop = asyncio.get_running_loop()
+        #: loop time by which the message being sent must be done (None: idle)
+        self.deadline: float | None = None
+        self.watchdog: asyncio.TimerHandle | None = None
         transport.set_protocol(self)
 
     @property
@@ -115,7 +122,13 @@ class PipelinedSession(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = aiosmtplib.SMTPServerDisconnected(f"connection lost: {exc or 'closed by the relay'}")
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+        if self.lost is None:
+            self.lost = aiosmtplib.SMTPServerDisconnected(f"connection lost: {exc or 'closed by the relay'}")
+        self._fail_waiters()
+
+    def _fail_waiters(self) -> None:
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
@@ -134,14 +147,32 @@ class PipelinedSession(asyncio.Protocol):
         return await waiter
 
     async def transmit(self, sender: str, recipient: str, data: bytes) -> str:
-        """Send one message; SMTP refusals raise aiosmtplib's exceptions, and
-        ``[email] timeout`` bounds the whole exchange (one timer, not one per reply)."""
+        """Send one message; SMTP refusals raise aiosmtplib's exceptions, and no
+        reply within ``[email] timeout`` raises ``asyncio.TimeoutError``."""
+        self._arm()
         try:
-            async with asyncio.timeout(self.timeout):
-                return await self._transmit(sender, recipient, data)
-        except TimeoutError:
-            self.close()   # replies can no longer be matched to commands
-            raise asyncio.TimeoutError(f"no reply from the relay within {self.timeout} s") from None
+            return await self._transmit(sender, recipient, data)
+        finally:
+            self.deadline = None
+
+    def _arm(self) -> None:
+        if self.timeout is None:
+            return
+        self.deadline = self.loop.time() + self.timeout
+        if self.watchdog is None:
+            self.watchdog = self.loop.call_at(self.deadline, self._watch)
+
+    def _watch(self) -> None:
+        self.watchdog = None
+        if self.deadline is None:
+            return
+        if self.loop.time() < self.deadline:   # a later message moved it on
+            self.watchdog = self.loop.call_at(self.deadline, self._watch)
+            return
+        # replies can no longer be matched to commands: give the connection up
+        self.lost = asyncio.TimeoutError(f"no reply from the relay within {self.timeout} s")
+        self._fail_waiters()
+        self.close()
 
     async def _transmit(self, sender: str, recipient: str, data: bytes) -> str:
         if _UNSAFE_ADDRESS.search(recipient) or _UNSAFE_ADDRESS.search(sender):

@@ -43,12 +43,6 @@ def _not_held():
     return or_(deliveries.c.campaign_id.is_(None), deliveries.c.campaign_id.not_in(held))
 
 
-def _lockable(query, conn: Connection):
-    if conn.dialect.name == "postgresql":
-        return query.with_for_update(skip_locked=True)
-    return query
-
-
 def claim(
     conn: Connection, worker: str, now: datetime, lease_until: datetime, limit: int,
     channels: list[str] | None = None,
@@ -65,7 +59,7 @@ def claim(
     stale = select(deliveries.c.id).where(
         deliveries.c.state == "sending", deliveries.c.lease_until < now, served
     ).limit(limit)
-    ids += conn.execute(_lockable(stale, conn)).scalars().all()
+    ids += _claimable_ids(conn, stale)
     for state in CLAIMABLE_STATES:
         if len(ids) >= limit:
             break
@@ -75,7 +69,7 @@ def claim(
             .order_by(deliveries.c.due_at)
             .limit(limit - len(ids))
         )
-        ids += conn.execute(_lockable(due, conn)).scalars().all()
+        ids += _claimable_ids(conn, due)
     if not ids:
         return []
     rows = conn.execute(
@@ -93,8 +87,21 @@ def owned(conn: Connection, ids: list[int], worker: str) -> set[int]:
         return set()
     query = select(deliveries.c.id).where(deliveries.c.id.in_(ids), deliveries.c.locked_by == worker)
     if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return set(conn.execute(query).scalars().all())
+        return set(conn.execute(query.with_for_update()).scalars().all())
+    return set(_ids_in_one_row(conn, query))
+
+
+def _claimable_ids(conn: Connection, query) -> list[int]:
+    if conn.dialect.name == "postgresql":
+        return conn.execute(query.with_for_update(skip_locked=True)).scalars().all()
+    return _ids_in_one_row(conn, query)
+
+
+def _ids_in_one_row(conn: Connection, query) -> list[int]:
+    """The ids ``query`` selects, fetched as one row (SQLite's group_concat): each
+    row fetched is a step that hands the interpreter lock away and waits for it back."""
+    joined = conn.scalar(select(func.group_concat(query.subquery().c.id)))
+    return [int(part) for part in joined.split(",")] if joined else []
 
 
 _FINISH = (
@@ -119,14 +126,59 @@ def finish(conn: Connection, changes: list[dict], cdr_rows: list[dict]) -> None:
     b_finished, b_now."""
     # the hot path of a campaign: statements compiled once per dialect, rows passed
     # as plain tuples (SQLAlchemy's per-row parameter processing costs more than
-    # the database's own work here)
-    _executemany_plain(conn, _FINISH, ("finish",), changes)
+    # the database's own work here). On SQLite each chunk of rows is ONE statement:
+    # executemany steps once per row, and every step hands the interpreter lock to
+    # the event loop's thread and must wait to get it back.
+    if conn.dialect.name == "sqlite":
+        _finish_sqlite(conn, changes)
+    else:
+        _executemany_plain(conn, _FINISH, ("finish",), changes)
     columns = cdr_rows[0].keys() if cdr_rows else ()
     if cdr_rows and all(row.keys() == columns for row in cdr_rows):
         statement = insert(cdr).values({name: bindparam(name) for name in columns})
-        _executemany_plain(conn, statement, ("cdr", tuple(columns)), cdr_rows)
+        if conn.dialect.name == "sqlite":
+            _insert_sqlite(conn, statement, ("cdr", tuple(columns)), cdr_rows)
+        else:
+            _executemany_plain(conn, statement, ("cdr", tuple(columns)), cdr_rows)
     elif cdr_rows:
         conn.execute(insert(cdr), cdr_rows)
+
+
+#: :data:`_FINISH` for many rows at once (SQLite names VALUES columns column1, column2, …)
+_FINISH_SQLITE = (
+    "UPDATE deliveries SET state = v.column2, attempts = v.column3, due_at = v.column4, "
+    "last_code = CASE WHEN deliveries.bounced_at IS NULL THEN v.column5 ELSE deliveries.last_code END, "
+    "last_error = CASE WHEN deliveries.bounced_at IS NULL THEN v.column6 ELSE deliveries.last_error END, "
+    "finished_at = v.column7, updated_at = v.column8, locked_by = NULL, lease_until = NULL "
+    "FROM (VALUES {rows}) AS v WHERE deliveries.id = v.column1"
+)
+_FINISH_FIELDS = itemgetter("b_id", "b_state", "b_attempts", "b_due_at", "b_code", "b_error", "b_finished", "b_now")
+#: SQLite takes at most 32766 parameters per statement
+_SQLITE_PARAMETERS = 32000
+
+
+def _finish_sqlite(conn: Connection, changes: list[dict]) -> None:
+    values = [_converted(_FINISH_FIELDS(change), (3, 6, 7)) for change in changes]
+    for chunk in _chunks(values, _SQLITE_PARAMETERS // 8):
+        conn.exec_driver_sql(_FINISH_SQLITE.format(rows=", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))),
+                             tuple(value for row in chunk for value in row))
+
+
+def _insert_sqlite(conn: Connection, statement, key: tuple, rows: list[dict]) -> None:
+    """A multi-row INSERT … VALUES (…), (…) per chunk of ``rows``."""
+    plain = _plain(conn, statement, key)
+    head, _, group = plain.sql.rpartition(" VALUES ")
+    values = [plain.pick({**plain.own, **row}) for row in rows]
+    if plain.converted:
+        values = [_converted(value, plain.converted) for value in values]
+    for chunk in _chunks(values, max(1, _SQLITE_PARAMETERS // len(values[0]))):
+        conn.exec_driver_sql(f"{head} VALUES {', '.join([group] * len(chunk))}",
+                             tuple(value for row in chunk for value in row))
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 @dataclass(frozen=True)
