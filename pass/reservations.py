@@ -21,10 +21,9 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import OperationalError
-
 from ums.campaigns import next_cron_time
 from ums.channels.email import bounce_domain
+from ums.db import retry_when_locked
 from ums.store import as_utc
 from ums.store import campaigns as campaign_store
 from ums.store import deliveries as queue
@@ -63,14 +62,10 @@ class Reservations:
     async def _transaction(self, work):
         """Run ``await work(conn)`` in one transaction; SQLite lock contention
         (with the worker's batches) is retried."""
-        for attempt in range(8):
-            try:
-                async with self.ctx.db.begin() as conn:
-                    return await work(conn)
-            except OperationalError as exc:
-                if "locked" not in str(exc) or attempt == 7:
-                    raise
-                await asyncio.sleep(0.05 * (attempt + 1))
+        async def attempt():
+            async with self.ctx.db.begin() as conn:
+                return await work(conn)
+        return await retry_when_locked(attempt)
 
     async def tick(self) -> None:
         await self.start_due_campaigns()

@@ -14,8 +14,10 @@ Each transaction is one plain function of a sync ``Connection`` run by
 :mod:`ums.db.writer`: on SQLite in the writer's own thread, so a batch costs
 one hand-off to the database instead of several per statement, each waiting
 for its turn on an event loop busy with sending. Those functions therefore
-only read the worker's state and return what changed; the event loop applies
-it (``in_memory``, the ready queue).
+leave what the event loop also changes (``in_memory``, the ready queue) to it:
+they return the claimed jobs, and :meth:`Worker._take` queues them. They only
+write what nothing else writes (the campaign and template caches, the
+figures, ``queue_empty_until``).
 
 A lease covers a job from claim to record and is renewed while the job is
 in memory; if this process dies the lease runs out and any PASS takes the
@@ -34,11 +36,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
 
 from ums import cdr
 from ums.addresses import normalize
 from ums.channels import SENT, TEMPORARY, Channel, Delivery, Outcome
+from ums.db import retry_when_locked
 from ums.db import writer as db_writer
 from ums.outbox import fall_back_sync
 from ums.store import as_utc
@@ -189,17 +191,14 @@ class Worker:
 
     async def _transaction(self, work):
         """Run ``work(conn)`` (sync) in one transaction; SQLite lock contention is retried."""
-        for attempt in range(8):
-            try:
-                return await self.db.run(work)
-            except OperationalError as exc:
-                await self.db.reset()
-                if "locked" not in str(exc) or attempt == 7:
-                    raise
-                await asyncio.sleep(0.05 * (attempt + 1))
-            except Exception:
-                await self.db.reset()
-                raise
+        return await retry_when_locked(lambda: self._run_batch(work))
+
+    async def _run_batch(self, work):
+        try:
+            return await self.db.run(work)
+        except Exception:
+            await self.db.reset()   # the next batch opens a fresh connection
+            raise
 
     # --- claiming ------------------------------------------------------------------
 

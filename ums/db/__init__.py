@@ -6,12 +6,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..errors import DatabaseError
@@ -81,3 +83,20 @@ def connect(url: str, pool_size: int = 10, echo: bool = False) -> Database:
 def from_config(config) -> Database:
     section = config.section("database")
     return connect(section["url"], section["pool_size"], section["echo"])
+
+
+T = TypeVar("T")
+
+
+async def retry_when_locked(attempt: Callable[[], Awaitable[T]], tries: int = 8) -> T:
+    """``await attempt()``, again after a short pause while SQLite says the
+    database is locked (another connection's write transaction); other errors,
+    and the last try's, propagate."""
+    for number in range(tries):
+        try:
+            return await attempt()
+        except OperationalError as exc:
+            if "locked" not in str(exc) or number == tries - 1:
+                raise
+            await asyncio.sleep(0.05 * (number + 1))
+    raise AssertionError("unreachable")

@@ -152,15 +152,18 @@ _FINISH_SQLITE = (
     "finished_at = v.column7, updated_at = v.column8, locked_by = NULL, lease_until = NULL "
     "FROM (VALUES {rows}) AS v WHERE deliveries.id = v.column1"
 )
-_FINISH_FIELDS = itemgetter("b_id", "b_state", "b_attempts", "b_due_at", "b_code", "b_error", "b_finished", "b_now")
+_FINISH_NAMES = ("b_id", "b_state", "b_attempts", "b_due_at", "b_code", "b_error", "b_finished", "b_now")
+_FINISH_FIELDS = itemgetter(*_FINISH_NAMES)
+_FINISH_TIMES = tuple(_FINISH_NAMES.index(name) for name in ("b_due_at", "b_finished", "b_now"))
+_FINISH_GROUP = "(" + ", ".join(["?"] * len(_FINISH_NAMES)) + ")"
 #: SQLite takes at most 32766 parameters per statement
 _SQLITE_PARAMETERS = 32000
 
 
 def _finish_sqlite(conn: Connection, changes: list[dict]) -> None:
-    values = [_converted(_FINISH_FIELDS(change), (3, 6, 7)) for change in changes]
-    for chunk in _chunks(values, _SQLITE_PARAMETERS // 8):
-        conn.exec_driver_sql(_FINISH_SQLITE.format(rows=", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))),
+    values = [_converted(_FINISH_FIELDS(change), _FINISH_TIMES) for change in changes]
+    for chunk in _chunks(values, _SQLITE_PARAMETERS // len(_FINISH_NAMES)):
+        conn.exec_driver_sql(_FINISH_SQLITE.format(rows=", ".join([_FINISH_GROUP] * len(chunk))),
                              tuple(value for row in chunk for value in row))
 
 
@@ -168,9 +171,7 @@ def _insert_sqlite(conn: Connection, statement, key: tuple, rows: list[dict]) ->
     """A multi-row INSERT … VALUES (…), (…) per chunk of ``rows``."""
     plain = _plain(conn, statement, key)
     head, _, group = plain.sql.rpartition(" VALUES ")
-    values = [plain.pick({**plain.own, **row}) for row in rows]
-    if plain.converted:
-        values = [_converted(value, plain.converted) for value in values]
+    values = _parameters(plain, rows)
     for chunk in _chunks(values, max(1, _SQLITE_PARAMETERS // len(values[0]))):
         conn.exec_driver_sql(f"{head} VALUES {', '.join([group] * len(chunk))}",
                              tuple(value for row in chunk for value in row))
@@ -218,10 +219,14 @@ def _executemany_plain(conn: Connection, statement, key: tuple, rows: list[dict]
     if not rows:
         return
     plain = _plain(conn, statement, key)
+    conn.exec_driver_sql(plain.sql, _parameters(plain, rows))
+
+
+def _parameters(plain: _Plain, rows: list[dict]) -> list[tuple]:
     values = [plain.pick({**plain.own, **row}) for row in rows]
     if plain.converted:
         values = [_converted(value, plain.converted) for value in values]
-    conn.exec_driver_sql(plain.sql, values)
+    return values
 
 
 def _converted(value: tuple, positions: tuple[int, ...]) -> tuple:

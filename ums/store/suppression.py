@@ -27,10 +27,7 @@ def add_sync(
 ) -> bool:
     """:func:`add` on a sync connection (inside PASS's record batch)."""
     address = normalize(channel, address)
-    already = conn.scalar(
-        select(suppressions.c.id).where(suppressions.c.channel == channel, suppressions.c.address == address)
-    )
-    if already is not None:
+    if conn.scalar(_entry_id(channel, address)) is not None:
         return False
     try:
         with conn.begin_nested():
@@ -54,12 +51,12 @@ async def remove(conn: AsyncConnection, channel: str, address: str) -> bool:
 
 
 async def is_suppressed(conn: AsyncConnection, channel: str, address: str) -> bool:
-    found = await conn.scalar(
-        select(suppressions.c.id).where(
-            suppressions.c.channel == channel, suppressions.c.address == normalize(channel, address)
-        )
-    )
-    return found is not None
+    return await conn.scalar(_entry_id(channel, normalize(channel, address))) is not None
+
+
+def _entry_id(channel: str, normalized_address: str):
+    return select(suppressions.c.id).where(suppressions.c.channel == channel,
+                                           suppressions.c.address == normalized_address)
 
 
 async def entries(conn: AsyncConnection, channel: str | None = None, limit: int = 1000) -> list[dict]:
