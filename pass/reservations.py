@@ -30,6 +30,8 @@ from ums.store import deliveries as queue
 
 log = logging.getLogger("ums.pass.reservations")
 WAKE_JOB = "pass-wake"
+#: the first expansion batch of a campaign; later ones double up to [pass] expand_batch
+FIRST_EXPAND_BATCH = 1000
 
 
 class Reservations:
@@ -47,13 +49,13 @@ class Reservations:
 
     async def run(self) -> None:
         while True:
+            self.wake.clear()   # before the pass: a wake-up during it means look again
             try:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("reservations pass failed; retrying")
-            self.wake.clear()
             try:
                 await asyncio.wait_for(self.wake.wait(), self.interval)
             except asyncio.TimeoutError:
@@ -111,7 +113,10 @@ class Reservations:
             await self.expand(campaign["id"])
 
     async def expand(self, campaign_id: int) -> None:
-        """Expand one campaign fully, a batch per transaction."""
+        """Expand one campaign fully, a batch per transaction. Batches start
+        small and double up to ``[pass] expand_batch``, so the first sends
+        start while the rest of a large audience is still being expanded."""
+        size = min(FIRST_EXPAND_BATCH, self.batch)
         while True:
             now = self.ctx.clock()
 
@@ -119,7 +124,7 @@ class Reservations:
                 campaign = await campaign_store.get(conn, campaign_id)
                 if campaign is None or campaign["state"] != "running" or campaign["expanded_at"]:
                     return 0
-                added = await campaign_store.expand_batch(conn, campaign, now, self.batch, self.domain)
+                added = await campaign_store.expand_batch(conn, campaign, now, size, self.domain)
                 if added == 0:
                     await campaign_store.mark_expanded(conn, campaign_id, now)
                     log.info("campaign expanded", extra={"campaign": campaign["name"], "total": campaign["total"]})
@@ -129,6 +134,7 @@ class Reservations:
             if not added and added is not None:
                 return
             self.worker.wake.set()
+            size = min(size * 2, self.batch)
             await asyncio.sleep(0)
 
     async def arm_timer(self) -> None:

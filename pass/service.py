@@ -35,7 +35,7 @@ class PublicAccessSchedulingServer(Service):
         self.worker = Worker(self.ctx, self, self.channels)
         self.reservations = Reservations(self.ctx, self.worker, self.scheduler)
         self.cdr_files = CdrFileWriter(self.ctx)
-        self.worker.start()
+        await self.worker.start()
         self.tasks = [
             asyncio.create_task(self.reservations.run(), name="pass-reservations"),
             asyncio.create_task(self.cdr_files.run(), name="pass-cdr-files"),

@@ -48,6 +48,18 @@ def start(home: Path) -> subprocess.Popen:
     return process
 
 
+def wait_for_status(home: Path, names: tuple[str, ...], state: str, timeout: float = 15) -> str:
+    """`ums status` until every service in ``names`` shows ``state`` (services
+    register once all of them have started); returns the last output."""
+    deadline = time.monotonic() + timeout
+    while True:
+        output = ums(home, "status").stdout
+        shown = {tuple(line.split()[:2]) for line in output.splitlines()}
+        if all((name, state) in shown for name in names) or time.monotonic() > deadline:
+            return output
+        time.sleep(0.2)
+
+
 def smtp_code(port: int) -> int:
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
@@ -106,10 +118,10 @@ def test_run_status_pause_restart_stop(home):
     started = time.monotonic()
     process = start(home)
     try:
-        assert time.monotonic() - started < 15
-        status = ums(home, "status")
+        status = wait_for_status(home, ("was", "eps", "mas", "pass"), "running")
         for name in ("was", "eps", "mas", "pass"):
-            assert any(line.split()[:2] == [name, "running"] for line in status.stdout.splitlines()), status.stdout
+            assert any(line.split()[:2] == [name, "running"] for line in status.splitlines()), status
+        assert time.monotonic() - started < 15
         assert smtp_code(home.ports["mas"]) == 220
 
         paused = ums(home, "pause", "mas")

@@ -81,6 +81,13 @@ def claim(
     return as_dicts(rows)
 
 
+def by_ids(conn: Connection, ids: list[int]) -> list[dict]:
+    """Whole rows of ``ids`` (sync, inside a PASS batch)."""
+    if not ids:
+        return []
+    return as_dicts(conn.execute(select(deliveries).where(deliveries.c.id.in_(ids))))
+
+
 def owned(conn: Connection, ids: list[int], worker: str) -> set[int]:
     """Which of ``ids`` are still leased to ``worker`` (locked for update on PostgreSQL)."""
     if not ids:

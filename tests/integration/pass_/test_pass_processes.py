@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from pass_support import add_template, seed_audience, start_campaign, states
-from tests.helpers import eventually
+from tests.helpers import child_processes, eventually, process_alive
 from ums.db.models import cdr
 from ums.store import control
 
@@ -82,8 +82,12 @@ async def test_kill_9_and_restart_loses_nothing_and_doubles_only_in_flight(
         for kill in range(kills):
             target = int(count * (kill + 1) / (kills + 1) * rng.uniform(0.6, 1.0))
             await eventually(lambda: len(sink.handler.received) >= target, timeout=120, interval=0.02)
+            database_processes = child_processes(process.pid)
+            assert database_processes
             process.send_signal(signal.SIGKILL)
             process.wait()
+            # its database process (and multiprocessing's resource tracker) go too
+            await eventually(lambda: not any(map(process_alive, database_processes)), timeout=5)
             process = start_pass(home)
 
         async def done():

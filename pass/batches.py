@@ -1,0 +1,305 @@
+"""PASS's database half: what one queue transaction does.
+
+A batch records finished attempts (each delivery's new state and its CDR row
+together), hands back deliveries that must not go now, then leases the next
+due deliveries, applies the send-time policy to them (ending or holding what
+must not go) and prepares the rest for sending — one transaction, one commit.
+
+:class:`QueueBatches` keeps what batches share (the rows of leased
+deliveries, campaign and template caches) and nothing the event loop uses, so
+it can live in a process of its own (:class:`ums.db.writer.ProcessWriter`) and
+use the second core while the event loop sends. Only plain data crosses over:
+:class:`Ready` deliveries go out, ``(delivery id, Outcome)`` results and
+:class:`Held` deliveries come back. The caller passes the time, so a clock
+injected in tests holds here too.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Connection
+
+from ums import cdr
+from ums.addresses import normalize
+from ums.channels import SENT, TEMPORARY, Delivery, Outcome
+from ums.outbox import fall_back_sync
+from ums.store import as_utc
+from ums.store import campaigns as campaign_store
+from ums.store import contacts as contact_store
+from ums.store import deliveries as queue
+from ums.store import suppression
+from ums.store import templates as template_store
+
+from . import policy
+
+CONTACT_FIELDS = ("name", "email", "fax", "phone", "grade", "customer_id", "locale", "timezone")
+#: how long a cached campaign state or template is trusted inside a claim
+CAMPAIGN_FRESH = 0.25
+TEMPLATE_FRESH = 5.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What batches need from the configuration (plain values: it is pickled)."""
+
+    worker_id: str
+    channels: tuple[str, ...]
+    lease_seconds: float
+    claim_most: int
+    rates: dict
+    from_address: str
+    default_timezone: str
+    misfire_grace: timedelta
+    retry_base: float
+    retry_max: float
+    default_expiry: float
+
+
+@dataclass
+class Ready:
+    """A leased delivery that passed the policy, for the event loop to send."""
+
+    delivery: Delivery
+    campaign_id: int | None
+
+
+@dataclass
+class Held:
+    """A leased delivery going back to the queue unsent (paused, stopping, a full window)."""
+
+    delivery_id: int
+    due_at: datetime | None = None
+    state: str = "queued"
+    reason: str | None = None
+
+
+@dataclass
+class BatchResult:
+    ready: list[Ready] = field(default_factory=list)
+    #: the campaigns of ``ready`` (id → name, created_by, state, throttle)
+    campaigns: dict[int, dict] = field(default_factory=dict)
+    #: the claim came back short: nothing more is due right now
+    claimed_short: bool = False
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    ended_by_policy: int = 0
+    #: results not recorded because another worker holds the lease now
+    lost: list[int] = field(default_factory=list)
+
+
+class QueueBatches:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        #: rows of deliveries leased to this worker, read when claimed
+        self.leased: dict[int, dict] = {}
+        self.campaigns: dict[int, dict] = {}
+        self.campaigns_read: dict[int, float] = {}
+        self.templates: dict[tuple[str, str], tuple[float, dict | None]] = {}
+
+    # --- the transactions ------------------------------------------------------------------
+
+    def record_and_claim(self, conn: Connection, now: datetime, results: list[tuple[int, Outcome]],
+                         holds: list[Held], suppressed_late: list[int], claim: int) -> BatchResult:
+        """Record ``results``, release ``holds``, end ``suppressed_late``
+        (suppressed after their claim), then lease up to ``claim`` more."""
+        done = BatchResult()
+        self._record(conn, now, results, done)
+        self._release(conn, holds, now)
+        if suppressed_late:
+            rows = self._rows(conn, suppressed_late)
+            unsubscribed = policy.Decision(policy.END, "suppressed", "suppressed",
+                                           "address suppressed after the delivery was queued")
+            self._end_by_policy(conn, [(row, unsubscribed) for row in rows], now, done)
+        if claim > 0:
+            self._claim(conn, now, claim, done)
+        return done
+
+    def renew(self, conn: Connection, until: datetime) -> int:
+        return queue.renew(conn, self.settings.worker_id, until)
+
+    def release_all(self, conn: Connection, now: datetime) -> int:
+        self.leased.clear()
+        return queue.release_all(conn, self.settings.worker_id, now)
+
+    # --- claiming ------------------------------------------------------------------
+
+    def _claim(self, conn: Connection, now: datetime, limit: int, done: BatchResult) -> None:
+        settings = self.settings
+        limit = min(limit, settings.claim_most)
+        lease = now + timedelta(seconds=settings.lease_seconds)
+        rows = queue.claim(conn, settings.worker_id, now, lease, limit, channels=list(settings.channels))
+        done.claimed_short = len(rows) < limit
+        if not rows:
+            return
+        self.leased.update((row["id"], row) for row in rows)
+        ctx = policy.Context(now, settings.default_timezone, settings.misfire_grace)
+        ended, holds = [], []
+        for candidate in self._candidates(conn, rows):
+            decision = policy.decide(candidate, ctx)
+            if decision is None:
+                done.ready.append(Ready(self._delivery(conn, candidate), candidate.row["campaign_id"]))
+            elif decision.action == policy.END:
+                ended.append((candidate.row, decision))
+            elif decision.action == policy.WAIT:
+                holds.append(Held(candidate.row["id"], decision.until, "waiting", decision.reason))
+            else:
+                holds.append(Held(candidate.row["id"], None, "queued", decision.reason))
+        self._end_by_policy(conn, ended, now, done)
+        self._release(conn, holds, now)
+        done.campaigns = {ready.campaign_id: self.campaigns[ready.campaign_id]
+                          for ready in done.ready if ready.campaign_id in self.campaigns}
+
+    def _candidates(self, conn: Connection, rows: list[dict]) -> list[policy.Candidate]:
+        self._read_campaigns(conn, {row["campaign_id"] for row in rows if row["campaign_id"]})
+        contacts = contact_store.by_ids(conn, [row["contact_id"] for row in rows])
+        advertising_contacts = [row["contact_id"] for row in rows if row["kind"] == "advertising"]
+        consents = contact_store.advertising_consents(conn, advertising_contacts)
+        suppressed: set[tuple[str, str]] = set()
+        for channel in {row["channel"] for row in rows}:
+            addresses = [row["recipient"] for row in rows if row["channel"] == channel and row["recipient"]]
+            suppressed |= {(channel, a) for a in suppression.suppressed_among(conn, channel, addresses)}
+        return [
+            policy.Candidate(
+                row=row, campaign=self.campaigns.get(row["campaign_id"]),
+                contact=contacts.get(row["contact_id"]), consents=consents.get(row["contact_id"], []),
+                suppressed=(row["channel"], normalize(row["channel"], row["recipient"] or "")) in suppressed,
+            )
+            for row in rows
+        ]
+
+    def _read_campaigns(self, conn: Connection, campaign_ids: set[int]) -> None:
+        """Campaigns not seen yet, and states older than :data:`CAMPAIGN_FRESH`
+        (a pause or cancel from anywhere reaches the policy within that)."""
+        clock = time.monotonic()
+        wanted = [i for i in campaign_ids if clock - self.campaigns_read.get(i, -1e9) >= CAMPAIGN_FRESH]
+        if not wanted:
+            return
+        self.campaigns.update(campaign_store.names(conn, wanted))
+        self.campaigns_read.update((i, clock) for i in wanted)
+
+    def _template(self, conn: Connection, name: str | None, channel: str) -> dict | None:
+        if not name:
+            return None
+        key = (name, channel)
+        cached = self.templates.get(key)
+        if cached and time.monotonic() - cached[0] < TEMPLATE_FRESH:
+            return cached[1]
+        row = template_store.get_sync(conn, name, channel)
+        self.templates[key] = (time.monotonic(), row)
+        return row
+
+    def _delivery(self, conn: Connection, candidate: policy.Candidate) -> Delivery:
+        row, contact = candidate.row, candidate.contact or {}
+        variables = {key: contact.get(key) for key in CONTACT_FIELDS if contact.get(key) is not None}
+        variables.update(contact.get("attributes") or {})
+        return Delivery(
+            id=row["id"], channel=row["channel"], recipient=row["recipient"], kind=row["kind"],
+            message_id=row["message_id"], token=row["token"], attempt=row["attempts"] + 1,
+            template=self._template(conn, row["template_name"], row["channel"]),
+            variables=row["variables"] or {}, contact=variables,
+            source=(candidate.campaign or {}).get("name") or row.get("service_name") or "",
+        )
+
+    # --- recording ------------------------------------------------------------------
+
+    def _rows(self, conn: Connection, ids: list[int]) -> list[dict]:
+        """The leased rows of ``ids``, read again where this process no longer
+        has them (its database process was restarted)."""
+        missing = [i for i in ids if i not in self.leased]
+        if missing:
+            self.leased.update((row["id"], row) for row in queue.by_ids(conn, missing))
+        return [self.leased.pop(i) for i in ids if i in self.leased]
+
+    def _record(self, conn: Connection, now: datetime, results: list[tuple[int, Outcome]],
+                done: BatchResult) -> None:
+        if not results:
+            return
+        ids = [delivery_id for delivery_id, _ in results]
+        mine = queue.owned(conn, ids, self.settings.worker_id)
+        rows = {row["id"]: row for row in self._rows(conn, ids)}
+        changes, cdr_rows = [], []
+        for delivery_id, outcome in results:
+            row = rows.get(delivery_id)
+            if row is None or delivery_id not in mine:
+                done.lost.append(delivery_id)
+                continue
+            change = self._outcome_change(conn, row, outcome, now, done)
+            changes.append(change)
+            cdr_rows.append(self._cdr(row, outcome, row["attempts"] + 1,
+                                      change["b_state"] in queue.FINAL_STATES, now))
+        queue.finish(conn, changes, cdr_rows)
+
+    def _outcome_change(self, conn: Connection, row: dict, outcome: Outcome, now: datetime,
+                        done: BatchResult) -> dict:
+        attempts = row["attempts"] + 1
+        state, due = "sent", row["due_at"]
+        if outcome.status == SENT:
+            done.sent += 1
+        elif outcome.status == TEMPORARY:
+            due = now + timedelta(seconds=self._backoff(attempts))
+            state = "retry" if due <= self._expiry(row) else "expired"
+            done.retried += state == "retry"
+        else:
+            state = "failed"
+            self._after_permanent_failure(conn, row, outcome)
+        if state in ("failed", "expired"):
+            done.failed += 1
+            fall_back_sync(conn, {**row, "state": state}, now)
+        return {
+            "b_id": row["id"], "b_state": state, "b_attempts": attempts, "b_due_at": due,
+            "b_code": outcome.code[:16], "b_error": None if state == "sent" else outcome.detail[:1000],
+            "b_finished": now if state in queue.FINAL_STATES else None, "b_now": now,
+        }
+
+    def _after_permanent_failure(self, conn: Connection, row: dict, outcome: Outcome) -> None:
+        """5.1.x (no such user, bad address) puts the address on the suppression list."""
+        if row["channel"] == "email" and " 5.1." in f" {outcome.code.partition(' ')[2]}":
+            suppression.add_sync(conn, "email", row["recipient"], "bounce", source="pass",
+                                  detail=outcome.detail[:500])
+
+    def _backoff(self, attempts: int) -> float:
+        base, ceiling = self.settings.retry_base, self.settings.retry_max
+        return min(ceiling, base * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0)
+
+    def _expiry(self, row: dict) -> datetime:
+        return as_utc(row["expires_at"]) or (
+            as_utc(row["created_at"]) + timedelta(seconds=self.settings.default_expiry)
+        )
+
+    def _end_by_policy(self, conn: Connection, ended: list[tuple[dict, policy.Decision]], now: datetime,
+                       done: BatchResult) -> None:
+        changes, cdr_rows = [], []
+        for row, decision in ended:
+            self.leased.pop(row["id"], None)
+            outcome = cdr.policy_outcome(decision.code, decision.reason, now)
+            changes.append({
+                "b_id": row["id"], "b_state": decision.state, "b_attempts": row["attempts"],
+                "b_due_at": row["due_at"], "b_code": decision.code[:16], "b_error": decision.reason,
+                "b_finished": now, "b_now": now,
+            })
+            cdr_rows.append(self._cdr(row, outcome, row["attempts"] + 1, True, now))
+            if decision.state in ("failed", "expired"):
+                fall_back_sync(conn, {**row, "state": decision.state}, now)
+        done.ended_by_policy += len(changes)
+        queue.finish(conn, changes, cdr_rows)
+
+    def _release(self, conn: Connection, holds: list[Held], now: datetime) -> None:
+        groups: dict[tuple, list[int]] = {}
+        for held in holds:
+            self.leased.pop(held.delivery_id, None)
+            groups.setdefault((held.state, held.due_at, held.reason), []).append(held.delivery_id)
+        for (state, due_at, reason), ids in groups.items():
+            queue.release(conn, ids, self.settings.worker_id, now, state=state, due_at=due_at, reason=reason)
+
+    def _cdr(self, row: dict, outcome: Outcome, attempt: int, final: bool, now: datetime) -> dict:
+        campaign = self.campaigns.get(row["campaign_id"]) or {}
+        account = campaign.get("created_by") or (row.get("variables") or {}).get("account") \
+            or row.get("service_name") or ""
+        source = campaign.get("name") or row.get("service_name") or "send"
+        sender = self.settings.from_address if row["channel"] == "email" else ""
+        return cdr.attempt_row(row, outcome, attempt, final, self.settings.rates, now, account, source, sender)
