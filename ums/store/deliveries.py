@@ -17,7 +17,7 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Callable
 
-from sqlalchemy import DateTime, Numeric, String, bindparam, case, cast, func, insert, literal, or_, select, update
+from sqlalchemy import DateTime, Numeric, String, bindparam, cast, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.sqltypes import NullType
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -111,47 +111,39 @@ def _ids_in_one_row(conn: Connection, query) -> list[int]:
     return [int(part) for part in joined.split(",")] if joined else []
 
 
-_FINISH = (
-    update(deliveries)
-    .where(deliveries.c.id == bindparam("b_id"))
-    .values(
-        state=bindparam("b_state"), attempts=bindparam("b_attempts"), due_at=bindparam("b_due_at"),
-        # a bounce can arrive (MAS) before PASS records the send: its code stays
-        last_code=case((deliveries.c.bounced_at.is_(None), bindparam("b_code")), else_=deliveries.c.last_code),
-        last_error=case((deliveries.c.bounced_at.is_(None), bindparam("b_error")), else_=deliveries.c.last_error),
-        finished_at=bindparam("b_finished"),
-        updated_at=bindparam("b_now"), locked_by=None, lease_until=None,
-    )
-)
-
-
 def finish(conn: Connection, changes: list[dict], cdr_rows: list[dict]) -> None:
-    """Write many state changes and their CDR rows (executemany; the caller
-    checked ownership with :func:`owned` in this same transaction).
+    """Write many state changes and their CDR rows (the caller checked
+    ownership with :func:`owned` in this same transaction).
 
     Each change has b_id, b_state, b_attempts, b_due_at, b_code, b_error,
-    b_finished, b_now."""
-    # the hot path of a campaign: statements compiled once per dialect, rows passed
-    # as plain tuples (SQLAlchemy's per-row parameter processing costs more than
-    # the database's own work here). On SQLite each chunk of rows is ONE statement:
-    # executemany steps once per row, and every step hands the interpreter lock to
-    # the event loop's thread and must wait to get it back.
-    if conn.dialect.name == "sqlite":
-        _finish_sqlite(conn, changes)
-    else:
-        _executemany_plain(conn, _FINISH, ("finish",), changes)
-    columns = cdr_rows[0].keys() if cdr_rows else ()
-    if cdr_rows and all(row.keys() == columns for row in cdr_rows):
-        statement = insert(cdr).values({name: bindparam(name) for name in columns})
-        if conn.dialect.name == "sqlite":
-            _insert_sqlite(conn, statement, ("cdr", tuple(columns)), cdr_rows)
+    b_finished, b_now: the delivery leaves its lease with that state; a code
+    and error that a bounce (MAS) recorded first are kept."""
+    # the hot path of a campaign: each chunk of rows is ONE statement, built once
+    # per shape, with rows passed as plain values (SQLAlchemy's per-row parameter
+    # processing costs more than the database's own work). Per row, SQLite's
+    # executemany steps once (each step hands the interpreter lock away and waits
+    # to get it back) and PostgreSQL plans and executes once.
+    if not changes and not cdr_rows:
+        return
+    postgresql = conn.dialect.name == "postgresql"
+    if changes:
+        if postgresql:
+            conn.exec_driver_sql(_FINISH_POSTGRESQL.format(rows=_unnest(conn, deliveries, _FINISH_COLUMNS)),
+                                 _column_lists(changes, _FINISH_NAMES))
         else:
-            _executemany_plain(conn, statement, ("cdr", tuple(columns)), cdr_rows)
+            _finish_sqlite(conn, changes)
+    columns = tuple(cdr_rows[0]) if cdr_rows else ()
+    if cdr_rows and all(tuple(row) == columns for row in cdr_rows):
+        if postgresql:
+            _insert_postgresql(conn, cdr, columns, cdr_rows)
+        else:
+            _insert_sqlite(conn, insert(cdr).values({name: bindparam(name) for name in columns}),
+                           ("cdr", columns), cdr_rows)
     elif cdr_rows:
         conn.execute(insert(cdr), cdr_rows)
 
 
-#: :data:`_FINISH` for many rows at once (SQLite names VALUES columns column1, column2, …)
+#: :func:`finish` on SQLite (which names VALUES columns column1, column2, …)
 _FINISH_SQLITE = (
     "UPDATE deliveries SET state = v.column2, attempts = v.column3, due_at = v.column4, "
     "last_code = CASE WHEN deliveries.bounced_at IS NULL THEN v.column5 ELSE deliveries.last_code END, "
@@ -159,6 +151,16 @@ _FINISH_SQLITE = (
     "finished_at = v.column7, updated_at = v.column8, locked_by = NULL, lease_until = NULL "
     "FROM (VALUES {rows}) AS v WHERE deliveries.id = v.column1"
 )
+#: :func:`finish` on PostgreSQL: one array per column, unnested into rows
+_FINISH_POSTGRESQL = (
+    "UPDATE deliveries SET state = v.state, attempts = v.attempts, due_at = v.due_at, "
+    "last_code = CASE WHEN deliveries.bounced_at IS NULL THEN v.last_code ELSE deliveries.last_code END, "
+    "last_error = CASE WHEN deliveries.bounced_at IS NULL THEN v.last_error ELSE deliveries.last_error END, "
+    "finished_at = v.finished_at, updated_at = v.updated_at, locked_by = NULL, lease_until = NULL "
+    "FROM {rows} WHERE deliveries.id = v.id"
+)
+#: the deliveries column each of :data:`_FINISH_NAMES` sets (and has the type of)
+_FINISH_COLUMNS = ("id", "state", "attempts", "due_at", "last_code", "last_error", "finished_at", "updated_at")
 _FINISH_NAMES = ("b_id", "b_state", "b_attempts", "b_due_at", "b_code", "b_error", "b_finished", "b_now")
 _FINISH_FIELDS = itemgetter(*_FINISH_NAMES)
 _FINISH_TIMES = tuple(_FINISH_NAMES.index(name) for name in ("b_due_at", "b_finished", "b_now"))
@@ -195,8 +197,6 @@ class _Plain:
 
     sql: str
     pick: Callable[[dict], tuple]
-    #: the statement's own bind values (e.g. ``locked_by=None``), for names a row lacks
-    own: dict
     #: positions whose values SQLite needs converted (datetimes, decimals)
     converted: tuple[int, ...]
 
@@ -214,23 +214,41 @@ def _plain(conn: Connection, statement, key: tuple) -> _Plain:
             index for index, name in enumerate(names)
             if conn.dialect.name == "sqlite" and isinstance(done.binds[name].type, (DateTime, Numeric, NullType))
         )
-        found = _COMPILED[(conn.dialect.name, *key)] = _Plain(str(done), pick, dict(done.params), converted)
+        found = _COMPILED[(conn.dialect.name, *key)] = _Plain(str(done), pick, converted)
     return found
 
 
-def _executemany_plain(conn: Connection, statement, key: tuple, rows: list[dict]) -> None:
-    """executemany of ``statement`` (compiled once per dialect and ``key``) over
-    ``rows``, with values stored the way SQLAlchemy stores them; binds a row
-    does not name take the statement's own values (e.g. ``locked_by=None``).
-    asyncpg takes Python values as they are; SQLite gets datetimes as text."""
-    if not rows:
-        return
-    plain = _plain(conn, statement, key)
-    conn.exec_driver_sql(plain.sql, _parameters(plain, rows))
+def _insert_postgresql(conn: Connection, table, columns: tuple[str, ...], rows: list[dict]) -> None:
+    """One INSERT … SELECT of unnested column arrays for all ``rows``."""
+    quote = conn.dialect.identifier_preparer.quote
+    conn.exec_driver_sql(
+        f"INSERT INTO {table.name} ({', '.join(map(quote, columns))}) SELECT * FROM {_unnest(conn, table, columns)}",
+        _column_lists(rows, columns),
+    )
+
+
+def _unnest(conn: Connection, table, columns: tuple[str, ...]) -> str:
+    """``unnest($1::type[], …) AS v(columns)``: rows from one array parameter
+    per column, each typed like ``table``'s column."""
+    key = ("unnest", table.name, columns)
+    found = _UNNEST.get(key)
+    if found is None:
+        quote = conn.dialect.identifier_preparer.quote
+        arrays = ", ".join(f"${number}::{table.c[name].type.compile(conn.dialect)}[]"
+                           for number, name in enumerate(columns, 1))
+        found = _UNNEST[key] = f"unnest({arrays}) AS v({', '.join(map(quote, columns))})"
+    return found
+
+
+_UNNEST: dict[tuple, str] = {}
+
+
+def _column_lists(rows: list[dict], names: tuple[str, ...]) -> tuple[list, ...]:
+    return tuple([row[name] for row in rows] for name in names)
 
 
 def _parameters(plain: _Plain, rows: list[dict]) -> list[tuple]:
-    values = [plain.pick({**plain.own, **row}) for row in rows]
+    values = [plain.pick(row) for row in rows]
     if plain.converted:
         values = [_converted(value, plain.converted) for value in values]
     return values
