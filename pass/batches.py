@@ -230,8 +230,7 @@ class QueueBatches:
                 continue
             change = self._outcome_change(conn, row, outcome, now, done)
             changes.append(change)
-            cdr_rows.append(self._cdr(row, outcome, row["attempts"] + 1,
-                                      change["b_state"] in queue.FINAL_STATES, now))
+            cdr_rows.append(self._cdr(row, outcome, change["b_state"] in queue.FINAL_STATES, now))
         queue.finish(conn, changes, cdr_rows)
 
     def _outcome_change(self, conn: Connection, row: dict, outcome: Outcome, now: datetime,
@@ -282,7 +281,7 @@ class QueueBatches:
                 "b_due_at": row["due_at"], "b_code": decision.code[:16], "b_error": decision.reason,
                 "b_finished": now, "b_now": now,
             })
-            cdr_rows.append(self._cdr(row, outcome, row["attempts"] + 1, True, now))
+            cdr_rows.append(self._cdr(row, outcome, True, now))
             if decision.state in ("failed", "expired"):
                 fall_back_sync(conn, {**row, "state": decision.state}, now)
         done.ended_by_policy += len(changes)
@@ -296,10 +295,12 @@ class QueueBatches:
         for (state, due_at, reason), ids in groups.items():
             queue.release(conn, ids, self.settings.worker_id, now, state=state, due_at=due_at, reason=reason)
 
-    def _cdr(self, row: dict, outcome: Outcome, attempt: int, final: bool, now: datetime) -> dict:
+    def _cdr(self, row: dict, outcome: Outcome, final: bool, now: datetime) -> dict:
+        """The CDR row of this attempt (the row's attempts so far, plus one)."""
         campaign = self.campaigns.get(row["campaign_id"]) or {}
         account = campaign.get("created_by") or (row.get("variables") or {}).get("account") \
             or row.get("service_name") or ""
         source = campaign.get("name") or row.get("service_name") or "send"
         sender = self.settings.from_address if row["channel"] == "email" else ""
-        return cdr.attempt_row(row, outcome, attempt, final, self.settings.rates, now, account, source, sender)
+        return cdr.attempt_row(row, outcome, row["attempts"] + 1, final, self.settings.rates, now,
+                               account, source, sender)

@@ -6,7 +6,7 @@ ingest writer (:func:`eps.ingest.store_batch`) and PASS's queue worker
 object whose methods are batches (:meth:`call`), for work that keeps state
 between batches (PASS's :class:`~pass.batches.QueueBatches`).
 
-Three places to run it, same interface (``run``, ``call``, ``reset``, ``close``):
+Three places to run it, one interface (:class:`Writer`):
 
 * :class:`ThreadWriter` — SQLite: a thread of its own with a synchronous
   connection to the same file, so a batch is one hand-off between the event
@@ -40,7 +40,31 @@ from ums.db import Database, apply_sqlite_pragmas, connect
 log = logging.getLogger("ums.db.writer")
 
 
-class AsyncWriter:
+class Writer:
+    """Where batches run, one at a time, each in one transaction."""
+
+    #: the object whose methods :meth:`call` runs as batches (None: only :meth:`run`)
+    host: Any = None
+
+    async def start(self) -> None:
+        """Get ready to run batches (nothing to prepare unless a writer says so)."""
+
+    async def run(self, work: Callable[..., Any], *args) -> Any:
+        """``work(conn, *args)`` in one transaction; its result."""
+        raise NotImplementedError
+
+    async def call(self, method: str, *args) -> Any:
+        """The host's ``method(conn, *args)`` as a batch."""
+        return await self.run(getattr(self.host, method), *args)
+
+    async def reset(self) -> None:
+        """After a failed batch (nothing to do unless a writer says so)."""
+
+    async def close(self) -> None:
+        """Release the connection (and thread or process); no batches after this."""
+
+
+class AsyncWriter(Writer):
     """Runs batches on the suite's async engine, one at a time on a connection it keeps."""
 
     def __init__(self, db: Database, host: Any = None):
@@ -49,19 +73,12 @@ class AsyncWriter:
         self.conn = None
         self.lock = asyncio.Lock()
 
-    async def start(self) -> None:
-        """Ready to run batches (nothing to prepare here)."""
-
     async def run(self, work: Callable[..., Any], *args) -> Any:
         async with self.lock:
             if self.conn is None or self.conn.closed or self.conn.invalidated:
                 self.conn = await self.db.engine.connect()
             async with self.conn.begin():
                 return await self.conn.run_sync(work, *args)
-
-    async def call(self, method: str, *args) -> Any:
-        """Run the host's ``method(conn, *args)`` as a batch."""
-        return await self.run(getattr(self.host, method), *args)
 
     async def reset(self) -> None:
         """Forget the connection after a failure; the next batch opens a new one."""
@@ -76,7 +93,7 @@ class AsyncWriter:
         await self.reset()
 
 
-class ThreadWriter:
+class ThreadWriter(Writer):
     """Runs batches in one dedicated thread on a synchronous SQLite connection
     (same file, same pragmas as the suite's engine: WAL, busy timeout)."""
 
@@ -85,34 +102,26 @@ class ThreadWriter:
         self.host = host
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
 
-    async def start(self) -> None:
-        """Ready to run batches (the thread starts with the first)."""
-
     async def run(self, work: Callable[..., Any], *args) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.thread, self._in_thread, work, args)
-
-    async def call(self, method: str, *args) -> Any:
-        return await self.run(getattr(self.host, method), *args)
 
     def _in_thread(self, work, args):
         with self.engine.begin() as conn:
             return work(conn, *args)
-
-    async def reset(self) -> None:
-        """Nothing to do: the pool drops a connection that failed."""
 
     async def close(self) -> None:
         await asyncio.to_thread(self.thread.shutdown)
         self.engine.dispose()
 
 
-class ProcessWriter:
+class ProcessWriter(Writer):
     """Runs batches in a process of its own, with its own connection to the
     same database: the batch's Python work (building statements, reading rows,
     the caller's logic) runs on a second core while the event loop goes on.
 
-    The process is spawned at the first batch. ``work`` and ``host`` cross over
-    by pickling, so ``work`` must be a module-level function; ``host`` is copied
+    :meth:`start` (or else the first batch) spawns the process; one that died
+    is replaced at the next batch. ``work`` and ``host`` cross over by
+    pickling, so ``work`` must be a module-level function; ``host`` is copied
     once, and its state lives on in that process (it starts afresh, from the
     same copy, if the process has to be replaced). Arguments and results are
     pickled too: keep them plain data. The process ignores SIGINT and SIGTERM
@@ -151,9 +160,6 @@ class ProcessWriter:
         except BrokenProcessPool:
             self._forget()
             raise
-
-    async def reset(self) -> None:
-        """Nothing to do: a process that died is replaced at the next batch."""
 
     def _forget(self) -> None:
         pool, self.pool = self.pool, None
@@ -231,9 +237,6 @@ def _begin_immediate(conn) -> None:
     busy timeout) rather than at its first write, where a snapshot that another
     writer overtook fails at once with "database is locked"."""
     conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-Writer = AsyncWriter | ThreadWriter | ProcessWriter
 
 
 def for_database(db: Database, name: str = "db-writer", host: Any = None, own_process: bool = False) -> Writer:

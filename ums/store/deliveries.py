@@ -11,15 +11,12 @@ processes share the queue.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from operator import itemgetter
-from typing import Callable
 
-from sqlalchemy import DateTime, Numeric, String, bindparam, cast, func, insert, literal, or_, select, update
+from sqlalchemy import DateTime, Numeric, String, cast, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.sqltypes import NullType
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import campaigns, cdr, deliveries
@@ -117,7 +114,8 @@ def finish(conn: Connection, changes: list[dict], cdr_rows: list[dict]) -> None:
 
     Each change has b_id, b_state, b_attempts, b_due_at, b_code, b_error,
     b_finished, b_now: the delivery leaves its lease with that state; a code
-    and error that a bounce (MAS) recorded first are kept."""
+    and error that a bounce (MAS) recorded first are kept. CDR rows are as
+    :func:`ums.cdr.attempt_row` builds them (all with the same keys)."""
     # the hot path of a campaign: each chunk of rows is ONE statement, built once
     # per shape, with rows passed as plain values (SQLAlchemy's per-row parameter
     # processing costs more than the database's own work). Per row, SQLite's
@@ -132,15 +130,12 @@ def finish(conn: Connection, changes: list[dict], cdr_rows: list[dict]) -> None:
                                  _column_lists(changes, _FINISH_NAMES))
         else:
             _finish_sqlite(conn, changes)
-    columns = tuple(cdr_rows[0]) if cdr_rows else ()
-    if cdr_rows and all(tuple(row) == columns for row in cdr_rows):
+    if cdr_rows:
+        columns = tuple(cdr_rows[0])
         if postgresql:
             _insert_postgresql(conn, cdr, columns, cdr_rows)
         else:
-            _insert_sqlite(conn, insert(cdr).values({name: bindparam(name) for name in columns}),
-                           ("cdr", columns), cdr_rows)
-    elif cdr_rows:
-        conn.execute(insert(cdr), cdr_rows)
+            _insert_sqlite(conn, cdr, columns, cdr_rows)
 
 
 #: :func:`finish` on SQLite (which names VALUES columns column1, column2, …)
@@ -162,60 +157,44 @@ _FINISH_POSTGRESQL = (
 #: the deliveries column each of :data:`_FINISH_NAMES` sets (and has the type of)
 _FINISH_COLUMNS = ("id", "state", "attempts", "due_at", "last_code", "last_error", "finished_at", "updated_at")
 _FINISH_NAMES = ("b_id", "b_state", "b_attempts", "b_due_at", "b_code", "b_error", "b_finished", "b_now")
-_FINISH_FIELDS = itemgetter(*_FINISH_NAMES)
-_FINISH_TIMES = tuple(_FINISH_NAMES.index(name) for name in ("b_due_at", "b_finished", "b_now"))
-_FINISH_GROUP = "(" + ", ".join(["?"] * len(_FINISH_NAMES)) + ")"
 #: SQLite takes at most 32766 parameters per statement
 _SQLITE_PARAMETERS = 32000
 
 
 def _finish_sqlite(conn: Connection, changes: list[dict]) -> None:
-    values = [_converted(_FINISH_FIELDS(change), _FINISH_TIMES) for change in changes]
-    for chunk in _chunks(values, _SQLITE_PARAMETERS // len(_FINISH_NAMES)):
-        conn.exec_driver_sql(_FINISH_SQLITE.format(rows=", ".join([_FINISH_GROUP] * len(chunk))),
-                             tuple(value for row in chunk for value in row))
+    _execute_rows_sqlite(conn, _FINISH_SQLITE, changes, _FINISH_NAMES,
+                         _converted_positions(deliveries, _FINISH_COLUMNS))
 
 
-def _insert_sqlite(conn: Connection, statement, key: tuple, rows: list[dict]) -> None:
+def _insert_sqlite(conn: Connection, table, columns: tuple[str, ...], rows: list[dict]) -> None:
     """A multi-row INSERT … VALUES (…), (…) per chunk of ``rows``."""
-    plain = _plain(conn, statement, key)
-    head, _, group = plain.sql.rpartition(" VALUES ")
-    values = _parameters(plain, rows)
-    for chunk in _chunks(values, max(1, _SQLITE_PARAMETERS // len(values[0]))):
-        conn.exec_driver_sql(f"{head} VALUES {', '.join([group] * len(chunk))}",
+    quote = conn.dialect.identifier_preparer.quote
+    _execute_rows_sqlite(conn, f"INSERT INTO {table.name} ({', '.join(map(quote, columns))}) VALUES {{rows}}",
+                         rows, columns, _converted_positions(table, columns))
+
+
+def _execute_rows_sqlite(conn: Connection, sql: str, rows: list[dict], names: tuple[str, ...],
+                         converted: tuple[int, ...]) -> None:
+    """``sql`` with ``{rows}`` as one ``(?, …)`` group per row (the values of
+    ``names``), in chunks within SQLite's parameter limit; the ``converted``
+    positions are stored the way SQLAlchemy stores them."""
+    pick = itemgetter(*names)
+    values = [_converted(pick(row), converted) for row in rows]
+    group = "(" + ", ".join(["?"] * len(names)) + ")"
+    for chunk in _chunks(values, _SQLITE_PARAMETERS // len(names)):
+        conn.exec_driver_sql(sql.format(rows=", ".join([group] * len(chunk))),
                              tuple(value for row in chunk for value in row))
+
+
+def _converted_positions(table, columns: tuple[str, ...]) -> tuple[int, ...]:
+    """Positions of ``columns`` whose values SQLite is given converted (datetimes
+    as SQLAlchemy's text, decimals as floats: see :func:`_sqlite_value`)."""
+    return tuple(index for index, name in enumerate(columns) if isinstance(table.c[name].type, (DateTime, Numeric)))
 
 
 def _chunks(items: list, size: int):
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-@dataclass(frozen=True)
-class _Plain:
-    """A statement compiled once, and how to turn a row dict into its parameters."""
-
-    sql: str
-    pick: Callable[[dict], tuple]
-    #: positions whose values SQLite needs converted (datetimes, decimals)
-    converted: tuple[int, ...]
-
-
-_COMPILED: dict[tuple, _Plain] = {}
-
-
-def _plain(conn: Connection, statement, key: tuple) -> _Plain:
-    found = _COMPILED.get((conn.dialect.name, *key))
-    if found is None:
-        done = statement.compile(dialect=conn.dialect)
-        names = list(done.positiontup)
-        pick = itemgetter(*names) if len(names) > 1 else (lambda row, name=names[0]: (row[name],))
-        converted = tuple(
-            index for index, name in enumerate(names)
-            if conn.dialect.name == "sqlite" and isinstance(done.binds[name].type, (DateTime, Numeric, NullType))
-        )
-        found = _COMPILED[(conn.dialect.name, *key)] = _Plain(str(done), pick, converted)
-    return found
 
 
 def _insert_postgresql(conn: Connection, table, columns: tuple[str, ...], rows: list[dict]) -> None:
@@ -245,13 +224,6 @@ _UNNEST: dict[tuple, str] = {}
 
 def _column_lists(rows: list[dict], names: tuple[str, ...]) -> tuple[list, ...]:
     return tuple([row[name] for row in rows] for name in names)
-
-
-def _parameters(plain: _Plain, rows: list[dict]) -> list[tuple]:
-    values = [plain.pick(row) for row in rows]
-    if plain.converted:
-        values = [_converted(value, plain.converted) for value in values]
-    return values
 
 
 def _converted(value: tuple, positions: tuple[int, ...]) -> tuple:
