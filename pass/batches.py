@@ -27,6 +27,7 @@ from ums import cdr
 from ums.addresses import normalize
 from ums.channels import SENT, TEMPORARY, Delivery, Outcome
 from ums.outbox import fall_back_sync
+from ums.holds import Hold
 from ums.store import as_utc
 from ums.store import campaigns as campaign_store
 from ums.store import contacts as contact_store
@@ -75,6 +76,8 @@ class Held:
     due_at: datetime | None = None
     state: str = "queued"
     reason: str | None = None
+    #: why it waits (a :class:`ums.holds.Hold`; None: simply back in line)
+    hold: Hold | None = None
 
 
 @dataclass
@@ -146,9 +149,9 @@ class QueueBatches:
             elif decision.action == policy.END:
                 ended.append((candidate.row, decision))
             elif decision.action == policy.WAIT:
-                holds.append(Held(candidate.row["id"], decision.until, "waiting", decision.reason))
+                holds.append(Held(candidate.row["id"], decision.until, "waiting", decision.reason, Hold.NIGHT))
             else:
-                holds.append(Held(candidate.row["id"], None, "queued", decision.reason))
+                holds.append(Held(candidate.row["id"], None, "queued", decision.reason, decision.hold))
         self._end_by_policy(conn, ended, now, done)
         self._release(conn, holds, now)
         done.campaigns = {ready.campaign_id: self.campaigns[ready.campaign_id]
@@ -236,13 +239,15 @@ class QueueBatches:
     def _outcome_change(self, conn: Connection, row: dict, outcome: Outcome, now: datetime,
                         done: BatchResult) -> dict:
         attempts = row["attempts"] + 1
-        state, due = "sent", row["due_at"]
+        state, due, hold = "sent", row["due_at"], None
         if outcome.status == SENT:
             done.sent += 1
         elif outcome.status == TEMPORARY:
             due = now + timedelta(seconds=self._backoff(attempts))
             state = "retry" if due <= self._expiry(row) else "expired"
             done.retried += state == "retry"
+            if state == "retry":
+                hold = Hold.RELAY if outcome.unreachable else Hold.RETRY
         else:
             state = "failed"
             self._after_permanent_failure(conn, row, outcome)
@@ -253,6 +258,7 @@ class QueueBatches:
             "b_id": row["id"], "b_state": state, "b_attempts": attempts, "b_due_at": due,
             "b_code": outcome.code[:16], "b_error": None if state == "sent" else outcome.detail[:1000],
             "b_finished": now if state in queue.FINAL_STATES else None, "b_now": now,
+            "b_hold": hold.value if hold else None,
         }
 
     def _after_permanent_failure(self, conn: Connection, row: dict, outcome: Outcome) -> None:
@@ -279,7 +285,7 @@ class QueueBatches:
             changes.append({
                 "b_id": row["id"], "b_state": decision.state, "b_attempts": row["attempts"],
                 "b_due_at": row["due_at"], "b_code": decision.code[:16], "b_error": decision.reason,
-                "b_finished": now, "b_now": now,
+                "b_finished": now, "b_now": now, "b_hold": None,
             })
             cdr_rows.append(self._cdr(row, outcome, True, now))
             if decision.state in ("failed", "expired"):
@@ -291,9 +297,11 @@ class QueueBatches:
         groups: dict[tuple, list[int]] = {}
         for held in holds:
             self.leased.pop(held.delivery_id, None)
-            groups.setdefault((held.state, held.due_at, held.reason), []).append(held.delivery_id)
-        for (state, due_at, reason), ids in groups.items():
-            queue.release(conn, ids, self.settings.worker_id, now, state=state, due_at=due_at, reason=reason)
+            hold = held.hold.value if held.hold else None
+            groups.setdefault((held.state, held.due_at, held.reason, hold), []).append(held.delivery_id)
+        for (state, due_at, reason, hold), ids in groups.items():
+            queue.release(conn, ids, self.settings.worker_id, now, state=state, due_at=due_at, reason=reason,
+                          hold=hold)
 
     def _cdr(self, row: dict, outcome: Outcome, final: bool, now: datetime) -> dict:
         """The CDR row of this attempt (the row's attempts so far, plus one)."""

@@ -11,7 +11,7 @@ import asyncio
 import fcntl
 import logging
 
-from ums import advertising
+from ums.clock import site_zone
 from ums.cdr import DailyFiles
 from ums.store import cdr as cdr_store
 
@@ -22,7 +22,7 @@ class CdrFileWriter:
     def __init__(self, ctx, every: float = 1.0):
         self.ctx = ctx
         self.every = every
-        self.files = DailyFiles(ctx.config.var_dir / "cdr", advertising.zone(ctx.config.get("ums", "timezone")))
+        self.files = DailyFiles(ctx.config.var_dir / "cdr", site_zone(ctx.config))
         self.last_id: int | None = None
         self.lock_handle = None
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ums import advertising
-from ums.store import as_utc
+from ums.clock import as_utc, zone
+from ums.holds import Hold
 
 SEND, HOLD, WAIT, END = "send", "hold", "wait", "end"
 
@@ -35,6 +36,7 @@ class Decision:
     code: str = ""
     reason: str = ""
     until: datetime | None = None
+    hold: Hold | None = None      # for HOLD and WAIT: why it waits
 
 
 @dataclass
@@ -49,7 +51,8 @@ def campaign_state(c: Candidate, ctx: Context) -> Decision | None:
     if state == "cancelled":
         return Decision(END, "cancelled", "cancelled", "campaign cancelled")
     if state in ("paused", "draft", "scheduled", "missed"):
-        return Decision(HOLD, reason=f"campaign {state}")
+        return Decision(HOLD, reason=f"campaign {state}",
+                        hold=Hold.PAUSED if state == "paused" else Hold.SCHEDULED)
     return None
 
 
@@ -87,12 +90,12 @@ def art50(c: Candidate, ctx: Context) -> Decision | None:
     """Consent (current, under two years) and the 21:00–08:00 rule for advertising."""
     if c.row["kind"] != advertising.ADVERTISING:
         return None
-    tz = advertising.zone((c.contact or {}).get("timezone"), ctx.default_timezone)
+    tz = zone((c.contact or {}).get("timezone"), ctx.default_timezone)
     verdict = advertising.verdict(c.row["kind"], c.row["channel"], c.consents, ctx.now, tz)
     if verdict.action == "suppress":
         return Decision(END, "suppressed", "no-consent", verdict.reason)
     if verdict.action == "wait":
-        return Decision(WAIT, reason=verdict.reason, until=verdict.wait_until)
+        return Decision(WAIT, reason=verdict.reason, until=verdict.wait_until, hold=Hold.NIGHT)
     return None
 
 

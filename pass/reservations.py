@@ -8,7 +8,9 @@ twice, even with several processes. APScheduler only wakes PASS at the next
 due time; a poll covers what it cannot see (a time set by another process).
 A start missed while PASS was down fires when PASS comes back, unless it is
 older than ``pass.misfire_grace`` — then the campaign is marked ``missed``
-(or, for cron, waits for its next time).
+(or, for cron, waits for its next time) and the log says so with both
+times; ``ums campaign reschedule`` revives it. Cron schedules run in
+``[ums] timezone``.
 
 Starting a campaign expands its audience into deliveries in batches (one
 INSERT … SELECT each, constant memory); once every batch is in and nothing
@@ -22,6 +24,7 @@ import logging
 from datetime import datetime, timedelta
 
 from ums.campaigns import next_cron_time
+from ums.clock import shown, site_zone
 from ums.channels.email import bounce_domain
 from ums.db import retry_when_locked
 from ums.store import as_utc
@@ -45,6 +48,7 @@ class Reservations:
         # campaign starts are rare: look at least once a second (APScheduler wakes us on time)
         self.interval = max(1.0, section["poll_interval"])
         self.domain = section["message_id_domain"] or bounce_domain(ctx.config)
+        self.tz = site_zone(ctx.config)
         self.wake = asyncio.Event()
 
     async def run(self) -> None:
@@ -87,24 +91,30 @@ class Reservations:
         planned = as_utc(campaign["schedule_at"])
         late = now - planned > self.grace
         if campaign["cron"]:
-            following = next_cron_time(campaign["cron"], now)
+            following = next_cron_time(campaign["cron"], now, self.tz)
             if not await campaign_store.advance_schedule(conn, campaign["id"], campaign["schedule_at"], following):
                 return  # another process fired this run
             if late:
-                log.warning("recurring campaign run missed", extra={"campaign": campaign["name"], "planned": planned})
+                log.warning("recurring campaign run missed: PASS was not running at its time, later than "
+                            "the grace; the next run is on schedule",
+                            extra=self._late(campaign, planned, now, following=shown(following, self.tz)))
                 return
             run_id = await campaign_store.insert_campaign(
-                conn, **_run_of(campaign, planned, now)
+                conn, **_run_of(campaign, planned, now, self.tz)
             )
             log.info("recurring campaign run started", extra={"campaign": campaign["name"], "run": run_id})
             return
         if late:
             if await campaign_store.set_state(conn, campaign["id"], "missed", ("scheduled",), finished_at=now):
-                log.warning("campaign start missed (PASS was down past the grace)",
-                            extra={"campaign": campaign["name"], "planned": planned})
+                log.warning("campaign start missed: PASS was not running at its time, later than the grace; "
+                            "`ums campaign reschedule` gives it a new time", extra=self._late(campaign, planned, now))
             return
         if await campaign_store.set_state(conn, campaign["id"], "running", ("scheduled",), started_at=now):
             log.info("campaign started", extra={"campaign": campaign["name"], "planned": planned})
+
+    def _late(self, campaign: dict, planned, now, **more) -> dict:
+        return {"campaign": campaign["name"], "planned": shown(planned, self.tz), "now": shown(now, self.tz),
+                "grace_seconds": int(self.grace.total_seconds()), **more}
 
     async def expand_running(self) -> None:
         async with self.ctx.db.connect() as conn:
@@ -152,12 +162,13 @@ class Reservations:
         self.worker.wake.set()
 
 
-def _run_of(campaign: dict, planned: datetime, now: datetime) -> dict:
-    """A running copy of a recurring campaign for the run planned at ``planned``."""
+def _run_of(campaign: dict, planned: datetime, now: datetime, tz) -> dict:
+    """A running copy of a recurring campaign for the run planned at ``planned``
+    (named after it in the site's zone)."""
     keep = ("kind", "channel", "template_name", "audience", "throttle", "expires_after", "created_by")
     values = {key: campaign[key] for key in keep}
     values.update(
-        name=f"{campaign['name']} {planned:%Y-%m-%d %H:%M}"[:128], state="running", schedule_at=planned,
+        name=f"{campaign['name']} {shown(planned, tz, '%Y-%m-%d %H:%M')}"[:128], state="running", schedule_at=planned,
         started_at=now, created_at=now, definition={"run_of": campaign["id"]},
     )
     return values

@@ -91,6 +91,16 @@ class PublicAccessSchedulingServer(Service):
         if self.scheduler and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
+    @property
+    def state(self) -> str:
+        """``degraded`` while a channel's relay or gateway cannot be reached."""
+        if not self.paused and self.worker and self.worker.outages:
+            return "degraded"
+        return super().state
+
     def info(self) -> dict:
         figures = self.worker.info() if self.worker else {}
-        return {"queue": self.queue_depth, **figures, "channels": sorted(self.channels)}
+        info = {"queue": self.queue_depth, **figures, "channels": sorted(self.channels)}
+        if self.worker and self.worker.outages:
+            info["last_error"] = "; ".join(f"{name}: {error}" for name, error in sorted(self.worker.outages.items()))
+        return info

@@ -38,6 +38,7 @@ from ums.addresses import normalize
 from ums.channels import TEMPORARY, Channel, Delivery, Outcome
 from ums.db import retry_when_locked
 from ums.db import writer as db_writer
+from ums.holds import Hold
 from ums.store import as_utc
 from ums.store import campaigns as campaign_store
 from ums.store import cdr as cdr_store
@@ -112,6 +113,8 @@ class Worker:
         self.tasks: list[asyncio.Task] = []
         self.senders: list[asyncio.Task] = []
         self.window_sharer: asyncio.Task | None = None
+        #: channel → last error, while its relay or gateway cannot be reached
+        self.outages: dict[str, str] = {}
         self.windows_loaded = asyncio.Event()
 
     def _settings(self) -> Settings:
@@ -283,18 +286,18 @@ class Worker:
             if job is None:
                 return
             if self._must_hold(job):
-                self._hold(Held(job.delivery.id, reason="paused"))
+                self._hold(self._paused(job))
                 continue
             throttle = (job.campaign or {}).get("throttle")
             delay = self.throttles.delay(job.delivery.channel, job.campaign_id, throttle)
             if delay > hold_after:
                 due = self.ctx.clock() + timedelta(seconds=delay)
-                self._hold(Held(job.delivery.id, due, "queued", "hourly window full"))
+                self._hold(Held(job.delivery.id, due, "queued", "hourly window full", Hold.WINDOW))
                 continue
             try:
                 async with self.throttles.slot(job.delivery.channel, job.destination, job.campaign_id, throttle):
                     if self._must_hold(job):
-                        self._hold(Held(job.delivery.id, reason="paused"))
+                        self._hold(self._paused(job))
                         continue
                     if self._suppressed_since_claim(job):
                         self.ended_late.append(job)
@@ -306,14 +309,35 @@ class Worker:
             except Exception as exc:
                 log.exception("channel raised; counted as a temporary failure", extra={"delivery": job.delivery.id})
                 outcome = Outcome(status=TEMPORARY, code="error", detail=str(exc)[:200], disposition="FAILED")
+            self._note_reachability(job.delivery.channel, outcome)
             recorded = asyncio.get_running_loop().create_future()
             self.finished.append(Finished(job, outcome, recorded))
             self.has_results.set()
             await recorded   # cancelled at stop: the writer still records it (it checks done())
 
+    def _note_reachability(self, channel: str, outcome: Outcome) -> None:
+        """One WARNING when a channel's relay or gateway becomes unreachable, one
+        INFO when it answers again; ``ums status`` shows PASS degraded between."""
+        if outcome.unreachable:
+            if channel not in self.outages:
+                log.warning("relay unreachable; deliveries wait and retry",
+                            extra={"channel": channel, "error": outcome.detail})
+            self.outages[channel] = outcome.detail
+        elif channel in self.outages:   # any answer at all shows it is reachable
+            del self.outages[channel]
+            log.info("relay reachable again", extra={"channel": channel})
+
     def _must_hold(self, job: Job) -> bool:
         state = (job.campaign or {}).get("state")
         return self.service.paused or self.stopping or state in ("paused", "cancelled")
+
+    def _paused(self, job: Job) -> Held:
+        """Why a job that must not go now goes back to the queue."""
+        if self.stopping:
+            return Held(job.delivery.id, reason="stopping")
+        if self.service.paused:
+            return Held(job.delivery.id, reason="PASS paused", hold=Hold.PAUSED)
+        return Held(job.delivery.id, reason="campaign paused", hold=Hold.PAUSED)
 
     def _hold(self, held: Held) -> None:
         self.held.append(held)

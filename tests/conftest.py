@@ -1,7 +1,11 @@
 """Shared fixtures.
 
 Every test runs on one session-wide asyncio loop with Twisted's asyncio reactor
-installed on it, as in production. Database fixtures give each test a fresh,
+installed on it, as in production. The application clock is moved to the nearest
+noon in Seoul (``UMS_CLOCK_SHIFT``, inherited by every ``ums`` child process),
+so the suite behaves the same at whatever hour it runs — tests of the night
+rule inject their own clock; set ``UMS_CLOCK_SHIFT=0`` beforehand to run on
+the machine's own time. Database fixtures give each test a fresh,
 migrated database: SQLite always; PostgreSQL too when UMS_TEST_DATABASE_URL
 points at a server (CI sets it), otherwise those cases skip saying why.
 """
@@ -13,15 +17,20 @@ import itertools
 import os
 import shutil
 from pathlib import Path
+from datetime import time
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.engine import make_url
 
+from ums import clock as ums_clock
 from ums import config as ums_config
 from ums import reactor as ums_reactor
 from ums.db import connect
 from ums.db.migrate import upgrade
 from ums.runtime import Suite
+
+os.environ.setdefault(ums_clock.SHIFT_VARIABLE, str(ums_clock.shift_to(time(12, 0), ZoneInfo("Asia/Seoul"))))
 
 PG_URL = os.environ.get("UMS_TEST_DATABASE_URL", "")
 NO_PG_REASON = "PostgreSQL not configured: set UMS_TEST_DATABASE_URL=postgresql+asyncpg://user@host/db"

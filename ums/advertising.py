@@ -24,7 +24,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 ADVERTISING, TRANSACTIONAL = "advertising", "transactional"
 LABEL = "(광고)"
@@ -66,14 +66,6 @@ def footer_html(sender_name: str, sender_contact: str, refusal_url: str) -> str:
         f"발신: {name} ({contact})<br>"
         f'<a href="{url}">{FREE_REFUSAL}</a> ({url})</p>'
     )
-
-
-def zone(name: str | None, default: str = "Asia/Seoul") -> ZoneInfo:
-    """The recipient's time zone; an unknown or empty name falls back to ``default``."""
-    try:
-        return ZoneInfo(name or default)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(default)
 
 
 def in_quiet_hours(now: datetime, tz: ZoneInfo) -> bool:

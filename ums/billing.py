@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from .advertising import zone
+from .clock import month_range, zone
 from .errors import UmsError
 from .store import cdr as cdr_store
 
@@ -31,13 +31,13 @@ class Line:
 
 
 def month_bounds(period: str, tz_name: str) -> tuple[datetime, datetime]:
+    """The month ``YYYY-MM`` of zone ``tz_name`` as ``[start, end)``, aware UTC."""
+    if not period or not period.strip():
+        raise BadPeriod(period=period)
     try:
-        year, month = (int(part) for part in period.split("-"))
-        start = datetime(year, month, 1, tzinfo=zone(tz_name))
-    except ValueError:
+        return month_range(period, None, zone(tz_name))
+    except UmsError:
         raise BadPeriod(period=period) from None
-    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=start.tzinfo)
-    return start, end
 
 
 async def report(conn, period: str, by: str, tz_name: str) -> list[Line]:

@@ -7,10 +7,11 @@ the throttle and the expiry::
     spec = campaigns.load_file("spring.xml")          # or .json; or from_dict(d)
     async with db.begin() as conn:
         campaign_id = await campaigns.create(conn, spec, now)
-        await campaigns.schedule(conn, campaign_id, at=None, now=now)   # None = now
+        await campaigns.schedule(conn, campaign_id, at=None, now=now)   # its own time, cron, or now
 
     await campaigns.pause(conn, campaign_id, now)
-    await campaigns.resume(conn, campaign_id, now)
+    await campaigns.resume(conn, campaign_id, now)     # back to scheduled if it never started
+    await campaigns.reschedule(conn, campaign_id, at, now)   # a missed or cancelled one too
     await campaigns.cancel(conn, campaign_id, now)   # unsent deliveries → cancelled, each with a CDR row
     progress = await campaigns.progress(conn, campaign_id)
 
@@ -18,9 +19,16 @@ the throttle and the expiry::
 it starts scheduled campaigns when due (at most once, even with several PASS
 processes), expands the audience into deliveries in batches and sends them.
 
-States: draft → scheduled → running → completed; running ⇄ paused; any
-unfinished state → cancelled; a one-off schedule missed by more than
-``pass.misfire_grace`` seconds → missed.
+States: draft → scheduled → running → completed; scheduled ⇄ paused and
+running ⇄ paused (resuming keeps the due time: a campaign that never started
+goes back to scheduled); any unfinished state → cancelled; a one-off schedule
+missed by more than ``pass.misfire_grace`` seconds → missed; missed or
+cancelled → scheduled again by :func:`reschedule`.
+
+Times in a file or typed by a person are read by :func:`ums.clock.parse_time`
+(without an offset, in the zone given — ``[ums] timezone``); cron schedules
+run in that zone too. A start time in the past is refused
+(:class:`PastStart`) unless the caller asks to start now.
 """
 
 from __future__ import annotations
@@ -28,11 +36,14 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from . import xml as ums_xml
 from .addresses import CHANNELS, is_valid
+from .clock import BadTime, duration, parse_time, shown, zone
+from .holds import HoldGroup, describe, summarise
 from .config import SHIPPED_CONFIG_DIR
 from .errors import UmsError
 from .store import campaigns as store
@@ -59,6 +70,13 @@ class UnknownCampaign(CampaignError):
 
 class CampaignStateError(CampaignError):
     """Campaign {name!r} is {state}; cannot {action} it."""
+
+
+class PastStart(CampaignError):
+    """Campaign {name!r}: the start time {at} is in the past (it is {now} now); give a later time, or start it now with --now."""
+
+#: a start this close behind now still counts as "now" (the time it took to type the command)
+PAST_TOLERANCE = timedelta(seconds=60)
 
 
 @dataclass
@@ -101,33 +119,33 @@ class CampaignSpec:
             raise BadCampaign(reason="expiry must be positive")
 
 
-def _cron_trigger(expression: str):
+def _cron_trigger(expression: str, tz: ZoneInfo | None = None):
     from apscheduler.triggers.cron import CronTrigger
 
     try:
-        return CronTrigger.from_crontab(expression, timezone="UTC")
+        return CronTrigger.from_crontab(expression, timezone=tz or zone(None))
     except ValueError as exc:
         raise BadCampaign(reason=f"bad cron expression {expression!r} ({exc})") from None
 
 
-def next_cron_time(expression: str, after: datetime) -> datetime | None:
-    """The next time a cron schedule fires strictly after ``after`` (aware UTC):
-    a run that starts exactly on its time must not schedule itself again."""
-    return _cron_trigger(expression).get_next_fire_time(None, after + timedelta(microseconds=1))
+def next_cron_time(expression: str, after: datetime, tz: ZoneInfo | None = None) -> datetime | None:
+    """The next time a cron schedule (read in ``tz``, ``[ums] timezone``) fires
+    strictly after ``after``, as aware UTC: a run that starts exactly on its
+    time must not schedule itself again."""
+    fire = _cron_trigger(expression, tz).get_next_fire_time(None, after + timedelta(microseconds=1))
+    return fire.astimezone(after.tzinfo) if fire else None
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
+def _parse_time(text, tz: ZoneInfo) -> datetime | None:
     try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise BadCampaign(reason=f"bad time {text!r} (use ISO 8601, e.g. 2026-12-01T09:00+09:00)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return parse_time(text, tz)
+    except BadTime as exc:
+        raise BadCampaign(reason=str(exc)) from None
 
 
-def from_dict(data: dict) -> CampaignSpec:
-    """Build and validate a spec from the JSON shape (see config/samples/)."""
+def from_dict(data: dict, tz: ZoneInfo | None = None) -> CampaignSpec:
+    """Build and validate a spec from the JSON shape (see config/samples/); a
+    time without an offset is read in ``tz`` (``[ums] timezone``)."""
     if not isinstance(data, dict):
         raise BadCampaign(reason="expected a JSON object")
     template = data.get("template")
@@ -144,7 +162,7 @@ def from_dict(data: dict) -> CampaignSpec:
         spec = CampaignSpec(
             name=str(data.get("name") or "").strip(), template=template, kind=data.get("kind", "transactional"),
             channel=data.get("channel", "email"), audience=dict(data.get("audience") or {}),
-            schedule_at=_parse_time(schedule.get("at")), cron=schedule.get("cron"),
+            schedule_at=_parse_time(schedule.get("at"), tz or zone(None)), cron=schedule.get("cron"),
             throttle=dict(data.get("throttle") or {}),
             expires_after=int(expires) if expires is not None else None,
             template_fields=inline, created_by=data.get("created_by"),
@@ -155,7 +173,7 @@ def from_dict(data: dict) -> CampaignSpec:
     return spec
 
 
-def from_xml(data: bytes | str) -> CampaignSpec:
+def from_xml(data: bytes | str, tz: ZoneInfo | None = None) -> CampaignSpec:
     """Parse an XML campaign file (hardened parser, validated by the XSD)."""
     root = ums_xml.parse_valid(data, SCHEMA, max_bytes=MAX_FILE_BYTES)
     template = root.find("template")
@@ -193,10 +211,10 @@ def from_xml(data: bytes | str) -> CampaignSpec:
     expiry = root.find("expiry")
     if expiry is not None:
         as_dict["expiry_hours"] = expiry.get("hours")
-    return from_dict(as_dict)
+    return from_dict(as_dict, tz)
 
 
-def load_file(path: str | Path) -> CampaignSpec:
+def load_file(path: str | Path, tz: ZoneInfo | None = None) -> CampaignSpec:
     """Read a campaign file; XML or JSON, told apart by its first character."""
     path = Path(path)
     try:
@@ -207,11 +225,11 @@ def load_file(path: str | Path) -> CampaignSpec:
         raise BadCampaign(reason=f"{path} is larger than {MAX_FILE_BYTES} bytes")
     if data.lstrip()[:1] in (b"{", b"["):
         try:
-            spec = from_dict(json.loads(data))
+            spec = from_dict(json.loads(data), tz)
         except json.JSONDecodeError as exc:
             raise BadCampaign(reason=f"{path}: bad JSON at line {exc.lineno}: {exc.msg}") from None
     else:
-        spec = from_xml(data)
+        spec = from_xml(data, tz)
     csv_path = spec.audience.get("csv")
     if csv_path and not Path(csv_path).is_absolute():
         spec.audience["csv"] = str((path.parent / csv_path).resolve())
@@ -289,27 +307,70 @@ async def list_campaigns(conn) -> list[dict]:
     return await store.list_all(conn)
 
 
-async def schedule(conn, campaign: int | str, at: datetime | None, now: datetime) -> dict:
-    """Schedule a draft (or re-schedule a scheduled) campaign: at ``at``, at its cron
-    time, or now when neither is given. PASS starts it when due."""
+def start_time(row: dict, at: datetime | None, now: datetime, start_now: bool = False,
+               tz: ZoneInfo | None = None) -> datetime:
+    """When a campaign should start: now (``start_now``), at ``at``, at its next
+    cron time, at its own time, or now when it has none. A one-off time in the
+    past is refused with :class:`PastStart`."""
+    if start_now:
+        return now
+    if at is None and row["cron"]:
+        return next_cron_time(row["cron"], now, tz)
+    when = at or row["schedule_at"] or now
+    if when < now - PAST_TOLERANCE:
+        tz = tz or zone(None)
+        raise PastStart(name=row["name"], at=shown(when, tz), now=shown(now, tz))
+    return when
+
+
+async def schedule(conn, campaign: int | str, at: datetime | None, now: datetime,
+                   start_now: bool = False, tz: ZoneInfo | None = None) -> dict:
+    """Schedule a draft (or re-schedule a scheduled) campaign: see
+    :func:`start_time`. PASS starts it when due."""
     row = await find(conn, campaign)
-    when = at or (next_cron_time(row["cron"], now) if row["cron"] else None) or row["schedule_at"] or now
+    when = start_time(row, at, now, start_now, tz)
     if not await store.set_state(conn, row["id"], "scheduled", ("draft", "scheduled"), schedule_at=when):
         raise CampaignStateError(name=row["name"], state=row["state"], action="schedule")
     return {**row, "state": "scheduled", "schedule_at": when}
 
 
+async def reschedule(conn, campaign: int | str, at: datetime | None, now: datetime,
+                     start_now: bool = False, tz: ZoneInfo | None = None) -> dict:
+    """Give a missed, cancelled, draft or scheduled campaign a new start time
+    (:func:`start_time`). Deliveries that already ended keep their state; the
+    rest of the audience is sent from the new time."""
+    row = await find(conn, campaign)
+    when = start_time({**row, "schedule_at": None}, at, now, start_now, tz)
+    if not await store.set_state(conn, row["id"], "scheduled", ("missed", "cancelled", "draft", "scheduled"),
+                                 schedule_at=when, finished_at=None):
+        raise CampaignStateError(name=row["name"], state=row["state"], action="reschedule")
+    return {**row, "state": "scheduled", "schedule_at": when}
+
+
 async def pause(conn, campaign: int | str, now: datetime) -> None:
-    """Stop sending a running campaign (PASS sends none of it within a second)."""
+    """Stop sending a running campaign (PASS sends none of it within a second),
+    or hold a scheduled one so it does not start."""
     row = await find(conn, campaign)
     if not await store.set_state(conn, row["id"], "paused", ("running", "scheduled")):
         raise CampaignStateError(name=row["name"], state=row["state"], action="pause")
 
 
-async def resume(conn, campaign: int | str, now: datetime) -> None:
+async def resume(conn, campaign: int | str, now: datetime, tz: ZoneInfo | None = None) -> dict:
+    """Undo a pause. A campaign that had started runs again; one that never
+    started goes back to scheduled for its own time (a time that passed while
+    it was paused: now, or a cron campaign's next time). Returns the row as it
+    now is."""
     row = await find(conn, campaign)
-    if not await store.set_state(conn, row["id"], "running", ("paused",)):
+    if row["started_at"] is not None:
+        new, values = "running", {}
+    else:
+        due = row["schedule_at"]
+        if due is None or due <= now:
+            due = next_cron_time(row["cron"], now, tz) if row["cron"] else now
+        new, values = "scheduled", {"schedule_at": due}
+    if not await store.set_state(conn, row["id"], new, ("paused",), **values):
         raise CampaignStateError(name=row["name"], state=row["state"], action="resume")
+    return {**row, "state": new, **values}
 
 
 async def cancel(conn, campaign: int | str, now: datetime) -> int:
@@ -329,6 +390,9 @@ class Progress:
     state: str
     total: int
     counts: dict[str, int]
+    #: why the waiting ones wait (see :mod:`ums.holds`)
+    holds: list[HoldGroup] = field(default_factory=list)
+    schedule_at: datetime | None = None
 
     @property
     def sent(self) -> int:
@@ -346,8 +410,29 @@ class Progress:
     def done(self) -> int:
         return sum(self.counts.get(s, 0) for s in delivery_store.FINAL_STATES)
 
+    @property
+    def suppressed(self) -> int:
+        """Ended unsent on purpose: suppressed (no consent, refused) or cancelled."""
+        return sum(self.counts.get(s, 0) for s in ("suppressed", "cancelled"))
 
-async def progress(conn, campaign: int | str) -> Progress:
+    def hold_lines(self, now: datetime, tz: ZoneInfo) -> list[str]:
+        """One line per reason the waiting deliveries wait; for a campaign that
+        has not started, when it will."""
+        if self.state in ("scheduled", "draft", "missed") and not self.counts:
+            if self.state == "scheduled" and self.schedule_at is not None:
+                wait = duration((self.schedule_at - now).total_seconds())
+                return [f"not started: starts {shown(self.schedule_at, tz)} (in {wait})"]
+            return [f"not started ({self.state})"]
+        if self.state == "paused" and not self.counts:
+            return ["paused before it started, until resumed"]
+        return [describe(group, now, tz) for group in self.holds]
+
+
+async def progress(conn, campaign: int | str, now: datetime | None = None) -> Progress:
+    """Counts by state and, when ``now`` is given, why the waiting ones wait."""
     row = await find(conn, campaign)
     counts = await store.counts_by_state(conn, row["id"])
-    return Progress(row["name"], row["state"], row["total"], counts)
+    holds = []
+    if now is not None:
+        holds = summarise(await delivery_store.pending_holds(conn, row["id"]), now)
+    return Progress(row["name"], row["state"], row["total"], counts, holds, row["schedule_at"])

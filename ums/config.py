@@ -22,7 +22,7 @@ DEFAULTS_FILE = SHIPPED_CONFIG_DIR / "ums.cfg"
 ENV_PREFIX = "UMS_"
 #: Sections whose keys are names chosen by the site (a new service or channel).
 OPEN_SECTIONS = {"services", "channels"}
-NOT_KEYS = {"UMS_HOME", "UMS_CONFIG", "UMS_TEST_DATABASE_URL", "UMS_SOAK"}
+NOT_KEYS = {"UMS_HOME", "UMS_CONFIG", "UMS_TEST_DATABASE_URL", "UMS_SOAK", "UMS_CLOCK_SHIFT"}
 
 
 def _bool(text: str) -> bool:

@@ -4,6 +4,11 @@ EPS, WAS, the CLI and campaigns call :func:`enqueue`; it writes a delivery row
 that PASS will claim. Nothing here imports PASS: the database is the only
 channel between services. The caller's transaction decides when the request is
 durable (commit before acknowledging).
+
+A delivery from a template is sent as the template's kind unless the caller
+asks otherwise, and an advertising template is never sent as transactional
+(:func:`kind_for`): :func:`enqueue` refuses that, and a fallback step onto an
+advertising template becomes advertising (:func:`fall_back_sync`).
 """
 
 from __future__ import annotations
@@ -14,14 +19,20 @@ from datetime import datetime
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from . import advertising
 from .addresses import CHANNELS
 from .db.models import deliveries
 from .errors import UmsError
 from .security import time_ordered_key
+from .store import templates as template_store
 
 
 class BadSendRequest(UmsError):
     """Bad send request: {reason}."""
+
+
+class AdvertisingTemplate(BadSendRequest):
+    """Template {name!r} ({channel}) is advertising: it is never sent as transactional (leave the kind out, or ask for advertising)."""
 
 
 @dataclass
@@ -29,7 +40,8 @@ class SendRequest:
     channel: str
     recipient: str
     template: str | None = None
-    kind: str = "transactional"
+    #: None: the template's own kind (see :func:`kind_for`, applied by :func:`enqueue`)
+    kind: str | None = "transactional"
     variables: dict = field(default_factory=dict)
     contact_id: int | None = None
     campaign_id: int | None = None
@@ -78,8 +90,27 @@ def row_for(request: SendRequest, now: datetime) -> dict:
     }
 
 
+def kind_for(template: dict | None, asked: str | None) -> str:
+    """The kind a delivery from ``template`` (a template row, or None) is sent as.
+
+    ``asked`` None means the template's own kind (transactional without a
+    template). Asking for transactional with an advertising template raises
+    :class:`AdvertisingTemplate`; asking for advertising is always allowed
+    (it only adds the label, the consent check and the night rule).
+    """
+    own = (template or {}).get("kind") or advertising.TRANSACTIONAL
+    if asked is None:
+        return own
+    if asked == advertising.TRANSACTIONAL and own == advertising.ADVERTISING:
+        raise AdvertisingTemplate(name=template["name"], channel=template["channel"])
+    return asked
+
+
 async def enqueue(conn: AsyncConnection, request: SendRequest, now: datetime) -> int:
-    """Queue one delivery; returns its id."""
+    """Queue one delivery; returns its id. Its kind is settled by
+    :func:`kind_for` against the named template (when that template exists)."""
+    template = await template_store.get(conn, request.template, request.channel) if request.template else None
+    request.kind = kind_for(template, request.kind)
     return await conn.run_sync(enqueue_sync, request, now)
 
 
@@ -98,18 +129,21 @@ def fall_back_sync(conn: Connection, delivery: dict, now: datetime) -> int | Non
 
     Called when a delivery ends permanently failed (PASS), or when a sent
     email bounces permanently (MAS). The new delivery carries the rest of the
-    list, so a chain email → fax → voice walks one step each time. Returns the
-    new delivery's id, or None when there is nothing left to try.
+    list, so a chain email → fax → voice walks one step each time. The step
+    keeps the delivery's kind, but a step onto an advertising template is
+    advertising (never raises: PASS calls this inside its record batch).
+    Returns the new delivery's id, or None when there is nothing left to try.
     """
     remaining = list(delivery.get("fallback") or [])
     if not remaining:
         return None
     step, rest = remaining[0], remaining[1:]
+    template = step.get("template") or delivery.get("template_name")
     request = SendRequest(
         channel=step["channel"],
         recipient=step["recipient"],
-        template=step.get("template") or delivery.get("template_name"),
-        kind=delivery.get("kind", "transactional"),
+        template=template,
+        kind=_step_kind(conn, template, step["channel"], delivery.get("kind") or advertising.TRANSACTIONAL),
         variables=delivery.get("variables") or {},
         contact_id=delivery.get("contact_id"),
         campaign_id=delivery.get("campaign_id"),
@@ -120,3 +154,9 @@ def fall_back_sync(conn: Connection, delivery: dict, now: datetime) -> int | Non
         fallback=rest,
     )
     return enqueue_sync(conn, request, now)
+
+
+def _step_kind(conn: Connection, template: str | None, channel: str, kind: str) -> str:
+    """``kind``, or advertising when the step's template is advertising."""
+    row = template_store.get_sync(conn, template, channel) if template and kind != advertising.ADVERTISING else None
+    return advertising.ADVERTISING if row and row.get("kind") == advertising.ADVERTISING else kind

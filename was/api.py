@@ -6,17 +6,28 @@ answer comes back in the format asked for (XML when the request was XML or
 ``Accept`` prefers it). Callers authenticate with an API key (``X-API-Key``)
 or a logged-in session. Sending goes through :func:`ums.outbox.enqueue`; the
 202 answer comes after the commit, so an acknowledged request is durable.
+
+Times: every time in a request (``due_at``, a campaign's ``schedule``/``at``,
+an action's ``at``) is ISO 8601 read by :func:`ums.clock.parse_time` — an
+offset (``+09:00``, ``Z``) is honoured, a time without one is wall-clock time
+in the site's zone (``[ums] timezone``). A bad time, or a campaign start in
+the past (:class:`ums.campaigns.PastStart`), is a 400 with the reason. Times
+in answers are ISO 8601 with their offset (UTC). A campaign view counts its
+deliveries by state and says why the waiting ones wait (``holds``, see
+:mod:`ums.holds`). ``POST …/campaigns/{id}/schedule`` takes ``at`` and
+``now`` (start at once) from the query string or a JSON body; ``resume``
+keeps the due time of a campaign that never started.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 
 from lxml import etree
 
 from ums import campaigns as campaign_api
-from ums import contacts_io
+from ums import clock, contacts_io
 from ums import xml as ums_xml
 from ums.config import SHIPPED_CONFIG_DIR
 from ums.outbox import SendRequest, enqueue
@@ -26,6 +37,7 @@ from .api_auth import API_ROLE
 from .app import router
 from .http import HttpError, Page, Response, json_response
 from .outgoing import queue_message
+from .pages import campaigns as campaign_pages
 
 XSD = SHIPPED_CONFIG_DIR / "xsd"
 API_ROLES = ("admin", "operator", "marketer", API_ROLE)
@@ -85,14 +97,20 @@ def parse_json(page: Page) -> dict:
     return data
 
 
-def _time(text) -> datetime | None:
-    if not text:
-        return None
+def _time(page: Page, text) -> datetime | None:
+    """A time from a request as aware UTC (``None`` when absent); without an
+    offset it is read in the site's zone. A bad one is a 400 with the reason."""
     try:
-        moment = datetime.fromisoformat(str(text))
-    except ValueError:
-        raise HttpError(400, f"bad time {text!r} (ISO 8601 expected)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return clock.parse_time(text, page.app.tz)
+    except clock.BadTime as exc:
+        raise HttpError(400, str(exc)) from None
+
+
+def _flag(value) -> bool:
+    """A yes/no request value: JSON true, or 1/true/yes in a query string."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return value is True or value == 1
 
 
 # --- send ---------------------------------------------------------------------------------
@@ -124,7 +142,7 @@ def send_request(data: dict, page: Page) -> SendRequest:
     return SendRequest(
         channel=str(data.get("channel") or ""), recipient=str(data.get("recipient") or "").strip(),
         template=data.get("template") or None, kind=data.get("kind") or "transactional",
-        variables=variables, due_at=_time(data.get("due_at")), priority=priority,
+        variables=variables, due_at=_time(page, data.get("due_at")), priority=priority,
         service_name=page.user["username"][:128],
     )
 
@@ -198,12 +216,25 @@ async def add_contact(page: Page):
 
 # --- campaigns --------------------------------------------------------------------------------
 
-def campaign_summary(row: dict, progress=None) -> dict:
-    summary = {key: row.get(key) for key in ("id", "name", "kind", "channel", "template_name", "state",
-                                              "schedule_at", "total")}
-    if progress is not None:
-        summary["counts"] = progress.counts
-    return summary
+def _iso(value):
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def campaign_summary(row: dict) -> dict:
+    return {key: _iso(row.get(key)) for key in ("id", "name", "kind", "channel", "template_name", "state",
+                                                 "schedule_at", "total")}
+
+
+def campaign_view(page: Page, row: dict, progress: campaign_api.Progress) -> dict:
+    """A campaign with its progress, as of now: ``counts`` by delivery state;
+    ``sent``, ``failed``, ``suppressed`` and ``waiting``, which add up to
+    ``total`` (``recipients`` is the audience expanded so far); ``holds``, why
+    the waiting ones wait and until when; ``hold_lines``, the same in words."""
+    now, tz = page.app.now(), page.app.tz
+    times = {key: _iso(row.get(key)) for key in ("started_at", "finished_at", "cron")}
+    return {**campaign_summary(row), **times, "timezone": tz.key, "recipients": row.get("total"),
+            "counts": progress.counts, **campaign_pages.figures(progress),
+            "holds": [group.as_dict(now, tz) for group in progress.holds], "hold_lines": progress.hold_lines(now, tz)}
 
 
 @router.get("/api/v1/campaigns", roles=API_ROLES)
@@ -216,31 +247,41 @@ async def campaigns(page: Page):
 @router.post("/api/v1/campaigns", roles=API_ROLES)
 async def create_campaign(page: Page):
     if is_xml(page):
-        spec = campaign_api.from_xml(page.body)
+        spec = campaign_api.from_xml(page.body, page.app.tz)
     else:
-        spec = campaign_api.from_dict(parse_json(page))
+        spec = campaign_api.from_dict(parse_json(page), page.app.tz)
     if spec.audience.get("csv"):
         raise HttpError(400, "an API campaign names address books or a segment, not a server CSV path")
-    spec.created_by = page.user["username"]
-    async with page.app.db.begin() as conn:
-        campaign_id = await campaign_api.create(conn, spec, page.app.now())
-    return answer(page, "campaign", {"id": campaign_id, "state": "draft"}, 201)
+    campaign_id = await campaign_pages.create_campaign(page, spec)
+    return answer(page, "campaign", {"id": campaign_id, "state": "draft", "schedule_at": _iso(spec.schedule_at)},
+                  201)
 
 
 @router.get("/api/v1/campaigns/{id}", roles=API_ROLES)
 async def campaign(page: Page):
     async with page.app.db.connect() as conn:
         row = await campaign_api.find(conn, page.params["id"])
-        progress = await campaign_api.progress(conn, row["id"])
-    return answer(page, "campaign", campaign_summary(row, progress))
+        progress = await campaign_api.progress(conn, row["id"], page.app.now())
+    return answer(page, "campaign", campaign_view(page, row, progress))
+
+
+def action_arguments(page: Page) -> tuple[str | None, bool]:
+    """``at`` and ``now`` of a campaign action, from a JSON body, form fields
+    or the query string."""
+    data = dict(page.form)
+    if "json" in page.header("content-type").lower() and page.body.strip():
+        data.update(parse_json(page))
+    at = data.get("at") or None
+    if at is not None and not isinstance(at, str):
+        raise HttpError(400, "at must be an ISO 8601 time such as 2026-12-01T09:00+09:00")
+    return at, _flag(data.get("now"))
 
 
 @router.post("/api/v1/campaigns/{id}/{action}", roles=API_ROLES)
 async def campaign_action(page: Page):
-    from .pages.campaigns import apply_action
-
-    state = await apply_action(page, page.params["id"], page.params["action"], page.query.get("at"))
-    return answer(page, "campaign", {"id": page.params["id"], "state": state})
+    at, start_now = action_arguments(page)
+    row = await campaign_pages.apply_action(page, page.params["id"], page.params["action"], at, start_now)
+    return answer(page, "campaign", {"id": row["id"], "state": row["state"], "schedule_at": _iso(row["schedule_at"])})
 
 
 # --- mailbox -----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from ums.errors import UmsError
 from ums.store import sessions
 
-from . import localtime
+from ums import clock
 from .http import ALL_ROLES, HttpError, Page, Response, Router, json_response, redirect, split_url, write  # noqa: F401
 
 log = logging.getLogger("ums.was")
@@ -53,9 +53,9 @@ def make_environment(tz=None) -> Environment:
         lstrip_blocks=True,
     )
     zone = tz or ZoneInfo("UTC")
-    env.filters["when"] = lambda value: localtime.shown(value, zone)
-    env.filters["day"] = lambda value: localtime.shown(value, zone, "%Y-%m-%d")
-    env.filters["picker"] = lambda value: localtime.shown(value, zone, "%Y-%m-%dT%H:%M")
+    env.filters["when"] = lambda value: clock.shown(value, zone)
+    env.filters["day"] = lambda value: clock.shown(value, zone, "%Y-%m-%d")
+    env.filters["picker"] = lambda value: clock.shown(value, zone, "%Y-%m-%dT%H:%M")
     return env
 
 
@@ -65,7 +65,7 @@ class WebApp:
         self.ctx = service.ctx
         self.config = self.ctx.config.section("was")
         #: the site's time zone: pickers are read in it and times are shown in it
-        self.tz = localtime.site_zone(self.ctx.config)
+        self.tz = clock.site_zone(self.ctx.config)
         self.templates = make_environment(self.tz)
         self.router = router
         #: responses by status code, for /metrics

@@ -59,6 +59,8 @@ class Outcome:
     pages: int | None = None      # fax pages sent
     bytes: int | None = None      # message or document size
     dstchannel: str = ""          # relay, gateway or SIP peer used
+    #: the relay or gateway itself could not be reached (an outage, not this message's fault)
+    unreachable: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

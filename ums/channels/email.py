@@ -20,7 +20,7 @@ import email.policy
 import logging
 import re
 from collections import deque
-from datetime import datetime, timezone
+from datetime import datetime
 
 import aiosmtplib
 
@@ -390,7 +390,7 @@ class EmailChannel(Channel):
         return [Attachment("message/rfc822", raw, _rfc822_name(original.get("subject")))]
 
     async def send(self, delivery: Delivery) -> Outcome:
-        started = datetime.now(timezone.utc)
+        started = self.ctx.clock()
         if not delivery.template:
             return self._outcome(PERMANENT, "554", "no email template for this delivery", started)
         try:
@@ -401,7 +401,9 @@ class EmailChannel(Channel):
         try:
             client = await self.pool.acquire()
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
-            return self._outcome(TEMPORARY, "421", f"relay {self.relay} unreachable: {exc}", started)
+            outcome = self._outcome(TEMPORARY, "421", f"relay {self.relay} unreachable: {exc}", started)
+            outcome.unreachable = True
+            return outcome
         try:
             reply = await client.transmit(sender, delivery.recipient, data)
         except aiosmtplib.SMTPRecipientsRefused as exc:
@@ -435,5 +437,5 @@ class EmailChannel(Channel):
         disposition = ANSWERED if status == SENT else (NO_ANSWER if status == TEMPORARY else FAILED)
         return Outcome(
             status=status, code=code[:16], detail=detail, disposition=disposition, started_at=started,
-            ended_at=datetime.now(timezone.utc), bytes=size, dstchannel=self.relay,
+            ended_at=self.ctx.clock(), bytes=size, dstchannel=self.relay,
         )

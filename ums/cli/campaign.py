@@ -1,10 +1,15 @@
-"""`ums campaign create|list|show|schedule|pause|resume|cancel|watch`."""
+"""`ums campaign create|list|show|schedule|reschedule|pause|resume|cancel|watch`.
+
+Every time typed here is read by :func:`ums.clock.parse_time`: an offset
+(``+09:00``, ``Z``) is honoured, a time without one is in ``[ums] timezone``;
+every time printed names its zone.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
-from datetime import datetime, timezone
 
 import click
 from rich.console import Console
@@ -12,18 +17,19 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .. import campaigns
+from ..clock import duration, parse_time, shown, site_zone
 from ..store import utcnow
 from .common import pass_obj, ready_database, run_async
 
+AT_HELP = "Start time, ISO 8601 (2026-12-24T09:00+09:00; without an offset it is in [ums] timezone)."
+NOW_HELP = "Start now (also when the campaign's own time has passed)."
 
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not an ISO 8601 time (e.g. 2026-12-01T09:00+09:00)") from None
-    return moment if moment.tzinfo else moment.astimezone(timezone.utc)
+
+def _when(obj, row: dict) -> str:
+    """``2026-12-24 09:00 KST (in 2 d 3 h)`` for a scheduled start."""
+    at = row["schedule_at"]
+    wait = (at - utcnow()).total_seconds()
+    return shown(at, site_zone(obj.config)) + (f" (in {duration(wait)})" if wait > 1 else " (now)")
 
 
 async def _in_transaction(obj, work):
@@ -43,23 +49,31 @@ def campaign():
 @campaign.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--schedule", "schedule_now", is_flag=True, help="Schedule it right away (its time, cron, or now).")
+@click.option("--at", "at", help=AT_HELP + " Implies --schedule.")
+@click.option("--now", "start_now", is_flag=True, help=NOW_HELP + " Implies --schedule.")
 @click.option("--by", "created_by", default=None, help="Account charged for it (CDR accountcode).")
 @pass_obj
-def create(obj, file, schedule_now, created_by):
-    """Create a campaign from an XML or JSON FILE (see config/samples/)."""
-    spec = campaigns.load_file(file)
+def create(obj, file, schedule_now, at, start_now, created_by):
+    """Create a campaign from an XML or JSON FILE (see config/samples/).
+
+    A start time in the past is refused (nothing is created); give --at or --now."""
+    tz = site_zone(obj.config)
+    spec = campaigns.load_file(file, tz)
     if created_by:
         spec.created_by = created_by
+    when = parse_time(at, tz)
 
     async def work(conn):
         now = utcnow()
         campaign_id = await campaigns.create(conn, spec, now)
-        row = await campaigns.schedule(conn, campaign_id, None, now) if schedule_now else None
+        row = None
+        if schedule_now or at or start_now:
+            row = await campaigns.schedule(conn, campaign_id, when, now, start_now, tz)
         return campaign_id, row
 
     campaign_id, row = run_async(_in_transaction(obj, work))
     click.echo(f"campaign {campaign_id} {spec.name!r} created" +
-               (f", scheduled for {row['schedule_at']:%Y-%m-%d %H:%M %Z}" if row else " (draft)"))
+               (f", scheduled for {_when(obj, row)}" if row else " (draft)"))
 
 
 @campaign.command(name="list")
@@ -67,11 +81,14 @@ def create(obj, file, schedule_now, created_by):
 def list_(obj):
     """List campaigns, newest first."""
     rows = run_async(_in_transaction(obj, campaigns.list_campaigns))
+    tz = site_zone(obj.config)
     table = Table(box=None, header_style="bold")
     for column in ("id", "name", "kind", "channel", "state", "scheduled", "total"):
         table.add_column(column)
     for row in rows:
-        when = f"{row['schedule_at']:%Y-%m-%d %H:%M}" if row["schedule_at"] else (row["cron"] or "")
+        when = shown(row["schedule_at"], tz) if row["schedule_at"] else ""
+        if row["cron"]:
+            when = f"cron {row['cron']} ({tz.key})" + (f", next {when}" if when else "")
         table.add_row(str(row["id"]), row["name"], row["kind"], row["channel"], row["state"], when, str(row["total"]))
     Console(width=140).print(table)
 
@@ -82,27 +99,68 @@ def list_(obj):
 def show(obj, campaign_ref):
     """Show a campaign (by id or name) and its deliveries by state."""
 
+    now = utcnow()
+
     async def work(conn):
-        return await campaigns.find(conn, campaign_ref), await campaigns.progress(conn, campaign_ref)
+        return await campaigns.find(conn, campaign_ref), await campaigns.progress(conn, campaign_ref, now)
 
     row, progress = run_async(_in_transaction(obj, work))
+    tz = site_zone(obj.config)
     for key in ("id", "name", "kind", "channel", "template_name", "state", "schedule_at", "cron",
                 "throttle", "expires_after", "total", "started_at", "finished_at", "created_by"):
-        click.echo(f"{key:>14}: {row[key] if row[key] is not None else ''}")
+        value = row[key]
+        if key.endswith("_at"):
+            value = shown(value, tz, "%Y-%m-%d %H:%M:%S %Z")
+        click.echo(f"{key:>14}: {value if value is not None else ''}")
     click.echo(f"{'audience':>14}: {row['audience']}")
     for state, count in sorted(progress.counts.items()):
         click.echo(f"{state:>14}: {count}")
+    for line in progress.hold_lines(now, tz):
+        click.echo(f"{'waiting':>14}: {line}")
 
 
 @campaign.command()
 @click.argument("campaign_ref", metavar="CAMPAIGN")
-@click.option("--at", "at", help="When to start (ISO 8601); default: its own time, cron, or now.")
+@click.option("--at", "at", help=AT_HELP + " Default: its own time, cron, or now.")
+@click.option("--now", "start_now", is_flag=True, help=NOW_HELP)
 @pass_obj
-def schedule(obj, campaign_ref, at):
-    """Schedule a draft campaign; PASS starts it when due."""
-    when = parse_time(at)
-    row = run_async(_in_transaction(obj, lambda conn: campaigns.schedule(conn, campaign_ref, when, utcnow())))
-    click.echo(f"campaign {row['name']!r} scheduled for {row['schedule_at']:%Y-%m-%d %H:%M %Z}")
+def schedule(obj, campaign_ref, at, start_now):
+    """Schedule a draft campaign; PASS starts it when due. A time in the past is refused."""
+    tz = site_zone(obj.config)
+    when = parse_time(at, tz)
+    row = run_async(_in_transaction(
+        obj, lambda conn: campaigns.schedule(conn, campaign_ref, when, utcnow(), start_now, tz)))
+    click.echo(f"campaign {row['name']!r} scheduled for {_when(obj, row)}")
+
+
+@campaign.command()
+@click.argument("campaign_ref", metavar="CAMPAIGN")
+@click.option("--at", "at", help=AT_HELP)
+@click.option("--now", "start_now", is_flag=True, help=NOW_HELP)
+@pass_obj
+def reschedule(obj, campaign_ref, at, start_now):
+    """Give a missed, cancelled or scheduled campaign a new start time (--at or --now).
+
+    Deliveries that already ended stay as they are; the rest of the audience goes from then."""
+    if not at and not start_now:
+        raise click.UsageError("give the new start time with --at, or --now")
+    tz = site_zone(obj.config)
+    when = parse_time(at, tz)
+    row = run_async(_in_transaction(
+        obj, lambda conn: campaigns.reschedule(conn, campaign_ref, when, utcnow(), start_now, tz)))
+    click.echo(f"campaign {row['name']!r} rescheduled for {_when(obj, row)}")
+
+
+@campaign.command()
+@click.argument("campaign_ref", metavar="CAMPAIGN")
+@pass_obj
+def resume(obj, campaign_ref):
+    """Resume a paused campaign. One that had not started goes back to scheduled for its own time."""
+    row = run_async(_in_transaction(obj, lambda conn: campaigns.resume(conn, campaign_ref, utcnow())))
+    if row["state"] == "scheduled":
+        click.echo(f"campaign {row['name']!r} resumed: scheduled for {_when(obj, row)}")
+    else:
+        click.echo(f"campaign {row['name']!r} resumed: running")
 
 
 def _simple(action, verb):
@@ -115,50 +173,120 @@ def _simple(action, verb):
         click.echo(f"campaign {campaign_ref} {verb}{extra}")
 
     command.__doc__ = {"pause": "Pause a campaign: nothing more of it is sent until resumed.",
-                       "resume": "Resume a paused campaign.",
                        "cancel": "Cancel a campaign: every unsent delivery ends cancelled (with its CDR)."}[
         action.__name__]
     return command
 
 
 _simple(campaigns.pause, "paused")
-_simple(campaigns.resume, "resumed")
 _simple(campaigns.cancel, "cancelled")
 
 
 @campaign.command()
 @click.argument("campaign_ref", metavar="CAMPAIGN")
 @click.option("--interval", default=0.5, show_default=True, help="Seconds between refreshes.")
+@click.option("--once", is_flag=True, help="Print the progress once and exit.")
 @pass_obj
-def watch(obj, campaign_ref, interval):
-    """A live progress bar: sent, failed, waiting, rate and ETA, until the campaign ends."""
-    run_async(_watch(obj, campaign_ref, interval))
+def watch(obj, campaign_ref, interval, once):
+    """Live progress until the campaign ends: sent, failed, suppressed and waiting
+    (adding up to the audience), rate, ETA, and why the waiting ones wait.
+
+    On a terminal it is a progress bar; otherwise one line per change."""
+    run_async(_watch(obj, campaign_ref, interval, once))
 
 
-async def _watch(obj, campaign_ref, interval):
+ENDED = ("completed", "cancelled", "missed")
+
+
+def _counts(progress) -> str:
+    return (f"sent {progress.sent} failed {progress.failed} suppressed {progress.suppressed} "
+            f"waiting {progress.waiting}")
+
+
+def _total(progress) -> int:
+    return max(progress.total, progress.done + progress.waiting)
+
+
+async def _watch(obj, campaign_ref, interval, once):
     db = await ready_database(obj)
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(),
-               TextColumn("{task.completed}/{task.total}"),
-               TextColumn("sent {task.fields[sent]} failed {task.fields[failed]} waiting {task.fields[waiting]}"),
-               TextColumn("{task.fields[rate]}/s"), TimeRemainingColumn()]
+    tz = site_zone(obj.config)
+    live = sys.stdout.isatty() and not once
     try:
-        with Progress(*columns, console=Console(stderr=False)) as bar:
-            task = bar.add_task(str(campaign_ref), total=None, sent=0, failed=0, waiting=0, rate=0)
+        view = _BarView() if live else _LineView(once)
+        with view:
             first = None
             while True:
+                now = utcnow()
                 async with db.connect() as conn:
-                    progress = await campaigns.progress(conn, campaign_ref)
-                now = time.monotonic()
-                first = first or (now, progress.sent)
-                rate = (progress.sent - first[1]) / (now - first[0]) if now > first[0] else 0
-                bar.update(task, description=f"{progress.name} ({progress.state})",
-                           total=max(progress.total, progress.done + progress.waiting), completed=progress.done,
-                           sent=progress.sent, failed=progress.failed, waiting=progress.waiting, rate=f"{rate:.0f}")
-                if progress.state in ("completed", "cancelled", "missed"):
+                    progress = await campaigns.progress(conn, campaign_ref, now)
+                clock = time.monotonic()
+                first = first or (clock, progress.sent)
+                rate = (progress.sent - first[1]) / (clock - first[0]) if clock > first[0] else 0
+                view.show(progress, rate, progress.hold_lines(now, tz))
+                if once or progress.state in ENDED:
                     break
                 await asyncio.sleep(interval)
     finally:
         await db.close()
+
+
+class _BarView:
+    """A rich progress bar; the reasons for waiting are printed above it when they change."""
+
+    def __init__(self):
+        columns = [TextColumn("[bold]{task.description}"), BarColumn(),
+                   TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[counts]}"),
+                   TextColumn("{task.fields[rate]}/s"), TimeRemainingColumn()]
+        self.bar = Progress(*columns, console=Console(stderr=False))
+        self.task = None
+        self.reasons: list[str] = []
+
+    def __enter__(self):
+        self.bar.__enter__()
+        self.task = self.bar.add_task("", total=None, counts="", rate=0)
+        return self
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)
+
+    def show(self, progress, rate: float, holds: list[str]) -> None:
+        reasons = [_without_countdown(line) for line in holds]
+        if reasons != self.reasons:
+            self.reasons = reasons
+            for line in holds:
+                self.bar.console.print(f"  {line}")
+        self.bar.update(self.task, description=f"{progress.name} ({progress.state})", total=_total(progress),
+                        completed=progress.done, counts=_counts(progress), rate=f"{rate:.0f}")
+
+
+class _LineView:
+    """Plain lines for a pipe or a log: one whenever the counts or reasons change."""
+
+    def __init__(self, once: bool):
+        self.once = once
+        self.last = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def show(self, progress, rate: float, holds: list[str]) -> None:
+        line = (f"{progress.name} ({progress.state}): {progress.done}/{_total(progress)} done, "
+                f"{_counts(progress)}")
+        key = (line, [_without_countdown(hold) for hold in holds])
+        if key == self.last and not self.once:
+            return
+        self.last = key
+        click.echo(line + (f", {rate:.0f}/s" if rate else ""))
+        for hold in holds:
+            click.echo(f"  {hold}")
+
+
+def _without_countdown(line: str) -> str:
+    """A hold line without its "(in 3 h 37 m)", to tell a new reason from the clock moving."""
+    return line.split(" (in ")[0]
 
 
 COMMANDS = [campaign]

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from datetime import date, datetime, time, timedelta
+from datetime import timedelta
 
 import click
 
 from .. import cdr as ums_cdr
-from ..advertising import zone
+from ..clock import parse_day, site_zone
 from ..store import cdr as cdr_store
 from .common import pass_obj, ready_database, run_async
-
-
-def day_start(text: str, tz) -> datetime:
-    try:
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(0), tz)
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a date (YYYY-MM-DD) or ISO time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
 
 
 @click.group()
@@ -36,9 +25,9 @@ def cdr():
 @pass_obj
 def export(obj, since, until, fmt, output):
     """Write CDR rows with start in [SINCE, UNTIL) in the documented column order."""
-    tz = zone(obj.config.get("ums", "timezone"))
-    start = day_start(since, tz)
-    end = day_start(until, tz) if until else start + timedelta(days=1)
+    tz = site_zone(obj.config)
+    start = parse_day(since, tz, "--since")
+    end = parse_day(until, tz, "--until") if until else start + timedelta(days=1)
     if end <= start:
         raise click.BadParameter("--until must be after --since")
     count = run_async(_export(obj, start, end, fmt, output))

@@ -8,8 +8,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ..clock import shown, site_zone, utcnow
 from ..errors import UmsError
-from ..store import timeline
+from ..holds import HoldGroup, describe, hold_of
+from ..store import deliveries, timeline
 from .common import pass_obj, run_async
 from .service import _with_db
 
@@ -23,7 +25,18 @@ def customer():
     """Look at one customer across every channel."""
 
 
-def _summary(entry: dict) -> str:
+def _waiting(entry: dict, now, tz) -> str:
+    """Why a pending delivery waits and until when ("" for one that does not)."""
+    if entry["state"] not in deliveries.PENDING_STATES or entry["state"] == "sending":
+        return ""
+    hold = hold_of(entry["state"], entry["hold"], entry["due_at"], now)
+    if hold is None:
+        return ""
+    text = describe(HoldGroup(hold, 1, entry["due_at"], entry["last_error"]), now, tz)
+    return " — " + text.partition(": ")[2]
+
+
+def _summary(entry: dict, now, tz) -> str:
     if entry["kind"] == "event":
         return f"{entry['type']} from {entry['source']} → {entry['state']}" + (
             f" ({entry['service']})" if entry["service"] else "") + (f": {entry['error']}" if entry["error"] else "")
@@ -31,7 +44,8 @@ def _summary(entry: dict) -> str:
         attempts = ", ".join(f"#{a['attempt']} {a['disposition']}" for a in entry["cdr"])
         return (f"{entry['channel']} to {entry['recipient']} → {entry['state']}"
                 + (f" [{attempts}]" if attempts else "")
-                + (f" {entry['last_code']}" if entry["last_code"] else ""))
+                + (f" {entry['last_code']}" if entry["last_code"] else "")
+                + _waiting(entry, now, tz))
     return f"{entry['media']} from {entry['sender']}: {entry['subject'] or ''} ({entry['classification'] or 'message'})"
 
 
@@ -50,9 +64,11 @@ def show(obj, customer_id, as_json):
     contact = view["contact"]
     click.echo(f"{contact['customer_id']} {contact['name'] or ''} grade {contact['grade'] or '-'} "
                f"email {contact['email'] or '-'} fax {contact['fax'] or '-'} phone {contact['phone'] or '-'}")
-    table = Table("time (UTC)", "what", "id", "detail")
+    tz, now = site_zone(obj.config), utcnow()
+    table = Table(f"time ({shown(now, tz, '%Z')})", "what", "id", "detail")
     for entry in view["entries"]:
-        table.add_row(str(entry["at"])[:19], entry["kind"], str(entry["id"]), _summary(entry))
+        table.add_row(shown(entry["at"], tz, "%Y-%m-%d %H:%M:%S"), entry["kind"], str(entry["id"]),
+                      _summary(entry, now, tz))
     Console(width=160).print(table)
 
 

@@ -23,9 +23,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     func,
 )
+
+from ..clock import as_utc, to_utc
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -38,7 +41,31 @@ metadata = MetaData(naming_convention=NAMING)
 
 #: 64-bit ids on PostgreSQL, SQLite's rowid alias on SQLite.
 Id = BigInteger().with_variant(Integer(), "sqlite")
-Time = DateTime(timezone=True)
+
+
+class UtcTime(TypeDecorator):
+    """A point in time: stored as UTC, read back aware (UTC) on both databases.
+
+    PostgreSQL's ``timestamptz`` keeps the instant itself; SQLite keeps text
+    with no offset, so an aware value is converted to UTC on the way in (it
+    would otherwise be stored as its own wall-clock time and read back as
+    UTC) and marked UTC on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        value = to_utc(value)
+        if value is not None and dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        return as_utc(value)
+
+
+Time = UtcTime()
 
 
 def _id() -> Column:
@@ -238,7 +265,10 @@ deliveries = Table(
     # suppressed, expired, cancelled
     Column("state", String(16), nullable=False, server_default="queued"),
     Column("attempts", Integer, nullable=False, server_default="0"),
+    # when it may go next; for a held delivery, when the hold ends
     Column("due_at", Time, nullable=False, server_default=func.now()),
+    # why a pending delivery waits (a ums.holds.Hold value; last_error has the detail)
+    Column("hold", String(16)),
     Column("expires_at", Time),
     Column("locked_by", String(128)),
     Column("lease_until", Time),

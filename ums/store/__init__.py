@@ -8,7 +8,7 @@ The few statements PASS runs per message are plain functions of a sync
 through ``AsyncConnection.run_sync``.
 """
 
-from datetime import datetime, timezone
+from ..clock import as_utc, utcnow  # noqa: F401 (re-exported: store callers stamp and read rows with them)
 
 
 def as_dicts(result) -> list[dict]:
@@ -17,12 +17,3 @@ def as_dicts(result) -> list[dict]:
     return [dict(zip(keys, row)) for row in result]
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything UMS stores is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value

@@ -19,7 +19,8 @@ from sqlalchemy import DateTime, Numeric, String, cast, func, insert, literal, o
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db.models import campaigns, cdr, deliveries
+from ..clock import to_utc
+from ..db.models import UtcTime, campaigns, cdr, deliveries
 from . import as_dicts
 
 PENDING_STATES = ("queued", "retry", "waiting", "sending")
@@ -33,6 +34,22 @@ async def count_pending(conn: AsyncConnection) -> int:
     return await conn.scalar(
         select(func.count()).select_from(deliveries).where(deliveries.c.state.in_(PENDING_STATES))
     )
+
+
+async def pending_holds(conn: AsyncConnection, campaign_id: int | None = None) -> list[tuple]:
+    """``(state, hold, count, earliest due_at, a last_error, campaign state)``
+    of pending deliveries (one campaign's, or the whole queue's), for
+    :func:`ums.holds.summarise`."""
+    query = (
+        select(deliveries.c.state, deliveries.c.hold, func.count(), func.min(deliveries.c.due_at),
+               func.max(deliveries.c.last_error), campaigns.c.state)
+        .select_from(deliveries.outerjoin(campaigns, campaigns.c.id == deliveries.c.campaign_id))
+        .where(deliveries.c.state.in_(PENDING_STATES))
+        .group_by(deliveries.c.state, deliveries.c.hold, campaigns.c.state)
+    )
+    if campaign_id is not None:
+        query = query.where(deliveries.c.campaign_id == campaign_id)
+    return [tuple(row) for row in await conn.execute(query)]
 
 
 def _not_held():
@@ -143,7 +160,7 @@ _FINISH_SQLITE = (
     "UPDATE deliveries SET state = v.column2, attempts = v.column3, due_at = v.column4, "
     "last_code = CASE WHEN deliveries.bounced_at IS NULL THEN v.column5 ELSE deliveries.last_code END, "
     "last_error = CASE WHEN deliveries.bounced_at IS NULL THEN v.column6 ELSE deliveries.last_error END, "
-    "finished_at = v.column7, updated_at = v.column8, locked_by = NULL, lease_until = NULL "
+    "finished_at = v.column7, updated_at = v.column8, hold = v.column9, locked_by = NULL, lease_until = NULL "
     "FROM (VALUES {rows}) AS v WHERE deliveries.id = v.column1"
 )
 #: :func:`finish` on PostgreSQL: one array per column, unnested into rows
@@ -151,12 +168,14 @@ _FINISH_POSTGRESQL = (
     "UPDATE deliveries SET state = v.state, attempts = v.attempts, due_at = v.due_at, "
     "last_code = CASE WHEN deliveries.bounced_at IS NULL THEN v.last_code ELSE deliveries.last_code END, "
     "last_error = CASE WHEN deliveries.bounced_at IS NULL THEN v.last_error ELSE deliveries.last_error END, "
-    "finished_at = v.finished_at, updated_at = v.updated_at, locked_by = NULL, lease_until = NULL "
+    "finished_at = v.finished_at, updated_at = v.updated_at, hold = v.hold, locked_by = NULL, lease_until = NULL "
     "FROM {rows} WHERE deliveries.id = v.id"
 )
 #: the deliveries column each of :data:`_FINISH_NAMES` sets (and has the type of)
-_FINISH_COLUMNS = ("id", "state", "attempts", "due_at", "last_code", "last_error", "finished_at", "updated_at")
-_FINISH_NAMES = ("b_id", "b_state", "b_attempts", "b_due_at", "b_code", "b_error", "b_finished", "b_now")
+_FINISH_COLUMNS = ("id", "state", "attempts", "due_at", "last_code", "last_error", "finished_at", "updated_at",
+                   "hold")
+_FINISH_NAMES = ("b_id", "b_state", "b_attempts", "b_due_at", "b_code", "b_error", "b_finished", "b_now",
+                 "b_hold")
 #: SQLite takes at most 32766 parameters per statement
 _SQLITE_PARAMETERS = 32000
 
@@ -189,7 +208,7 @@ def _execute_rows_sqlite(conn: Connection, sql: str, rows: list[dict], names: tu
 def _converted_positions(table, columns: tuple[str, ...]) -> tuple[int, ...]:
     """Positions of ``columns`` whose values SQLite is given converted (datetimes
     as SQLAlchemy's text, decimals as floats: see :func:`_sqlite_value`)."""
-    return tuple(index for index, name in enumerate(columns) if isinstance(table.c[name].type, (DateTime, Numeric)))
+    return tuple(index for index, name in enumerate(columns) if isinstance(table.c[name].type, (UtcTime, DateTime, Numeric)))
 
 
 def _chunks(items: list, size: int):
@@ -235,19 +254,21 @@ def _converted(value: tuple, positions: tuple[int, ...]) -> tuple:
 
 def _sqlite_value(value):
     if isinstance(value, datetime):
-        # SQLAlchemy's SQLite DATETIME storage format, YYYY-MM-DD HH:MM:SS.ffffff (no offset)
-        return value.isoformat(" ", "microseconds")[:26]
+        # what UtcTime stores on SQLite: UTC as YYYY-MM-DD HH:MM:SS.ffffff (no offset)
+        return to_utc(value).isoformat(" ", "microseconds")[:26]
     if isinstance(value, Decimal):
         return float(value)
     return value
 
 
-def release(conn: Connection, ids: list[int], worker: str, now: datetime,
-                  state: str = "queued", due_at: datetime | None = None, reason: str | None = None) -> None:
-    """Hand leased deliveries back to the queue unsent (pause, stop, night rule)."""
+def release(conn: Connection, ids: list[int], worker: str, now: datetime, state: str = "queued",
+            due_at: datetime | None = None, reason: str | None = None, hold: str | None = None) -> None:
+    """Hand leased deliveries back to the queue unsent (pause, stop, night rule),
+    saying why (``hold``, a :class:`ums.holds.Hold` value, and ``reason``) and
+    until when (``due_at``)."""
     if not ids:
         return
-    values = {"state": state, "locked_by": None, "lease_until": None, "updated_at": now}
+    values = {"state": state, "locked_by": None, "lease_until": None, "updated_at": now, "hold": hold}
     if due_at is not None:
         values["due_at"] = due_at
     if reason is not None:
@@ -271,7 +292,7 @@ def release_all(conn: Connection, worker: str, now: datetime) -> int:
     result = conn.execute(
         update(deliveries)
         .where(deliveries.c.locked_by == worker, deliveries.c.state == "sending")
-        .values(state="queued", locked_by=None, lease_until=None, updated_at=now)
+        .values(state="queued", locked_by=None, lease_until=None, updated_at=now, hold=None)
     )
     return result.rowcount
 

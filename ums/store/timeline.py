@@ -54,7 +54,7 @@ async def _deliveries(conn, contact_id: int, limit: int) -> list[dict]:
                deliveries.c.event_id, deliveries.c.campaign_id, deliveries.c.service_name,
                deliveries.c.template_name, deliveries.c.attempts, deliveries.c.last_code,
                deliveries.c.last_error, deliveries.c.bounced_at, deliveries.c.created_at,
-               deliveries.c.finished_at)
+               deliveries.c.finished_at, deliveries.c.hold, deliveries.c.due_at)
         .where(deliveries.c.contact_id == contact_id)
         .order_by(deliveries.c.id.desc()).limit(limit)
     ))
@@ -65,7 +65,7 @@ async def _deliveries(conn, contact_id: int, limit: int) -> list[dict]:
          "campaign_id": row.campaign_id, "service": row.service_name, "template": row.template_name,
          "attempts": row.attempts, "last_code": row.last_code, "last_error": row.last_error,
          "bounced_at": as_utc(row.bounced_at), "finished_at": as_utc(row.finished_at),
-         "cdr": attempts.get(row.id, [])}
+         "hold": row.hold, "due_at": as_utc(row.due_at), "cdr": attempts.get(row.id, [])}
         for row in rows
     ]
 

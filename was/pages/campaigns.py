@@ -1,58 +1,122 @@
-"""Campaign pages: list, create from a template and audience, schedule, pause,
-resume, cancel, and a live progress view with a chart of deliveries over time."""
+"""Campaign pages: list, create from a template and audience, schedule (or
+start now), pause, resume, cancel, and a live progress view with a chart of
+deliveries over time.
+
+The contract on time (shared with the API, which calls :func:`create_campaign`
+and :func:`apply_action`):
+
+* every time typed in a form is read by :func:`ums.clock.parse_time` in the
+  site's zone (``[ums] timezone``) — an offset such as ``+09:00`` or ``Z`` is
+  honoured; a bad time is a 400 with the reason (:class:`ums.clock.BadTime`);
+* a start time in the past is refused with :class:`ums.campaigns.PastStart`,
+  shown on the page as an error (400), when creating as when scheduling;
+* resuming keeps the due time: a campaign that never started goes back to
+  ``scheduled`` for its own time (:func:`ums.campaigns.resume`);
+* the campaign page says why waiting deliveries wait and until when
+  (:meth:`ums.campaigns.Progress.hold_lines`), every time on it names its
+  zone, and its figures — sent, failed, suppressed, waiting — add up to the
+  total (:func:`figures`).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from ums import campaigns as campaign_api
+from ums import clock
+from ums.errors import UmsError
 from ums.store import addressbooks, web
 from ums.store import templates as template_store
 
-from .. import localtime
 from ..app import MARKETERS, router
-from ..http import HttpError, Page, json_response, redirect
+from ..http import HttpError, Page, Response, json_response, redirect
 
 ACTIONS = ("schedule", "pause", "resume", "cancel")
+#: states in which "schedule" revives the campaign (:func:`ums.campaigns.reschedule`)
+REVIVABLE = ("missed", "cancelled")
 OUTCOME_COLOURS = {"sent": "#1b7f3b", "failed": "#b3261e", "suppressed": "#9a5a00", "expired": "#7a5c99",
                    "cancelled": "#677086"}
 
 
+# --- shared with the API ----------------------------------------------------------------------
+
 def picked_time(page: Page, text: str | None) -> datetime | None:
-    """A "send at" picker value, read in the site's time zone, as aware UTC."""
-    try:
-        return localtime.parse_local(text, page.app.tz)
-    except ValueError:
-        raise HttpError(400, f"bad time {text!r} (YYYY-MM-DD HH:MM)") from None
+    """A "send at" value (form picker or API), read in the site's time zone, as
+    aware UTC; ``None`` when empty. Raises :class:`ums.clock.BadTime`."""
+    return clock.parse_time(text, page.app.tz)
 
 
-async def apply_action(page: Page, campaign: str, action: str, at: str | None = None) -> str:
-    """Run a state change through the core campaign API; returns the new state."""
+def check_start(spec: campaign_api.CampaignSpec, now: datetime, tz) -> None:
+    """Refuse a new campaign whose own one-off start time has already passed
+    (:class:`ums.campaigns.PastStart`); a cron schedule always has a next time."""
+    if spec.schedule_at is not None:
+        campaign_api.start_time({"name": spec.name, "cron": spec.cron, "schedule_at": spec.schedule_at},
+                                None, now, tz=tz)
+
+
+async def create_campaign(page: Page, spec: campaign_api.CampaignSpec) -> int:
+    """Store ``spec`` as a draft made by the logged-in user; returns its id."""
+    now = page.app.now()
+    check_start(spec, now, page.app.tz)
+    spec.created_by = page.user["username"]
+    async with page.app.db.begin() as conn:
+        return await campaign_api.create(conn, spec, now)
+
+
+async def apply_action(page: Page, campaign: str, action: str, at: str | None = None,
+                       start_now: bool = False) -> dict:
+    """Run a state change through the core campaign API; returns the campaign
+    row as it now is. ``schedule`` starts it at ``at`` (site zone), now
+    (``start_now``), or at its own time, and revives a missed or cancelled one."""
     if action not in ACTIONS:
         raise HttpError(400, f"unknown action {action!r} (schedule, pause, resume or cancel)")
     now = page.app.now()
     async with page.app.db.begin() as conn:
         if action == "schedule":
-            return (await campaign_api.schedule(conn, campaign, picked_time(page, at), now))["state"]
+            return await _schedule(conn, campaign, picked_time(page, at), now, start_now, page.app.tz)
+        if action == "resume":
+            return await campaign_api.resume(conn, campaign, now)
         await getattr(campaign_api, action)(conn, campaign, now)
-        return (await campaign_api.find(conn, campaign))["state"]
+        return await campaign_api.find(conn, campaign)
 
+
+async def _schedule(conn, campaign: str, at: datetime | None, now: datetime, start_now: bool, tz) -> dict:
+    row = await campaign_api.find(conn, campaign)
+    if row["state"] in REVIVABLE:
+        return await campaign_api.reschedule(conn, row["id"], at, now, start_now, tz)
+    return await campaign_api.schedule(conn, row["id"], at, now, start_now, tz)
+
+
+def figures(progress: campaign_api.Progress) -> dict:
+    """What the page counts: sent, failed (or expired), suppressed (or
+    cancelled) and waiting add up to ``total``; ``done`` is the first three."""
+    total = progress.done + progress.waiting
+    return {"sent": progress.sent, "failed": progress.failed, "suppressed": progress.suppressed,
+            "waiting": progress.waiting, "done": progress.done, "total": total,
+            "percent": round(100 * progress.done / total, 1) if total else 0}
+
+
+# --- pages --------------------------------------------------------------------------------------
 
 @router.get("/campaigns", roles=MARKETERS)
 async def campaign_list(page: Page):
+    return await list_page(page)
+
+
+async def list_page(page: Page, status: int = 200, error: str | None = None, form: dict | None = None) -> Response:
     async with page.app.db.connect() as conn:
         rows = await campaign_api.list_campaigns(conn)
         templates = await template_store.list_all(conn)
         books = await addressbooks.visible_books(conn, page.user["user_id"])
-    return page.app.render(page, "campaigns.html", campaigns=rows, templates=templates, books=books,
-                           flash=page.query.get("flash"))
+    return page.app.render(page, "campaigns.html", status=status, campaigns=rows, templates=templates,
+                           books=books, flash=page.query.get("flash"), error=error, form=form or {},
+                           chosen_books=page.form_list("books") if form else [])
 
 
-@router.post("/campaigns", roles=MARKETERS)
-async def create(page: Page):
+def form_spec(page: Page) -> campaign_api.CampaignSpec:
+    """The new-campaign form as a spec; its "send at" is read in the site's zone."""
     form = page.form
-    template = form.get("template", "")
-    channel, _, name = template.partition(":")
+    channel, _, name = form.get("template", "").partition(":")
     data = {
         "name": form.get("name", "").strip(), "kind": form.get("kind", "transactional"),
         "channel": channel or "email", "template": name,
@@ -61,41 +125,60 @@ async def create(page: Page):
     if form.get("grade"):
         data["audience"]["segment"] = {"grade": [g.strip() for g in form["grade"].split(",") if g.strip()]}
     if form.get("schedule_at"):
-        data["schedule"] = {"at": picked_time(page, form["schedule_at"]).isoformat()}
-    spec = campaign_api.from_dict(data)
-    spec.created_by = page.user["username"]
-    async with page.app.db.begin() as conn:
-        campaign_id = await campaign_api.create(conn, spec, page.app.now())
+        data["schedule"] = {"at": form["schedule_at"]}
+    return campaign_api.from_dict(data, page.app.tz)
+
+
+@router.post("/campaigns", roles=MARKETERS)
+async def create(page: Page):
+    try:
+        campaign_id = await create_campaign(page, form_spec(page))
+    except UmsError as exc:
+        return await list_page(page, 400, str(exc), page.form)
     return redirect(f"/campaigns/{campaign_id}")
 
 
 @router.get("/campaigns/{id}", roles=MARKETERS)
 async def detail(page: Page):
+    return await detail_page(page)
+
+
+async def detail_page(page: Page, status: int = 200, error: str | None = None) -> Response:
+    now, tz = page.app.now(), page.app.tz
     async with page.app.db.connect() as conn:
         row = await campaign_api.find(conn, page.params["id"])
-        progress = await campaign_api.progress(conn, row["id"])
-        series = await web.campaign_timeline(conn, row["id"], page.app.tz)
-    return page.app.render(page, "campaign.html", campaign=row, progress=progress, chart=chart(series),
-                           colours=OUTCOME_COLOURS, flash=page.query.get("flash"))
+        progress = await campaign_api.progress(conn, row["id"], now)
+        series = await web.campaign_timeline(conn, row["id"], tz)
+    return page.app.render(page, "campaign.html", status=status, campaign=row, progress=progress,
+                           figures=figures(progress), holds=progress.hold_lines(now, tz), chart=chart(series),
+                           colours=OUTCOME_COLOURS, flash=page.query.get("flash"), error=error)
 
 
 @router.get("/campaigns/{id}/progress", roles=MARKETERS)
 async def progress_json(page: Page):
+    now = page.app.now()
     async with page.app.db.connect() as conn:
         row = await campaign_api.find(conn, page.params["id"])
-        progress = await campaign_api.progress(conn, row["id"])
-    total = max(progress.total, sum(progress.counts.values()))
+        progress = await campaign_api.progress(conn, row["id"], now)
+    counted = figures(progress)
     return json_response({
-        "state": progress.state, "total": total, "counts": {**progress.counts, "done": progress.done,
-                                                            "waiting": progress.waiting},
-        "percent": round(100 * progress.done / total, 1) if total else 0,
+        "state": progress.state, "total": counted["total"], "percent": counted["percent"],
+        "counts": {key: counted[key] for key in ("sent", "failed", "suppressed", "waiting", "done", "total")},
+        "holds": progress.hold_lines(now, page.app.tz),
     })
 
 
 @router.post("/campaigns/{id}/{action}", roles=MARKETERS)
 async def action(page: Page):
-    state = await apply_action(page, page.params["id"], page.params["action"], page.form.get("at") or None)
-    return redirect(f"/campaigns/{page.params['id']}?flash=Campaign+is+now+{state}")
+    form = page.form
+    try:
+        row = await apply_action(page, page.params["id"], page.params["action"], form.get("at") or None,
+                                 start_now=bool(form.get("now")))
+    except (campaign_api.UnknownCampaign, HttpError):
+        raise
+    except UmsError as exc:
+        return await detail_page(page, 400, str(exc))
+    return redirect(f"/campaigns/{page.params['id']}?flash=Campaign+is+now+{row['state']}")
 
 
 def chart(series: list[tuple]) -> dict:

@@ -9,7 +9,7 @@ from ums import cdr as ums_cdr
 from ums.store import services as service_store
 from ums.store import web
 
-from .. import localtime
+from ums import clock
 from ..app import FINANCE, OPERATORS, router
 from ..http import HttpError, Page, Response, redirect
 
@@ -46,14 +46,14 @@ async def service_action(page: Page):
 def _cdr_period(page: Page) -> tuple[datetime | None, datetime | None]:
     """The From/To date pickers as whole days in the site's time zone."""
     try:
-        return localtime.day_range(page.query.get("from"), page.query.get("to"), page.app.tz)
+        return clock.day_range(page.query.get("from"), page.query.get("to"), page.app.tz)
     except ValueError:
         raise HttpError(400, "bad date (use YYYY-MM-DD)") from None
 
 
 def _month(page: Page) -> tuple[datetime, datetime]:
     try:
-        return localtime.month_range(page.query.get("month"), page.app.now(), page.app.tz)
+        return clock.month_range(page.query.get("month"), page.app.now(), page.app.tz)
     except ValueError:
         raise HttpError(400, f"bad month {page.query.get('month')!r} (YYYY-MM)") from None
 

@@ -21,6 +21,7 @@ from lxml import etree
 from tests.acceptance.cli import running, ums
 from tests.helpers import free_port
 from ums.cdr import CSV_COLUMNS
+from ums.clock import utcnow
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
@@ -148,7 +149,7 @@ def test_operator_runs_pass_entirely_from_the_command_line(tmp_path, sink):
         assert "sent" in stats and "cancelled" in stats and "suppressed" in stats
 
     # every attempt has a CDR row; both export formats agree
-    today = datetime.now(SEOUL).date().isoformat()
+    today = utcnow().astimezone(SEOUL).date().isoformat()
     exported = ok(home, "cdr", "export", "--since", today, "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(exported)))
     assert tuple(rows[0]) == CSV_COLUMNS

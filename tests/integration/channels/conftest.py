@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import make_config
 
 from .peers import FaxGatewaySink, HylafaxPeer, SipPeer, start_smtp_sink
+from ums.clock import utcnow
 
 NEEDED = {"gs": "ghostscript", "tiffinfo": "libtiff-tools", "espeak-ng": "espeak-ng", "sox": "sox",
           "baresip": "baresip-core"}
@@ -28,7 +29,7 @@ def channel_context(tmp_path, database_url: str, **overrides) -> SimpleNamespace
     """What a channel is constructed with: config, loop and clock (the runtime Context's fields)."""
     config = make_config(tmp_path, database_url, **overrides)
     return SimpleNamespace(config=config, loop=asyncio.get_running_loop(),
-                           clock=lambda: datetime.now(timezone.utc), db=None, services={})
+                           clock=lambda: utcnow(), db=None, services={})
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from ums.store import templates as template_store
 from tests.helpers import eventually
 
 from .conftest import channel_context, need
+from ums.clock import utcnow
 
 STATEMENT = """
 <h1>{{ name }} 고객님께</h1>
@@ -46,10 +47,10 @@ def delivery_for(row: dict, template: dict, attempt: int = 1) -> Delivery:
 
 async def record(db, row: dict, outcome, config, final: bool = True) -> None:
     """Write the attempt's CDR row the way PASS does (ums.cdr + store.deliveries.finish)."""
-    now = datetime.now(timezone.utc)
+    now = utcnow()
     state = "sent" if outcome.ok else "failed"
     change = {"b_id": row["id"], "b_state": state, "b_attempts": 1, "b_due_at": row["due_at"],
-              "b_code": outcome.code, "b_error": outcome.detail, "b_finished": now, "b_now": now}
+              "b_code": outcome.code, "b_error": outcome.detail, "b_finished": now, "b_now": now, "b_hold": None}
     cdr_row = ums_cdr.attempt_row(row, outcome, 1, final, ums_cdr.rate_table(config), now, source="statement")
     async with db.begin() as conn:
         await conn.run_sync(delivery_store.finish, [change], [cdr_row])
@@ -62,7 +63,7 @@ def tiffinfo(path) -> str:
 async def test_korean_three_page_fax_through_t37_gateway_with_cdr(db, database_url, tmp_path, fax_gateway):
     need("gs", "tiffinfo")
     ctx = channel_context(tmp_path, database_url, fax__t37_port=fax_gateway.port, fax__t37_domain="fax.test")
-    now = datetime.now(timezone.utc)
+    now = utcnow()
     async with db.begin() as conn:
         template = statement_template()
         await template_store.save(conn, "statement", "fax", now, **{k: template[k] for k in template_store.FIELDS})

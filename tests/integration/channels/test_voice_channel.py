@@ -20,6 +20,7 @@ from ums.store import deliveries as delivery_store
 
 from .conftest import channel_context, need
 from .test_fax_channel import record
+from ums.clock import utcnow
 
 NOTICE = "{{ name }} 고객님, 계좌에 {{ amount }}원이 입금되었습니다. 감사합니다."
 
@@ -60,7 +61,7 @@ def test_advertising_script_says_label_first_and_refusal_number():
 async def _delivery(db, recipient: str) -> dict:
     async with db.begin() as conn:
         request = SendRequest("voice", recipient, template="deposit", variables={"name": "홍길동", "amount": "5만"})
-        delivery_id = await enqueue(conn, request, datetime.now(timezone.utc))
+        delivery_id = await enqueue(conn, request, utcnow())
         return await delivery_store.get(conn, delivery_id)
 
 

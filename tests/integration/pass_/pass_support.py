@@ -18,6 +18,7 @@ from tests.conftest import make_config
 from ums import campaigns
 from ums.db.models import address_book_entries, address_books, consents, contacts, deliveries
 from ums.store import templates as template_store
+from ums.clock import utcnow
 
 MESSAGE_ID = re.compile(rb"^Message-ID: (<[^>]+>)", re.M | re.I)
 
@@ -141,7 +142,7 @@ async def add_template(db, name="offer", channel="email", kind="advertising"):
 
 async def start_campaign(db, name="spring", kind="advertising", book="customers", template="offer",
                          now=None, throttle=None) -> int:
-    now = now or datetime.now(timezone.utc)
+    now = now or utcnow()
     spec = campaigns.from_dict({"name": name, "kind": kind, "template": template,
                                 "audience": {"books": [book]}, "throttle": throttle or {},
                                 "created_by": "marketing"})

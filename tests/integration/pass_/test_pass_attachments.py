@@ -13,6 +13,7 @@ from ums.outbox import SendRequest, enqueue
 from ums.store import deliveries
 from ums.store import mailbox as mailbox_store
 from ums.store import templates as template_store
+from ums.clock import utcnow
 
 TIFF = b"II*\x00" + bytes(range(256)) * 40
 ORIGINAL_BODY = "원본 메일입니다. Original text.\n"
@@ -39,7 +40,7 @@ def email_raw() -> bytes:
 
 
 async def queue_with_original(db, media: str, raw: bytes, recipient: str, **extra) -> int:
-    now = datetime.now(timezone.utc)
+    now = utcnow()
     async with db.begin() as conn:
         await template_store.save(conn, "respond", "email", now, kind="transactional",
                                   subject="{{ subject }}", body_text="{{ body_text }}")
@@ -91,7 +92,7 @@ async def test_forwarded_fax_carries_its_document_and_email_forward_the_original
 async def test_attachment_that_no_longer_exists_fails_the_delivery_not_the_queue(
         tmp_path, sqlite_url, pass_db_sqlite, sink, start_suite):
     await start_suite(pass_config(tmp_path, sqlite_url, sink.port), ["pass"])
-    now = datetime.now(timezone.utc)
+    now = utcnow()
     async with pass_db_sqlite.begin() as conn:
         await template_store.save(conn, "respond", "email", now, kind="transactional",
                                   subject="{{ subject }}", body_text="{{ body_text }}")

@@ -14,6 +14,7 @@ from tests.helpers import eventually
 from ums import billing
 from ums.cdr import CSV_COLUMNS
 from ums.db.models import cdr
+from ums.clock import utcnow
 
 #: the must-show size is 10,000 (UMS_SOAK=1); CI runs the same test on 2,000
 RECIPIENTS = int(os.environ.get("UMS_PASS_RECIPIENTS", "10000" if os.environ.get("UMS_SOAK") == "1" else "2000"))
@@ -55,7 +56,7 @@ async def test_campaign_reaches_every_recipient_once_with_cdr(tmp_path, database
             rows = list(reader)
     assert {row["disposition"] for row in rows} == {"ANSWERED"}
 
-    period = datetime.now(ZoneInfo("Asia/Seoul")).strftime("%Y-%m")
+    period = utcnow().astimezone(ZoneInfo("Asia/Seoul")).strftime("%Y-%m")
     async with pass_db.connect() as conn:
         lines = await billing.report(conn, period, "campaign", "Asia/Seoul")
     assert [(line.key, line.delivered, line.cost) for line in lines] == [

@@ -13,6 +13,7 @@ from ums.db.models import cdr, deliveries, suppressions
 from ums.outbox import SendRequest, enqueue
 from ums.store import deliveries as queue
 from ums.store import suppression
+from ums.clock import utcnow
 
 
 async def final_cdr_per_delivery(db) -> Counter:
@@ -62,7 +63,7 @@ async def test_pause_stops_sending_resume_finishes_without_duplicates(
     campaign_id = await start_campaign(pass_db, throttle={"rate": 300})
     await eventually(lambda: len(sink.handler.received) > 200, timeout=30)
     async with pass_db.begin() as conn:
-        await campaigns.pause(conn, campaign_id, datetime.now(timezone.utc))
+        await campaigns.pause(conn, campaign_id, utcnow())
     import asyncio
 
     await asyncio.sleep(1.0)
@@ -70,7 +71,7 @@ async def test_pause_stops_sending_resume_finishes_without_duplicates(
     await asyncio.sleep(1.5)
     assert len(sink.handler.received) == after_pause < count  # nothing more within a second of pausing
     async with pass_db.begin() as conn:
-        await campaigns.resume(conn, campaign_id, datetime.now(timezone.utc))
+        await campaigns.resume(conn, campaign_id, utcnow())
 
     async def all_sent():
         return (await states(pass_db, campaign_id)).get("sent", 0) == count
@@ -89,7 +90,7 @@ async def test_cancel_leaves_every_unsent_delivery_cancelled_with_its_cdr(
     campaign_id = await start_campaign(pass_db, throttle={"rate": 200})
     await eventually(lambda: len(sink.handler.received) > 100, timeout=30)
     async with pass_db.begin() as conn:
-        await campaigns.cancel(conn, campaign_id, datetime.now(timezone.utc))
+        await campaigns.cancel(conn, campaign_id, utcnow())
 
     async def settled():
         counts = await states(pass_db, campaign_id)
@@ -153,7 +154,7 @@ async def test_hourly_window_counts_what_other_processes_sent(tmp_path, database
     """channel_per_hour is shared through the CDR: 8 messages another PASS
     process delivered ten minutes ago leave room for 2 of the next 5."""
     await add_template(pass_db, name="alert", kind="transactional")
-    now = datetime.now(timezone.utc)
+    now = utcnow()
     earlier = now - timedelta(minutes=10)
     async with pass_db.begin() as conn:
         await conn.execute(insert(cdr), [{

@@ -9,6 +9,7 @@ from tests.conftest import fresh_database_url
 from ums import contacts_io
 from ums.db import connect
 from ums.store import addressbooks
+from ums.clock import utcnow
 
 DATA = Path(__file__).parent / "data"
 
@@ -16,7 +17,7 @@ DATA = Path(__file__).parent / "data"
 async def _import(db, name: str, book: str = "Imported"):
     async with db.begin() as conn:
         book_id = await addressbooks.ensure_book(conn, book)
-        return await contacts_io.import_file(conn, (DATA / name).read_bytes(), datetime.now(timezone.utc), book_id)
+        return await contacts_io.import_file(conn, (DATA / name).read_bytes(), utcnow(), book_id)
 
 
 async def _snapshot(db) -> list[tuple]:
@@ -80,7 +81,7 @@ async def test_export_and_reimport_give_the_same_contacts(db, tmp_path, tmp_path
     # into the same database: nothing changes
     for text in exports.values():
         async with db.begin() as conn:
-            report = await contacts_io.import_file(conn, text.encode(), datetime.now(timezone.utc))
+            report = await contacts_io.import_file(conn, text.encode(), utcnow())
         assert report.refused == [] and report.updated == 6 and report.created == 0
         assert await _snapshot(db) == before
     # each export alone rebuilds the same contacts in an empty database
@@ -90,7 +91,7 @@ async def test_export_and_reimport_give_the_same_contacts(db, tmp_path, tmp_path
         fresh = connect(await fresh_database_url("sqlite", fresh_dir, tmp_path_factory))
         try:
             async with fresh.begin() as conn:
-                report = await contacts_io.import_file(conn, text.encode(), datetime.now(timezone.utc))
+                report = await contacts_io.import_file(conn, text.encode(), utcnow())
             assert report.created == 6 and report.refused == []
             assert await _snapshot(fresh) == before, kind
         finally:

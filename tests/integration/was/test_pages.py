@@ -18,6 +18,7 @@ from ums.store import addressbooks
 from ums.store import services as service_store
 from ums.store import templates as template_store
 from ums.store import web
+from ums.clock import utcnow
 
 UTC = timezone.utc
 GOOD_RULE = 'require "fileinto";\nif header :contains "subject" "invoice" {\n  fileinto "Invoices";\n}\n'
@@ -63,7 +64,7 @@ async def test_nobody_edits_another_users_rules(site):
 # --- services -------------------------------------------------------------------------------
 
 async def test_an_operator_stops_and_resumes_a_service(site):
-    now = datetime.now(UTC)
+    now = utcnow()
     async with site.ctx.db.begin() as conn:
         await service_store.register(conn, "deposit-alert", "deposit", "transactional", 3,
                                      {"name": "deposit-alert", "channels": ["email"]}, now, "ops")
@@ -159,7 +160,7 @@ async def test_contacts_are_added_searched_and_consent_reconfirmed(site):
     created = await client.post_form("/contacts/books", {"name": "Branch customers", "scope": "shared"},
                                      page="/contacts")
     book_id = int(created.headers["Location"].split("book=")[1])
-    old = (datetime.now(UTC) - timedelta(days=800)).strftime("%Y-%m-%d")
+    old = (utcnow() - timedelta(days=800)).strftime("%Y-%m-%d")
     saved = await client.post_form("/contacts/save", {
         "name": "Park Jisoo", "email": "jisoo@example.com", "fax": "02-555-0101", "grade": "VIP",
         "consent": "yes", "consent_source": "branch", "consent_date": old, "books": str(book_id),
@@ -173,7 +174,7 @@ async def test_contacts_are_added_searched_and_consent_reconfirmed(site):
     view = await client.get(contact_path)
     assert "Reconfirmation needed" in view.text and "counts as absent" in view.text
 
-    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    today = utcnow().strftime("%Y-%m-%d")
     contact_id = contact_path.rsplit("/", 1)[1]
     await client.post_form("/contacts/save", {
         "id": contact_id, "name": "Park Jisoo", "email": "jisoo@example.com", "fax": "02-555-0101",
@@ -206,7 +207,7 @@ async def test_a_personal_book_is_private(site):
 # --- campaigns ------------------------------------------------------------------------------
 
 async def test_send_at_is_read_in_the_site_zone_and_the_chart_shows_outcomes(site):
-    now = datetime.now(UTC)
+    now = utcnow()
     async with site.ctx.db.begin() as conn:
         await template_store.save(conn, "notice", "email", now, kind="transactional", subject="Notice",
                                   body_text="Hello {{ name }}")

@@ -14,6 +14,7 @@ from ums.channels.fax.render import FaxDocument
 from ums.channels.voice.asterisk import AsteriskSpool
 from ums.channels.voice.sip import CallLog, outcome
 from ums.media import BadNumber, international
+from ums.clock import utcnow
 
 T0 = datetime(2024, 5, 1, 1, 0, tzinfo=timezone.utc)
 
@@ -89,7 +90,7 @@ async def test_asterisk_call_file_and_archived_status(tmp_path):
         call_file.unlink()
         return text
 
-    clock = lambda: datetime.now(timezone.utc)  # noqa: E731
+    clock = lambda: utcnow()  # noqa: E731
     simulated = asyncio.ensure_future(pbx("Completed"))
     result = await spool.call("82212345678", Path("/var/audio/n1.wav"), 6.2, 41, 1, clock)
     text = await simulated

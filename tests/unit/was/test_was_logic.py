@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from was import localtime, mail
+from ums import clock
+from was import mail
 from was.http import Router
 from was.pages.campaigns import chart
 from was.pages.contacts import consent_state, reconfirm_by
@@ -22,43 +23,43 @@ UTC = timezone.utc
 
 def test_a_picked_time_is_read_as_site_local_time():
     # 09:00 in Seoul is midnight UTC
-    assert localtime.parse_local("2026-05-01T09:00", SEOUL) == datetime(2026, 5, 1, 0, 0, tzinfo=UTC)
+    assert clock.parse_local("2026-05-01T09:00", SEOUL) == datetime(2026, 5, 1, 0, 0, tzinfo=UTC)
 
 
 def test_a_time_with_its_own_offset_keeps_it():
-    assert localtime.parse_local("2026-05-01T09:00+00:00", SEOUL) == datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
-    assert localtime.parse_local("2026-05-01T09:00Z", SEOUL) == datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+    assert clock.parse_local("2026-05-01T09:00+00:00", SEOUL) == datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+    assert clock.parse_local("2026-05-01T09:00Z", SEOUL) == datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
 
 def test_empty_and_malformed_picks():
-    assert localtime.parse_local("", SEOUL) is None
-    assert localtime.parse_local(None, SEOUL) is None
+    assert clock.parse_local("", SEOUL) is None
+    assert clock.parse_local(None, SEOUL) is None
     with pytest.raises(ValueError):
-        localtime.parse_local("tomorrow at nine", SEOUL)
+        clock.parse_local("tomorrow at nine", SEOUL)
 
 
 def test_a_day_range_covers_whole_local_days():
-    start, end = localtime.day_range("2026-05-01", "2026-05-02", SEOUL)
+    start, end = clock.day_range("2026-05-01", "2026-05-02", SEOUL)
     assert start == datetime(2026, 4, 30, 15, 0, tzinfo=UTC)
     assert end == datetime(2026, 5, 2, 15, 0, tzinfo=UTC)
-    assert localtime.day_range("", None, SEOUL) == (None, None)
+    assert clock.day_range("", None, SEOUL) == (None, None)
 
 
 def test_the_current_month_is_the_sites_month():
     # 2026-05-31 20:00 UTC is already June 1st in Seoul
     now = datetime(2026, 5, 31, 20, 0, tzinfo=UTC)
-    start, end = localtime.month_range(None, now, SEOUL)
+    start, end = clock.month_range(None, now, SEOUL)
     assert start == datetime(2026, 5, 31, 15, 0, tzinfo=UTC)
     assert end == datetime(2026, 6, 30, 15, 0, tzinfo=UTC)
-    december, january = localtime.month_range("2026-12", now, SEOUL)
+    december, january = clock.month_range("2026-12", now, SEOUL)
     assert (january - december).days == 31
 
 
 def test_stored_times_are_shown_in_the_site_zone():
-    assert localtime.shown(datetime(2026, 5, 1, 0, 0, tzinfo=UTC), SEOUL) == "2026-05-01 09:00"
+    assert clock.shown(datetime(2026, 5, 1, 0, 0, tzinfo=UTC), SEOUL) == "2026-05-01 09:00 KST"
     # naive values from SQLite are UTC
-    assert localtime.shown(datetime(2026, 5, 1, 0, 0), SEOUL) == "2026-05-01 09:00"
-    assert localtime.shown(None, SEOUL) == ""
+    assert clock.shown(datetime(2026, 5, 1, 0, 0), SEOUL) == "2026-05-01 09:00 KST"
+    assert clock.shown(None, SEOUL) == ""
 
 
 # --- the number a fax reply goes to -----------------------------------------------------------
