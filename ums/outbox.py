@@ -6,9 +6,11 @@ channel between services. The caller's transaction decides when the request is
 durable (commit before acknowledging).
 
 A delivery from a template is sent as the template's kind unless the caller
-asks otherwise, and an advertising template is never sent as transactional
-(:func:`kind_for`): :func:`enqueue` refuses that, and a fallback step onto an
-advertising template becomes advertising (:func:`fall_back_sync`).
+asks for advertising, and an advertising template is never sent as
+transactional: :func:`enqueue` and :func:`fall_back_sync` make such a
+delivery advertising (:func:`settled_kind`); a caller that knows the kind was
+asked for explicitly (``ums send --kind``) refuses it first with
+:func:`kind_for`.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class SendRequest:
     channel: str
     recipient: str
     template: str | None = None
-    #: None: the template's own kind (see :func:`kind_for`, applied by :func:`enqueue`)
+    #: None: the template's own kind (see :func:`settled_kind`, applied by :func:`enqueue`)
     kind: str | None = "transactional"
     variables: dict = field(default_factory=dict)
     contact_id: int | None = None
@@ -90,27 +92,34 @@ def row_for(request: SendRequest, now: datetime) -> dict:
     }
 
 
-def kind_for(template: dict | None, asked: str | None) -> str:
-    """The kind a delivery from ``template`` (a template row, or None) is sent as.
-
-    ``asked`` None means the template's own kind (transactional without a
-    template). Asking for transactional with an advertising template raises
-    :class:`AdvertisingTemplate`; asking for advertising is always allowed
-    (it only adds the label, the consent check and the night rule).
-    """
+def settled_kind(template: dict | None, asked: str | None) -> str:
+    """The kind a delivery from ``template`` (a template row, or None) is sent
+    as: ``asked``, or the template's own kind when ``asked`` is None
+    (transactional without a template) — and advertising whenever the
+    template is, whatever was asked. Never raises."""
     own = (template or {}).get("kind") or advertising.TRANSACTIONAL
-    if asked is None:
+    if asked is None or own == advertising.ADVERTISING:
         return own
-    if asked == advertising.TRANSACTIONAL and own == advertising.ADVERTISING:
-        raise AdvertisingTemplate(name=template["name"], channel=template["channel"])
     return asked
 
 
+def kind_for(template: dict | None, asked: str | None) -> str:
+    """:func:`settled_kind` for a kind the user asked for explicitly: asking
+    for transactional with an advertising template raises
+    :class:`AdvertisingTemplate` instead of being overruled. Asking for
+    advertising is always allowed (it adds the label, the consent check and
+    the night rule)."""
+    kind = settled_kind(template, asked)
+    if asked is not None and asked != kind:
+        raise AdvertisingTemplate(name=template["name"], channel=template["channel"])
+    return kind
+
+
 async def enqueue(conn: AsyncConnection, request: SendRequest, now: datetime) -> int:
-    """Queue one delivery; returns its id. Its kind is settled by
-    :func:`kind_for` against the named template (when that template exists)."""
+    """Queue one delivery; returns its id. Its kind is settled against the
+    named template, when that template exists (:func:`settled_kind`)."""
     template = await template_store.get(conn, request.template, request.channel) if request.template else None
-    request.kind = kind_for(template, request.kind)
+    request.kind = settled_kind(template, request.kind)
     return await conn.run_sync(enqueue_sync, request, now)
 
 
@@ -131,7 +140,7 @@ def fall_back_sync(conn: Connection, delivery: dict, now: datetime) -> int | Non
     email bounces permanently (MAS). The new delivery carries the rest of the
     list, so a chain email → fax → voice walks one step each time. The step
     keeps the delivery's kind, but a step onto an advertising template is
-    advertising (never raises: PASS calls this inside its record batch).
+    advertising (:func:`settled_kind`).
     Returns the new delivery's id, or None when there is nothing left to try.
     """
     remaining = list(delivery.get("fallback") or [])
@@ -143,7 +152,8 @@ def fall_back_sync(conn: Connection, delivery: dict, now: datetime) -> int | Non
         channel=step["channel"],
         recipient=step["recipient"],
         template=template,
-        kind=_step_kind(conn, template, step["channel"], delivery.get("kind") or advertising.TRANSACTIONAL),
+        kind=settled_kind(template_store.get_sync(conn, template, step["channel"]) if template else None,
+                          delivery.get("kind") or advertising.TRANSACTIONAL),
         variables=delivery.get("variables") or {},
         contact_id=delivery.get("contact_id"),
         campaign_id=delivery.get("campaign_id"),
@@ -154,9 +164,3 @@ def fall_back_sync(conn: Connection, delivery: dict, now: datetime) -> int | Non
         fallback=rest,
     )
     return enqueue_sync(conn, request, now)
-
-
-def _step_kind(conn: Connection, template: str | None, channel: str, kind: str) -> str:
-    """``kind``, or advertising when the step's template is advertising."""
-    row = template_store.get_sync(conn, template, channel) if template and kind != advertising.ADVERTISING else None
-    return advertising.ADVERTISING if row and row.get("kind") == advertising.ADVERTISING else kind

@@ -36,7 +36,7 @@ from ums.store import addressbooks, web
 from .api_auth import API_ROLE
 from .app import router
 from .http import HttpError, Page, Response, json_response
-from .outgoing import queue_message
+from .outgoing import FREE_FORM, ensure_free_form_template
 from .pages import campaigns as campaign_pages
 
 XSD = SHIPPED_CONFIG_DIR / "xsd"
@@ -152,15 +152,22 @@ async def send(page: Page):
     data = send_from_xml(parse_xml(page, "api-send.xsd")) if is_xml(page) else parse_json(page)
     request = send_request(data, page)
     async with page.app.db.begin() as conn:
-        if request.template:
-            delivery_id = await enqueue(conn, request, page.app.now())
-        else:
-            request.validate()
-            variables = request.variables
-            delivery_id = await queue_message(
-                conn, request.channel, request.recipient, page.app.now(), variables.pop("subject", ""),
-                variables.pop("body_text", ""), kind=request.kind, source=request.service_name, **variables)
+        if not request.template:
+            await free_form(conn, request, page.app.now())
+        delivery_id = await enqueue(conn, request, page.app.now())
     return answer(page, "queued", {"delivery": delivery_id, "state": "queued"}, 202)
+
+
+async def free_form(conn, request: SendRequest, now: datetime) -> None:
+    """Make a send with its own subject and body travel in the free-form
+    template (as :func:`was.outgoing.queue_message` does), keeping its
+    ``due_at`` and priority."""
+    request.validate()
+    await ensure_free_form_template(conn, request.channel, now)
+    variables = dict(request.variables)
+    request.template = FREE_FORM
+    request.variables = {"subject": variables.pop("subject", ""), "body_text": variables.pop("body_text", ""),
+                         "body_html": "", **variables}
 
 
 @router.get("/api/v1/deliveries/{id}", roles=SEND_ROLES)

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from ..errors import UmsError
 from ..store import apikeys, utcnow
-from .common import pass_obj, run_async
+from .common import local_time, pass_obj, run_async
 from .service import _with_db
 
 
@@ -39,8 +39,8 @@ def list_(obj, show_all):
     rows = run_async(_with_db(obj, lambda conn: apikeys.list_keys(conn, show_all)))
     table = Table("id", "system", "prefix", "created", "revoked")
     for row in rows:
-        table.add_row(str(row["id"]), row["system"], row["prefix"] + "…", str(row["created_at"])[:19],
-                      str(row["revoked_at"] or "")[:19])
+        table.add_row(str(row["id"]), row["system"], row["prefix"] + "…", local_time(obj, row["created_at"]),
+                      local_time(obj, row["revoked_at"]))
     Console().print(table)
 
 

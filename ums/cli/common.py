@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .. import config as ums_config
+from ..clock import shown, site_zone
 from ..db import Database, from_config
 from ..runtime import check_schema
 
@@ -31,6 +32,11 @@ class Obj:
 
     def database(self) -> Database:
         return from_config(self.config)
+
+
+def local_time(obj: Obj, value) -> str:
+    """A stored time as the site reads it, naming the zone ("2026-12-02 04:22 KST")."""
+    return shown(value, site_zone(obj.config))
 
 
 def run_async(coro):

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..errors import UmsError
 from ..store import events as event_store
-from .common import pass_obj, run_async
+from .common import local_time, pass_obj, run_async
 from .service import _with_db
 
 STATES = ("received", "dispatched", "held", "unmatched", "failed")
@@ -36,9 +36,9 @@ def list_(obj, state, customer, limit):
         return await event_store.recent(conn, state, limit, customer), await event_store.count_by_state(conn)
 
     rows, counts = run_async(_with_db(obj, work))
-    table = Table("id", "received (UTC)", "source", "type", "customer", "state", "service", "error")
+    table = Table("id", "received", "source", "type", "customer", "state", "service", "error")
     for row in rows:
-        table.add_row(str(row["id"]), str(row["received_at"])[:19], row["source_system"], row["event_type"],
+        table.add_row(str(row["id"]), local_time(obj, row["received_at"]), row["source_system"], row["event_type"],
                       row["customer_id"] or "", row["state"], row["service_name"] or "", row["error"] or "")
     Console(width=160).print(table)
     click.echo("  ".join(f"{name}={counts.get(name, 0)}" for name in STATES))

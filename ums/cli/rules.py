@@ -13,7 +13,7 @@ from ..store import mailbox as mailboxes
 from ..store import rules as rule_store
 from ..store import utcnow
 from .campaign import _in_transaction
-from .common import pass_obj, run_async
+from .common import local_time, pass_obj, run_async
 
 
 class UnknownMailbox(UmsError):
@@ -70,7 +70,7 @@ def list_(obj):
         table.add_column(column)
     for row in rows:
         table.add_row(row["scope"], row["address"] or "-", row["name"], str(row["script"].count("\n") + 1),
-                      "yes" if row["active"] else "no", str(row["updated_at"] or "")[:19])
+                      "yes" if row["active"] else "no", local_time(obj, row["updated_at"]))
     Console().print(table)
 
 

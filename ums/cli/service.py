@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..store import services as service_store
 from ..store import utcnow
-from .common import pass_obj, ready_database, run_async
+from .common import local_time, pass_obj, ready_database, run_async
 
 
 async def _with_db(obj, work, write: bool = False):
@@ -45,7 +45,7 @@ def list_(obj, show_all):
     table = Table("name", "version", "event type", "state", "kind", "priority", "registered")
     for row in rows:
         table.add_row(row["name"], str(row["version"]), row["event_type"], row["state"], row["kind"],
-                      str(row["priority"]), str(row["created_at"])[:19])
+                      str(row["priority"]), local_time(obj, row["created_at"]))
     Console(width=160).print(table)
 
 

@@ -10,7 +10,7 @@ from ..addresses import is_valid
 from ..errors import UmsError
 from ..store import suppression
 from .campaign import _in_transaction
-from .common import pass_obj, run_async
+from .common import local_time, pass_obj, run_async
 
 CHANNEL = click.option("--channel", default="email", show_default=True, type=click.Choice(["email", "fax", "voice"]))
 
@@ -59,7 +59,7 @@ def list_(obj, channel, limit):
         table.add_column(column)
     for row in rows:
         table.add_row(row["channel"], row["address"], row["reason"], row["source"] or "",
-                      f"{row['created_at']:%Y-%m-%d %H:%M}" if row["created_at"] else "")
+                      local_time(obj, row["created_at"]))
     Console(width=140).print(table)
 
 

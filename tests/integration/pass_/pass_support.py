@@ -81,10 +81,13 @@ class Sink:
         self.port = 0
 
     async def start(self) -> "Sink":
+        return await self.start_on(0)
+
+    async def start_on(self, port: int) -> "Sink":
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
             lambda: SMTPServer(self.handler, hostname="sink.test", data_size_limit=None, timeout=30),
-            "127.0.0.1", 0,
+            "127.0.0.1", port,
         )
         self.port = self.server.sockets[0].getsockname()[1]
         return self

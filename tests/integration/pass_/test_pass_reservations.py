@@ -130,7 +130,8 @@ async def test_cron_campaign_starts_a_run_at_each_due_time_and_skips_runs_missed
             select(campaign_table.c.name, campaign_table.c.state).where(campaign_table.c.id != recurring)
             .order_by(campaign_table.c.id)
         )).all()
-    assert [name for name, _ in runs] == ["hourly digest 2026-11-23 04:00", "hourly digest 2026-11-23 05:00"]
+    # each run is named after its time in [ums] timezone (04:00 and 05:00 UTC)
+    assert [name for name, _ in runs] == ["hourly digest 2026-11-23 13:00", "hourly digest 2026-11-23 14:00"]
     assert (await campaign_row(pass_db, recurring))["state"] == "scheduled"
 
 
