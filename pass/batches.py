@@ -159,6 +159,8 @@ class QueueBatches:
 
     def _candidates(self, conn: Connection, rows: list[dict]) -> list[policy.Candidate]:
         self._read_campaigns(conn, {row["campaign_id"] for row in rows if row["campaign_id"]})
+        for row in rows:
+            self._settle_kind(conn, row)
         contacts = contact_store.by_ids(conn, [row["contact_id"] for row in rows])
         advertising_contacts = [row["contact_id"] for row in rows if row["kind"] == "advertising"]
         consents = contact_store.advertising_consents(conn, advertising_contacts)
@@ -174,6 +176,14 @@ class QueueBatches:
             )
             for row in rows
         ]
+
+    def _settle_kind(self, conn: Connection, row: dict) -> None:
+        """A delivery of an advertising template is advertising, whatever its
+        request said: the art. 50 rules and the label follow the content."""
+        if row["kind"] != "advertising":
+            template = self._template(conn, row["template_name"], row["channel"])
+            if template is not None and template.get("kind") == "advertising":
+                row["kind"] = "advertising"
 
     def _read_campaigns(self, conn: Connection, campaign_ids: set[int]) -> None:
         """Campaigns not seen yet, and states older than :data:`CAMPAIGN_FRESH`

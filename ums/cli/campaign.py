@@ -116,7 +116,7 @@ def show(obj, campaign_ref):
     for state, count in sorted(progress.counts.items()):
         click.echo(f"{state:>14}: {count}")
     for line in progress.hold_lines(now, tz):
-        click.echo(f"{'waiting':>14}: {line}")
+        click.echo(f"{'why':>14}: {line}")
 
 
 @campaign.command()

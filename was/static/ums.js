@@ -27,6 +27,10 @@ document.addEventListener("DOMContentLoaded", () => {
       if (bar) bar.style.width = `${data.percent || 0}%`;
       const state = box.querySelector("[data-state]");
       if (state) state.textContent = data.state;
+      const holds = box.querySelector("[data-holds]");
+      if (holds && Array.isArray(data.holds)) {
+        holds.replaceChildren(...data.holds.map((line) => Object.assign(document.createElement("li"), { textContent: line })));
+      }
     };
     refresh();
     setInterval(refresh, 2000);

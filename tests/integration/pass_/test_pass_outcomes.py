@@ -1,6 +1,8 @@
 """Retries, permanent failures, pause/resume, cancel and the night rule,
 against a real SMTP sink on loopback."""
 
+import email
+import email.policy
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -127,12 +129,22 @@ async def test_night_rule_holds_advertising_until_eight_but_not_transactional(
     async with pass_db.begin() as conn:
         await enqueue(conn, SendRequest(channel="email", recipient="user105@example.com", template="alert",
                                         contact_id=sleepers[5]), clock.now)
+        # a request that calls an advertising template transactional is still advertising
+        mislabelled = (await conn.execute(insert(deliveries).values(
+            channel="email", recipient="owl-not@example.com", contact_id=sleepers[6], template_name="offer",
+            kind="transactional", state="queued", due_at=clock.now, created_at=clock.now,
+            message_id="<mislabelled@test>", token="mislabelled"))).inserted_primary_key[0]
 
     async def night_done():
         counts = await states(pass_db, campaign_id)
-        return counts.get("sent") == len(night_owls) and counts.get("waiting") == len(sleepers)
+        async with pass_db.connect() as conn:
+            held = await conn.scalar(select(deliveries.c.hold).where(deliveries.c.id == mislabelled))
+        return counts.get("sent") == len(night_owls) and counts.get("waiting") == len(sleepers) and held
 
-    await eventually(night_done, timeout=30, interval=0.2)
+    assert await eventually(night_done, timeout=30, interval=0.2)
+    async with pass_db.connect() as conn:
+        row = (await conn.execute(select(deliveries).where(deliveries.c.id == mislabelled))).one()
+    assert (row.state, row.hold) == ("waiting", "night")
     recipients = [rcpt for rcpt, _, _ in sink.handler.received]
     assert "user105@example.com" in recipients                      # the alert went out at once
     assert sorted(recipients) == sorted([f"user{n}@example.com" for n in range(20)] + ["user105@example.com"])
@@ -147,7 +159,9 @@ async def test_night_rule_holds_advertising_until_eight_but_not_transactional(
         return (await states(pass_db, campaign_id)).get("sent") == len(night_owls) + len(sleepers)
 
     await eventually(morning_done, timeout=30, interval=0.2)
-    assert len(sink.handler.received) == len(night_owls) + len(sleepers) + 1
+    await eventually(lambda: len(sink.handler.received) == len(night_owls) + len(sleepers) + 2, timeout=10)
+    late = [data for rcpt, _, data in sink.handler.received if rcpt == "owl-not@example.com"]
+    assert len(late) == 1 and "(광고)" in str(email.message_from_bytes(late[0], policy=email.policy.default)["Subject"])
 
 
 async def test_hourly_window_counts_what_other_processes_sent(tmp_path, database_url, pass_db, sink, start_suite):
