@@ -21,9 +21,10 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 from .addresses import is_valid, normalize
+from .clock import BadTime, parse_time, zone
 from .errors import UmsError
 from .store import addressbooks
 
@@ -88,11 +89,11 @@ def _flag(text: str, name: str) -> bool | None:
 
 
 def _date(text: str) -> datetime:
+    """A consent date: a day or a time, without an offset in the site's default zone."""
     try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return parse_time(text, zone(None))
+    except BadTime:
         raise BadRow(f"bad consent date {text!r} (use YYYY-MM-DD or ISO 8601)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _consent(granted_text: str, source: str, date_text: str, night_text: str):

@@ -96,13 +96,17 @@ def summarise(rows, now: datetime) -> list[HoldGroup]:
     return sorted(groups.values(), key=lambda g: -g.count)
 
 
+def _shortened(text: str, most: int) -> str:
+    return text if len(text) <= most else text[: most - 1].rstrip() + "…"
+
+
 def describe(group: HoldGroup, now: datetime, tz: ZoneInfo, resume_hint: str = "") -> str:
     """One line a person reads: how many, why, and when the next one goes."""
     if group.hold is None:
         return f"{group.count} due now (being sent or next in line)"
     text = f"{group.count} waiting: {REASONS[group.hold]}"
     if group.detail and group.hold in (Hold.RELAY, Hold.RETRY):
-        text += f" ({group.detail[:120]})"
+        text += f" ({_shortened(group.detail, 160)})"
     if group.hold == Hold.PAUSED:
         return text + ", until resumed"
     if group.release is not None:

@@ -46,7 +46,7 @@ def fields_of(record: logging.LogRecord) -> dict:
 
 class PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(record.created))
         parts = [stamp, record.levelname.ljust(7), record.name + ":", redact(record.getMessage())]
         parts += [f"{key}={value}" for key, value in fields_of(record).items()]
         line = " ".join(parts)
