@@ -23,12 +23,19 @@ def apikey():
 
 @apikey.command()
 @click.option("--system", required=True, help="The back-office system that will use the key, e.g. account.")
+@click.option("--scope", "scopes", multiple=True, type=click.Choice(apikeys.SCOPES),
+              help="What the key may do (repeatable); default: " + ", ".join(apikeys.BACK_OFFICE_SCOPES) + ".")
 @pass_obj
-def create(obj, system):
-    """Create a key for SYSTEM and print it once (only its hash is stored)."""
-    key_id, key = run_async(_with_db(obj, lambda conn: apikeys.create(conn, system, utcnow()), write=True))
+def create(obj, system, scopes):
+    """Create a key for SYSTEM and print it once (only its hash is stored).
+
+    The key sees and manages only SYSTEM's events and services; it reaches the
+    WAS API only with the send, contacts, campaigns or mailbox scope."""
+    key_id, key = run_async(_with_db(
+        obj, lambda conn: apikeys.create(conn, system, utcnow(), scopes), write=True))
     click.echo(key)
-    click.echo(f"key {key_id} for system {system}; store it now, it cannot be shown again", err=True)
+    chosen = ", ".join(apikeys.checked_scopes(scopes))
+    click.echo(f"key {key_id} for system {system} ({chosen}); store it now, it cannot be shown again", err=True)
 
 
 @apikey.command("list")
@@ -37,9 +44,10 @@ def create(obj, system):
 def list_(obj, show_all):
     """List keys (id, system, the first characters, dates)."""
     rows = run_async(_with_db(obj, lambda conn: apikeys.list_keys(conn, show_all)))
-    table = Table("id", "system", "prefix", "created", "revoked")
+    table = Table("id", "system", "prefix", "scopes", "created", "revoked")
     for row in rows:
-        table.add_row(str(row["id"]), row["system"], row["prefix"] + "…", local_time(obj, row["created_at"]),
+        scopes = " ".join(row["scopes"] or apikeys.BACK_OFFICE_SCOPES)
+        table.add_row(str(row["id"]), row["system"], row["prefix"] + "…", scopes, local_time(obj, row["created_at"]),
                       local_time(obj, row["revoked_at"]))
     Console().print(table)
 

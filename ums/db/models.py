@@ -97,6 +97,8 @@ api_keys = Table(
     # first characters of the key, shown in listings; the key itself is never stored
     Column("prefix", String(16), nullable=False),
     Column("key_hash", String(128), nullable=False, unique=True),
+    # what the key may do: a list of ums.store.apikeys.SCOPES (NULL: the back-office defaults)
+    Column("scopes", JSON),
     _created(),
     Column("revoked_at", Time),
     Column("last_used_at", Time),
@@ -226,7 +228,24 @@ eps_services = Table(
     Column("definition", JSON, nullable=False),
     _created(),
     Column("created_by", String(64)),
+    # the back-office system that registered it over HTTP (its keys manage it); NULL: an operator's
+    Column("system", String(64)),
     UniqueConstraint("name", "version"),
+)
+
+#: an API answer kept for its Idempotency-Key: the same key and body get it
+#: again, the same key with another body is a conflict
+idempotent_requests = Table(
+    "idempotent_requests", metadata, _id(),
+    # who sent it: "system:<name>" for a key, "user:<id>" for a web session
+    Column("owner", String(128), nullable=False),
+    Column("idempotency_key", String(128), nullable=False),
+    # SHA-256 of the method, path and body
+    Column("request_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("response", JSON, nullable=False),
+    _created(),
+    UniqueConstraint("owner", "idempotency_key", name="uq_idempotent_requests_owner_key"),
 )
 
 events = Table(
