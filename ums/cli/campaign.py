@@ -254,7 +254,7 @@ class _BarView:
         if reasons != self.reasons:
             self.reasons = reasons
             for line in holds:
-                self.bar.console.print(f"  {line}")
+                self.bar.console.print(f"  {line}", markup=False, highlight=False)
         self.bar.update(self.task, description=f"{progress.name} ({progress.state})", total=_total(progress),
                         completed=progress.done, counts=_counts(progress), rate=f"{rate:.0f}")
 
