@@ -15,7 +15,7 @@ from ums.db.models import cdr, deliveries, suppressions
 from ums.outbox import SendRequest, enqueue
 from ums.store import deliveries as queue
 from ums.store import suppression
-from ums.clock import utcnow
+from ums.clock import Clock, utcnow
 
 
 async def final_cdr_per_delivery(db) -> Counter:
@@ -107,14 +107,6 @@ async def test_cancel_leaves_every_unsent_delivery_cancelled_with_its_cdr(
         cancelled_cdr = await conn.scalar(
             select(func.count()).select_from(cdr).where(cdr.c.status_code == "cancelled", cdr.c.final.is_(True)))
     assert cancelled_cdr == counts["cancelled"]
-
-
-class Clock:
-    def __init__(self, now):
-        self.now = now
-
-    def __call__(self):
-        return self.now
 
 
 async def test_night_rule_holds_advertising_until_eight_but_not_transactional(

@@ -16,17 +16,10 @@ from ums.db.models import cdr
 from ums.outbox import SendRequest, enqueue
 from ums.store import as_utc
 from ums.store import deliveries as queue
+from ums.clock import Clock
 
 T0 = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)   # noon in Seoul
 GRACE = timedelta(minutes=10)
-
-
-class Clock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 async def reserve_campaign(db, name: str, at: datetime | None, cron: str | None = None) -> int:
