@@ -3,9 +3,31 @@
 A request in XML (``Content-Type: application/xml``) is parsed by the hardened
 parser of :mod:`ums.xml` and validated against ``config/xsd/api-*.xsd``; the
 answer comes back in the format asked for (XML when the request was XML or
-``Accept`` prefers it). Callers authenticate with an API key (``X-API-Key``)
-or a logged-in session. Sending goes through :func:`ums.outbox.enqueue`; the
+``Accept`` prefers it). Sending goes through :func:`ums.outbox.enqueue`; the
 202 answer comes after the commit, so an acknowledged request is durable.
+
+Who may call what: an API key (``X-API-Key``, :mod:`was.api_auth`) reaches a
+route only with the scope the route names — ``send`` (send, delivery status),
+``contacts``, ``campaigns``, ``mailbox``; a logged-in session reaches the
+routes its role reaches on the pages (campaigns belong to marketers and
+admins, contacts to staff, sending and the own mailbox to everyone). A
+delivery's status is shown only to whoever queued it (admins and operators
+see every delivery).
+
+Bad input is never a 500 (:mod:`was.api_input`): malformed JSON or XML is a
+400 with the reason; a JSON field of the wrong type, out of range or unknown
+is a 422 naming the field (the schemas are those of :mod:`was.openapi`); a
+recipient that is not one valid address for its channel
+(:func:`ums.addresses.check`) or a priority outside 0–9 is a 422 and nothing
+is queued; a bad query parameter (``?limit=abc``) is a 400; an id that is not
+a number or is too large for the database is a 404.
+
+Idempotency: a POST carrying ``Idempotency-Key`` (1–128 printable ASCII
+characters) is remembered per caller (:mod:`ums.store.idempotency`) in the
+same transaction as its work. The same key with the same method, path and
+body gets the first answer again, marked ``Idempotent-Replayed: true``, and
+does nothing twice; the same key with anything else is a 409. Refusals are
+not remembered.
 
 Times: every time in a request (``due_at``, a campaign's ``schedule``/``at``,
 an action's ``at``) is ISO 8601 read by :func:`ums.clock.parse_time` — an
@@ -21,30 +43,50 @@ keeps the due time of a campaign that never started.
 
 from __future__ import annotations
 
-import json
+import re
 from datetime import datetime
 
 from lxml import etree
+from sqlalchemy.exc import IntegrityError
 
-from ums import campaigns as campaign_api
+from ums import addresses, campaigns as campaign_api
 from ums import clock, contacts_io
 from ums import xml as ums_xml
 from ums.config import SHIPPED_CONFIG_DIR
 from ums.outbox import SendRequest, enqueue
-from ums.store import addressbooks, web
+from ums.store import addressbooks, idempotency, web
 
 from .api_auth import API_ROLE
-from .app import router
-from .http import HttpError, Page, Response, json_response
+from .api_input import header_token, json_body, query_int, short
+from .app import MARKETERS, router
+from .http import ALL_ROLES, HttpError, Page, Response, json_response, path_id
 from .outgoing import FREE_FORM, ensure_free_form_template
 from .pages import campaigns as campaign_pages
 
 XSD = SHIPPED_CONFIG_DIR / "xsd"
-API_ROLES = ("admin", "operator", "marketer", API_ROLE)
-SEND_ROLES = ("admin", "operator", "marketer", "user", API_ROLE)
+#: web roles per area (API keys are checked by scope instead)
+SEND_ROLES = ALL_ROLES
+CONTACT_ROLES = ("admin", "operator", "marketer")
+CAMPAIGN_ROLES = MARKETERS
+MAILBOX_ROLES = ALL_ROLES
+#: who sees every delivery's status, not only the ones they queued
+ALL_DELIVERIES = ("admin", "operator")
+#: who may add to an organisation address book (as on the contact pages)
+ORGANISATION_EDITORS = ("admin", "marketer", API_ROLE)
+MEDIA = ("email", "fax", "voice")
+MAX_NAME = 128
+#: bounds of a campaign made from XML (the JSON side has them in its schema)
+MAX_EXPIRY_SECONDS = 366 * 24 * 3600
+MAX_THROTTLE = 100_000_000
+_XML_UNSAFE = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 # --- formats -----------------------------------------------------------------------------
+
+def _xml_text(value) -> str:
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    return _XML_UNSAFE.sub("\ufffd", text)
+
 
 def _xml_value(parent, name: str, value) -> None:
     child = etree.SubElement(parent, name.replace("_", "-"))
@@ -55,7 +97,7 @@ def _xml_value(parent, name: str, value) -> None:
         for item in value:
             _xml_value(child, "item", item)
     elif value is not None:
-        child.text = value.isoformat() if isinstance(value, datetime) else str(value)
+        child.text = _xml_text(value)
 
 
 def xml_document(root_name: str, payload: dict) -> bytes:
@@ -84,17 +126,7 @@ def parse_xml(page: Page, schema: str):
     try:
         return ums_xml.parse_valid(page.body, XSD / schema, max_bytes=page.app.config["max_body"])
     except ums_xml.XmlError as exc:
-        raise HttpError(400, str(exc)) from None
-
-
-def parse_json(page: Page) -> dict:
-    try:
-        data = json.loads(page.body or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HttpError(400, f"malformed JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise HttpError(400, "the JSON body must be an object")
-    return data
+        raise HttpError(400, short(str(exc), 300)) from None
 
 
 def _time(page: Page, text) -> datetime | None:
@@ -113,6 +145,52 @@ def _flag(value) -> bool:
     return value is True or value == 1
 
 
+# --- idempotency ---------------------------------------------------------------------------
+
+async def idempotent(page: Page, work) -> Response:
+    """Run ``work(conn)`` → (status, root name, payload) in one transaction and
+    answer with it; under an ``Idempotency-Key``, once per caller and key (see
+    the module docstring)."""
+    key = header_token(page, "Idempotency-Key")
+    if key is None:
+        status, root, payload = await _run(page, work)
+        return answer(page, root, payload, status)
+    owner = page.user["owner"]
+    digest = idempotency.request_hash(page.method, page.raw.uri.decode("latin-1"), page.body)
+    async with page.app.db.connect() as conn:
+        found = await idempotency.find(conn, owner, key)
+    if found is None:
+        try:
+            status, root, payload = await _run(page, work, (owner, key, digest))
+            return answer(page, root, payload, status)
+        except idempotency.AlreadyRemembered:   # a twin request committed first
+            async with page.app.db.connect() as conn:
+                found = await idempotency.find(conn, owner, key)
+    return replay(page, found, digest)
+
+
+async def _run(page: Page, work, remember: tuple | None = None) -> tuple[int, str, dict]:
+    try:
+        async with page.app.db.begin() as conn:
+            status, root, payload = await work(conn)
+            if remember is not None:
+                owner, key, digest = remember
+                await idempotency.remember(conn, owner, key, digest, status, {"root": root, "payload": payload},
+                                           page.app.now())
+    except IntegrityError:
+        raise HttpError(409, "the request conflicts with a change made at the same time; try again") from None
+    return status, root, payload
+
+
+def replay(page: Page, found: dict, digest: str) -> Response:
+    if found["request_hash"] != digest:
+        raise HttpError(409, "this Idempotency-Key was already used for a different request")
+    stored = found["response"]
+    response = answer(page, stored["root"], stored["payload"], found["status"])
+    response.headers["idempotent-replayed"] = "true"
+    return response
+
+
 # --- send ---------------------------------------------------------------------------------
 
 def send_from_xml(root) -> dict:
@@ -126,36 +204,55 @@ def send_from_xml(root) -> dict:
     }
 
 
+def _priority(value) -> int:
+    """0 to 9 (5 when absent); anything else is a 422."""
+    if value is None or value == "":
+        return 5
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]\s*", value):
+        return int(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value in range(10):
+        return int(value)
+    raise HttpError(422, "priority must be a whole number from 0 to 9")
+
+
+def _recipient(channel: str, recipient) -> str:
+    try:
+        return addresses.check(channel, recipient)
+    except addresses.BadAddress as exc:
+        raise HttpError(422, f"recipient: {short(str(exc))}") from None
+
+
 def send_request(data: dict, page: Page) -> SendRequest:
-    variables = data.get("variables") or {}
-    if not isinstance(variables, dict):
-        raise HttpError(400, "variables must be an object of names to values")
+    variables = dict(data.get("variables") or {})
     if not data.get("template") and not (data.get("body") or data.get("subject")):
-        raise HttpError(400, "name a template, or give a subject and body")
+        raise HttpError(422, "name a template, or give a subject and body")
+    if data.get("template") and len(data["template"]) > MAX_NAME:
+        raise HttpError(422, f"template must be at most {MAX_NAME} characters")
     for key in ("subject", "body"):
         if data.get(key):
             variables.setdefault("body_text" if key == "body" else key, data[key])
-    try:
-        priority = int(data.get("priority") or 5)
-    except (TypeError, ValueError):
-        raise HttpError(400, "priority must be a whole number 0 to 9") from None
+    channel = data.get("channel") or ""
     return SendRequest(
-        channel=str(data.get("channel") or ""), recipient=str(data.get("recipient") or "").strip(),
+        channel=channel, recipient=_recipient(channel, data.get("recipient")),
         template=data.get("template") or None, kind=data.get("kind") or "transactional",
-        variables=variables, due_at=_time(page, data.get("due_at")), priority=priority,
+        variables=variables, due_at=_time(page, data.get("due_at")), priority=_priority(data.get("priority")),
         service_name=page.user["username"][:128],
     )
 
 
-@router.post("/api/v1/send", roles=SEND_ROLES)
+@router.post("/api/v1/send", roles=SEND_ROLES, scope="send")
 async def send(page: Page):
-    data = send_from_xml(parse_xml(page, "api-send.xsd")) if is_xml(page) else parse_json(page)
+    data = send_from_xml(parse_xml(page, "api-send.xsd")) if is_xml(page) else json_body(page, "Send")
     request = send_request(data, page)
-    async with page.app.db.begin() as conn:
+
+    async def work(conn):
+        now = page.app.now()
         if not request.template:
-            await free_form(conn, request, page.app.now())
-        delivery_id = await enqueue(conn, request, page.app.now())
-    return answer(page, "queued", {"delivery": delivery_id, "state": "queued"}, 202)
+            await free_form(conn, request, now)
+        delivery_id = await enqueue(conn, request, now)
+        return 202, "queued", {"delivery": delivery_id, "state": "queued"}
+
+    return await idempotent(page, work)
 
 
 async def free_form(conn, request: SendRequest, now: datetime) -> None:
@@ -170,10 +267,21 @@ async def free_form(conn, request: SendRequest, now: datetime) -> None:
                          "body_html": "", **variables}
 
 
-@router.get("/api/v1/deliveries/{id}", roles=SEND_ROLES)
+def own_senders(page: Page) -> tuple[str, ...] | None:
+    """The ``service_name`` values of deliveries this caller queued (None: may see all)."""
+    if page.user["role"] in ALL_DELIVERIES:
+        return None
+    username = page.user["username"]
+    return (username[:128], f"was:{username}"[:128])
+
+
+@router.get("/api/v1/deliveries/{id}", roles=SEND_ROLES, scope="send")
 async def delivery(page: Page):
-    async with page.app.db.connect() as conn:
-        found = await web.delivery(conn, int(page.params["id"]) if page.params["id"].isdigit() else -1)
+    delivery_id = path_id(page.params["id"])
+    found = None
+    if delivery_id is not None:
+        async with page.app.db.connect() as conn:
+            found = await web.delivery(conn, delivery_id, own_senders(page))
     if found is None:
         raise HttpError(404, "no such delivery")
     return answer(page, "delivery", found)
@@ -194,31 +302,61 @@ def contact_from_xml(root) -> dict:
     return data
 
 
-@router.get("/api/v1/contacts", roles=API_ROLES)
+def query_text(page: Page, name: str, limit: int = 200) -> str | None:
+    """A free-text query parameter of at most ``limit`` characters (400 otherwise)."""
+    value = page.query.get(name)
+    if value is not None and len(value) > limit:
+        raise HttpError(400, f"{name} must be at most {limit} characters")
+    return value or None
+
+
+@router.get("/api/v1/contacts", roles=CONTACT_ROLES, scope="contacts")
 async def contacts(page: Page):
+    text, limit = query_text(page, "q"), query_int(page, "limit", 200)
     async with page.app.db.connect() as conn:
-        found = await addressbooks.search(conn, page.query.get("q"), limit=int(page.query.get("limit", "200")))
+        found = await addressbooks.search(conn, text, limit=limit)
     fields = ("id",) + addressbooks.CONTACT_FIELDS
     return answer(page, "contacts", {"contact": [{key: row[key] for key in fields} for row in found]})
 
 
-@router.post("/api/v1/contacts", roles=API_ROLES)
-async def add_contact(page: Page):
-    data = contact_from_xml(parse_xml(page, "api-contact.xsd")) if is_xml(page) else parse_json(page)
+def contact_record(data: dict) -> contacts_io.Record:
+    """The contact fields and consent of a request, checked as an import row is (422 otherwise)."""
     try:
         fields = contacts_io.check_fields(data)
         consent = data.get("consent")
-        record = contacts_io.Record(0, fields, None if not consent else contacts_io._consent(
+        return contacts_io.Record(0, fields, None if not consent else contacts_io._consent(
             "yes" if consent.get("granted") else "no", consent.get("source") or "", consent.get("date") or "",
             "yes" if consent.get("night_time") else "no"))
     except contacts_io.BadRow as exc:
-        raise HttpError(400, str(exc)) from None
-    async with page.app.db.begin() as conn:
-        book_id = await addressbooks.ensure_book(conn, data["book"]) if data.get("book") else None
+        raise HttpError(422, short(str(exc))) from None
+
+
+async def contact_book(page: Page, conn, name: str | None) -> int | None:
+    """The id of the shared or organisation book named ``name`` (created as a
+    shared book when missing); only marketing staff add to the organisation's."""
+    if not name:
+        return None
+    if len(name) > MAX_NAME:
+        raise HttpError(422, f"book must be at most {MAX_NAME} characters")
+    book_id = await addressbooks.ensure_book(conn, name)
+    book = await addressbooks.book(conn, book_id)
+    if book["scope"] == "organisation" and page.user["role"] not in ORGANISATION_EDITORS:
+        raise HttpError(403, "only marketing staff change the organisation's address book")
+    return book_id
+
+
+@router.post("/api/v1/contacts", roles=CONTACT_ROLES, scope="contacts")
+async def add_contact(page: Page):
+    data = contact_from_xml(parse_xml(page, "api-contact.xsd")) if is_xml(page) else json_body(page, "Contact")
+    record = contact_record(data)
+
+    async def work(conn):
+        book_id = await contact_book(page, conn, data.get("book"))
         report = await contacts_io.import_records(conn, [record], page.app.now(), book_id)
-        found = await addressbooks.find_match(conn, fields)
-    return answer(page, "contact", {"id": found["id"], "created": bool(report.created)},
-                  201 if report.created else 200)
+        found = await addressbooks.find_match(conn, record.fields)
+        return 201 if report.created else 200, "contact", {"id": found["id"], "created": bool(report.created)}
+
+    return await idempotent(page, work)
 
 
 # --- campaigns --------------------------------------------------------------------------------
@@ -244,30 +382,59 @@ def campaign_view(page: Page, row: dict, progress: campaign_api.Progress) -> dic
             "holds": [group.as_dict(now, tz) for group in progress.holds], "hold_lines": progress.hold_lines(now, tz)}
 
 
-@router.get("/api/v1/campaigns", roles=API_ROLES)
+def campaign_ref(page: Page) -> int | str:
+    """The campaign the path names (:func:`was.pages.campaigns.reference`; 404 otherwise)."""
+    return campaign_pages.reference(page.params["id"])
+
+
+def check_spec(spec: campaign_api.CampaignSpec) -> campaign_api.CampaignSpec:
+    """Refuse (422) what the columns cannot hold; the JSON schema already
+    bounds a JSON campaign, this bounds one from XML too."""
+    if len(spec.template or "") > MAX_NAME:
+        raise HttpError(422, f"template name must be at most {MAX_NAME} characters")
+    if spec.cron and len(spec.cron) > 64:
+        raise HttpError(422, "cron must be at most 64 characters")
+    if spec.expires_after is not None and spec.expires_after > MAX_EXPIRY_SECONDS:
+        raise HttpError(422, "expiry must be at most 366 days")
+    for key, value in (spec.throttle or {}).items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= MAX_THROTTLE:
+            raise HttpError(422, f"throttle.{key} must be a positive number up to {MAX_THROTTLE}")
+    if any(len(str(book)) > MAX_NAME for book in (spec.audience or {}).get("books") or []):
+        raise HttpError(422, f"audience.books: a book name is at most {MAX_NAME} characters")
+    if spec.audience.get("csv"):
+        raise HttpError(400, "an API campaign names address books or a segment, not a server CSV path")
+    return spec
+
+
+@router.get("/api/v1/campaigns", roles=CAMPAIGN_ROLES, scope="campaigns")
 async def campaigns(page: Page):
     async with page.app.db.connect() as conn:
         rows = await campaign_api.list_campaigns(conn)
     return answer(page, "campaigns", {"campaign": [campaign_summary(row) for row in rows]})
 
 
-@router.post("/api/v1/campaigns", roles=API_ROLES)
+@router.post("/api/v1/campaigns", roles=CAMPAIGN_ROLES, scope="campaigns")
 async def create_campaign(page: Page):
-    if is_xml(page):
-        spec = campaign_api.from_xml(page.body, page.app.tz)
-    else:
-        spec = campaign_api.from_dict(parse_json(page), page.app.tz)
-    if spec.audience.get("csv"):
-        raise HttpError(400, "an API campaign names address books or a segment, not a server CSV path")
-    campaign_id = await campaign_pages.create_campaign(page, spec)
-    return answer(page, "campaign", {"id": campaign_id, "state": "draft", "schedule_at": _iso(spec.schedule_at)},
-                  201)
+    try:
+        if is_xml(page):
+            spec = campaign_api.from_xml(page.body, page.app.tz)
+        else:
+            spec = campaign_api.from_dict(json_body(page, "Campaign"), page.app.tz)
+    except (OverflowError, ValueError) as exc:   # e.g. an expiry of 10^400 hours in XML
+        raise HttpError(422, short(f"a number in the campaign is out of range ({exc})")) from None
+    check_spec(spec)
+
+    async def work(conn):
+        campaign_id = await campaign_pages.create_campaign(page, spec, conn)
+        return 201, "campaign", {"id": campaign_id, "state": "draft", "schedule_at": _iso(spec.schedule_at)}
+
+    return await idempotent(page, work)
 
 
-@router.get("/api/v1/campaigns/{id}", roles=API_ROLES)
+@router.get("/api/v1/campaigns/{id}", roles=CAMPAIGN_ROLES, scope="campaigns")
 async def campaign(page: Page):
     async with page.app.db.connect() as conn:
-        row = await campaign_api.find(conn, page.params["id"])
+        row = await campaign_pages.find(conn, page.params["id"])
         progress = await campaign_api.progress(conn, row["id"], page.app.now())
     return answer(page, "campaign", campaign_view(page, row, progress))
 
@@ -276,28 +443,42 @@ def action_arguments(page: Page) -> tuple[str | None, bool]:
     """``at`` and ``now`` of a campaign action, from a JSON body, form fields
     or the query string."""
     data = dict(page.form)
-    if "json" in page.header("content-type").lower() and page.body.strip():
-        data.update(parse_json(page))
+    if "json" in page.header("content-type").lower():
+        data.update(json_body(page, "CampaignAction", empty_ok=True))
     at = data.get("at") or None
     if at is not None and not isinstance(at, str):
         raise HttpError(400, "at must be an ISO 8601 time such as 2026-12-01T09:00+09:00")
     return at, _flag(data.get("now"))
 
 
-@router.post("/api/v1/campaigns/{id}/{action}", roles=API_ROLES)
+@router.post("/api/v1/campaigns/{id}/{action}", roles=CAMPAIGN_ROLES, scope="campaigns")
 async def campaign_action(page: Page):
     at, start_now = action_arguments(page)
-    row = await campaign_pages.apply_action(page, page.params["id"], page.params["action"], at, start_now)
-    return answer(page, "campaign", {"id": row["id"], "state": row["state"], "schedule_at": _iso(row["schedule_at"])})
+    action = page.params["action"]
+    if action not in campaign_pages.ACTIONS:
+        raise HttpError(404, f"unknown action {short(action, 40)!r} (schedule, pause, resume or cancel)")
+    reference = campaign_ref(page)
+
+    async def work(conn):
+        try:
+            row = await campaign_pages.apply_action(page, reference, action, at, start_now, conn)
+        except campaign_api.UnknownCampaign:
+            raise HttpError(404, "no such campaign") from None
+        return 200, "campaign", {"id": row["id"], "state": row["state"], "schedule_at": _iso(row["schedule_at"])}
+
+    return await idempotent(page, work)
 
 
 # --- mailbox -----------------------------------------------------------------------------------
 
-@router.get("/api/v1/mailbox", roles=SEND_ROLES)
+@router.get("/api/v1/mailbox", roles=MAILBOX_ROLES, scope="mailbox")
 async def mailbox(page: Page):
+    media, limit = page.query.get("media") or None, query_int(page, "limit", 200)
+    if media is not None and media not in MEDIA:
+        raise HttpError(400, "media must be one of email, fax, voice")
     viewer = None if page.user["role"] in ("admin", API_ROLE) else page.user["user_id"]
     async with page.app.db.connect() as conn:
-        rows = await web.inbox(conn, viewer, page.query.get("media"), page.query.get("folder"))
+        rows = await web.inbox(conn, viewer, media, query_text(page, "folder", 128), limit=limit)
     return answer(page, "mailbox", {"message": rows})
 
 

@@ -2,7 +2,10 @@
 
 Pages register themselves on :data:`router` from their own modules
 (``was.pages.*``, ``was.api``); :class:`WebApp` checks login, role and CSRF for
-every route before its handler runs.
+every route before its handler runs — and, for a request made with an API key,
+the scope the route names (:mod:`was.api_auth`). Anything that is not a
+deliberate refusal (:class:`HttpError`, :class:`UmsError`) is logged and
+answered 500; client input must never get there.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import hmac
 import logging
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -88,7 +92,7 @@ class WebApp:
 
     async def handle(self, request) -> None:
         path, query = split_url(request.uri)
-        page = Page(request, self, request.method.decode(), path, query)
+        page = Page(request, self, request.method.decode("latin-1"), path, query)
         try:
             response = await self.dispatch(page)
         except HttpError as exc:
@@ -104,6 +108,8 @@ class WebApp:
     async def dispatch(self, page: Page) -> Response:
         if len(page.body) > self.config["max_body"]:
             raise HttpError(413, f"the request body is larger than {self.config['max_body']} bytes")
+        if any("\x00" in key or "\x00" in value for key, value in page.query.items()):
+            raise HttpError(400, "the query string holds a NUL character")
         route, params, known = self.router.match(page.method, page.path)
         if route is None:
             raise HttpError(405 if known else 404, "method not allowed" if known else "no such page")
@@ -113,16 +119,27 @@ class WebApp:
             if page.session is None:
                 if page.path.startswith("/api/"):
                     raise HttpError(401, "log in or send an API key")
-                return redirect("/login?next=" + page.path)
-            if page.session["role"] not in route.roles:
-                raise HttpError(403, "your role may not open this page")
+                return redirect("/login?next=" + quote(page.path, safe="/"))
+            self.check_access(page, route)
             if page.method == "POST" and route.csrf and not page.session.get("api"):
                 self.check_csrf(page)
         return await route.handler(page)
 
+    @staticmethod
+    def check_access(page: Page, route) -> None:
+        """A key needs the route's scope; a person needs one of its roles."""
+        session = page.session
+        if session.get("api"):
+            if route.scope is None or route.scope not in session["scopes"]:
+                needed = f"the {route.scope!r} scope" if route.scope else "a web login"
+                raise HttpError(403, f"this API key may not do this: it needs {needed}")
+            return
+        if session["role"] not in route.roles:
+            raise HttpError(403, "your role may not open this page")
+
     def check_csrf(self, page: Page) -> None:
         sent = page.form.get("csrf") or page.header("x-csrf-token")
-        if not sent or not hmac.compare_digest(sent, page.session["csrf"]):
+        if not sent or not hmac.compare_digest(sent.encode(), page.session["csrf"].encode()):
             raise HttpError(403, "the form's security token is missing or stale; reload the page and try again")
 
     async def load_session(self, page: Page) -> dict | None:
@@ -140,15 +157,18 @@ class WebApp:
             found = await sessions.find(conn, token.decode("ascii", "replace"), now)
             if found is not None:
                 await sessions.extend(conn, found["id"], now + self.session_length)
+                found["owner"] = f"user:{found['user_id']}"
         return found
 
     @property
     def session_length(self) -> timedelta:
         return timedelta(hours=self.config["session_hours"])
 
-    def cookie(self, page: Page, value: str, max_age: int) -> str:
-        secure = page.raw.isSecure() or self.config["public_url"].startswith("https:")
-        parts = [f"{COOKIE}={value}", "Path=/", "HttpOnly", "SameSite=Lax", f"Max-Age={max_age}"]
+    def cookie(self, page: Page, value: str, max_age: int, name: str = COOKIE) -> str:
+        """A ``Set-Cookie`` value: HttpOnly, SameSite=Lax, and Secure when the
+        request came over TLS or ``[was] public_url`` is https."""
+        secure = page.raw.isSecure() or self.config["public_url"].lower().startswith("https:")
+        parts = [f"{name}={value}", "Path=/", "HttpOnly", "SameSite=Lax", f"Max-Age={max_age}"]
         if secure:
             parts.append("Secure")
         return "; ".join(parts)

@@ -1,9 +1,16 @@
 """A small request/response layer over twisted.web for WAS's async handlers.
 
 Handlers are coroutines ``async def handler(page: Page) -> Response``; the
-:class:`Router` matches method and path, checks login, role and CSRF, runs the
-handler on the shared loop and writes its response. Every response carries
-security headers (CSP, no sniffing, no framing by others).
+:class:`Router` matches method and path (a route may name the API-key scope it
+needs), the app checks login, role, scope and CSRF, runs the handler on the
+shared loop and writes its response. Every response — an error, a crash or
+the maintenance page too — carries :data:`SECURITY_HEADERS` (CSP with
+``frame-ancestors 'self'``, ``X-Frame-Options``, no sniffing, a same-origin
+referrer policy, no caching).
+
+Nothing a client sends makes this layer fail: header values are bytes that
+:meth:`Page.header` decodes without raising, and :func:`path_id` turns a path
+segment into a database id or None (not digits, or too large for a BIGINT).
 """
 
 from __future__ import annotations
@@ -29,6 +36,33 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "frame-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'; object-src 'none'"
 )
+#: sent with every response (a response's own headers may add to the CSP, never drop frame-ancestors)
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "x-frame-options": "SAMEORIGIN",
+    "cache-control": "no-store",
+}
+#: the largest id a BIGINT column holds
+MAX_ID = 2**63 - 1
+_ID = re.compile(r"[0-9]{1,19}")
+
+
+def path_id(text: str) -> int | None:
+    """``text`` as a row id: ASCII digits within a BIGINT, else None (a 404 for the caller)."""
+    if not _ID.fullmatch(text or ""):
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
+
+def security_headers(csp: str | None = None) -> dict[str, str]:
+    """:data:`SECURITY_HEADERS` with ``csp`` (default :data:`CSP`), which always
+    forbids framing by other sites."""
+    policy = csp or CSP
+    if "frame-ancestors" not in policy:
+        policy = policy.rstrip("; ") + "; frame-ancestors 'self'"
+    return {**SECURITY_HEADERS, "content-security-policy": policy}
 
 
 class HttpError(UmsError):
@@ -83,9 +117,14 @@ class Page:
         peer = self.raw.getClientAddress()
         return getattr(peer, "host", "") or "unknown"
 
+    def header_bytes(self, name: str) -> bytes:
+        """The last value of header ``name`` as sent (b"" when absent)."""
+        values = self.raw.requestHeaders.getRawHeaders(name.lower().encode("ascii"))
+        return values[-1] if values else b""
+
     def header(self, name: str) -> str:
-        value = self.raw.getHeader(name)
-        return value or ""
+        """Header ``name`` as text; bytes that are not UTF-8 become U+FFFD."""
+        return self.header_bytes(name).decode("utf-8", "replace")
 
     @property
     def body(self) -> bytes:
@@ -126,6 +165,8 @@ class Route:
     handler: Handler
     roles: tuple[str, ...] | None     # None: public
     csrf: bool
+    #: the API-key scope the route needs (None: no API key may use it)
+    scope: str | None = None
 
 
 class Router:
@@ -134,19 +175,19 @@ class Router:
     def __init__(self):
         self.routes: list[Route] = []
 
-    def add(self, method, path, handler, roles=ALL_ROLES, csrf=True):
+    def add(self, method, path, handler, roles=ALL_ROLES, csrf=True, scope=None):
         regex = "^" + re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", path) + "$"
-        self.routes.append(Route(method, re.compile(regex), handler, roles, csrf))
+        self.routes.append(Route(method, re.compile(regex), handler, roles, csrf, scope))
 
-    def get(self, path, roles=ALL_ROLES):
+    def get(self, path, roles=ALL_ROLES, scope=None):
         def register(handler):
-            self.add("GET", path, handler, roles)
+            self.add("GET", path, handler, roles, scope=scope)
             return handler
         return register
 
-    def post(self, path, roles=ALL_ROLES, csrf=True):
+    def post(self, path, roles=ALL_ROLES, csrf=True, scope=None):
         def register(handler):
-            self.add("POST", path, handler, roles, csrf)
+            self.add("POST", path, handler, roles, csrf, scope)
             return handler
         return register
 
@@ -187,6 +228,8 @@ class Dispatcher(Resource):
         log.error("unhandled error", extra={"error": failure.getErrorMessage()})
         if not request.finished and not request._disconnected:
             request.setResponseCode(500)
+            for name, value in security_headers().items():
+                request.setHeader(name.encode(), value.encode())
             request.write(b"Internal error")
             request.finish()
 
@@ -196,10 +239,9 @@ def write(request, response: Response) -> None:
         return
     request.setResponseCode(response.status)
     request.setHeader(b"content-type", response.content_type.encode())
-    request.setHeader(b"x-content-type-options", b"nosniff")
-    request.setHeader(b"referrer-policy", b"same-origin")
-    request.setHeader(b"cache-control", b"no-store")
-    headers = {"content-security-policy": CSP, **response.headers}
+    own = {name.lower(): value for name, value in response.headers.items()}
+    headers = security_headers(own.pop("content-security-policy", None))
+    headers.update(own)   # a response may loosen caching (static files), never the CSP's frame-ancestors
     for name, value in headers.items():
         request.setHeader(name.encode(), value.encode("latin-1", "replace"))
     for cookie in response.cookies:

@@ -106,12 +106,16 @@ async def all_users(conn: AsyncConnection) -> list[dict]:
     return [dict(row._mapping) for row in await conn.execute(query)]
 
 
-async def delivery(conn: AsyncConnection, delivery_id: int) -> dict | None:
-    """A delivery's public status (no token, no variables)."""
+async def delivery(conn: AsyncConnection, delivery_id: int, senders: tuple[str, ...] | None = None) -> dict | None:
+    """A delivery's public status (no token, no variables); with ``senders``,
+    only a delivery one of them queued (its ``service_name``), else None."""
     columns = [deliveries.c[name] for name in (
         "id", "channel", "recipient", "kind", "state", "attempts", "due_at", "last_code", "last_error",
         "created_at", "finished_at", "campaign_id", "message_id")]
-    row = (await conn.execute(select(*columns).where(deliveries.c.id == delivery_id))).first()
+    query = select(*columns).where(deliveries.c.id == delivery_id)
+    if senders is not None:
+        query = query.where(deliveries.c.service_name.in_(senders))
+    row = (await conn.execute(query)).first()
     return dict(row._mapping) if row else None
 
 

@@ -1,10 +1,27 @@
-"""Login, logout and the login rate limit."""
+"""Login, logout and the login rate limit.
+
+The contract:
+
+* ``next`` (where a login lands) is only ever a path on this site
+  (:func:`safe_next`): it starts with one ``/`` and, however often it is
+  percent-decoded, holds no second leading ``/``, no backslash, no scheme or
+  host, no whitespace or control character; anything else lands on ``/``.
+* The login form carries a token (login CSRF, double-submit): ``GET /login``
+  sets it in the ``ums_login`` cookie (HttpOnly, SameSite=Lax, Secure when
+  ``[was] public_url`` is https) and in the form; a ``POST /login`` whose form
+  token is missing or differs from the cookie is refused with 403 and a fresh
+  form, before the password is even looked at (and it is no failed login).
+* A successful login replaces the token cookie by the session cookie.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import re
 from datetime import timedelta
+from urllib.parse import quote, unquote, urlsplit
 
 from ums.security import new_secret, verify_password
 from ums.store import sessions, users
@@ -13,16 +30,59 @@ from ..app import ALL_ROLES, router
 from ..http import Page, redirect
 
 log = logging.getLogger("ums.was")
+LOGIN_COOKIE = "ums_login"
+LOGIN_TOKEN_SECONDS = 3600
+_TOKEN = re.compile(r"[A-Za-z0-9_\-]{16,128}")
+_UNSAFE = re.compile(r"[\\\s\x00-\x1f\x7f]")
+#: characters kept as they are when ``next`` goes into the Location header
+_PATH_SAFE = "/?&=%#:@!$'()*+,;~-._"
 
 
-def safe_next(target: str) -> str:
-    """Only local paths, so the login form cannot bounce users to another site."""
-    return target if target.startswith("/") and not target.startswith("//") else "/"
+def _is_local(target: str) -> bool:
+    if not target.startswith("/") or target.startswith("//") or _UNSAFE.search(target):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc
+
+
+def safe_next(target) -> str:
+    """``target`` when it is a path on this site (see the module docstring), else ``/``."""
+    if not isinstance(target, str) or not target or len(target) > 2000:
+        return "/"
+    decoded = target
+    for _ in range(4):          # %255C → %5C → \ : every layer must be local
+        if not _is_local(decoded):
+            return "/"
+        deeper = unquote(decoded, errors="replace")
+        if deeper == decoded:
+            return quote(target, safe=_PATH_SAFE)
+        decoded = deeper
+    return "/"
+
+
+def login_token(page: Page) -> str:
+    """The token of this browser's login form: the one in its cookie, or a new one."""
+    sent = (page.raw.getCookie(LOGIN_COOKIE.encode()) or b"").decode("ascii", "replace")
+    return sent if _TOKEN.fullmatch(sent) else new_secret(24)
+
+
+def token_matches(page: Page) -> bool:
+    sent = page.form.get("csrf", "").encode()
+    cookie = page.raw.getCookie(LOGIN_COOKIE.encode()) or b""
+    return bool(sent) and bool(cookie) and hmac.compare_digest(sent, cookie)
+
+
+def login_page(page: Page, status: int = 200, **values):
+    """The login form with its token (cookie and hidden field)."""
+    token = login_token(page)
+    response = page.app.render(page, "login.html", status=status, login_token=token, **values)
+    response.cookies.append(page.app.cookie(page, token, LOGIN_TOKEN_SECONDS, name=LOGIN_COOKIE))
+    return response
 
 
 @router.get("/login", roles=None)
 async def login_form(page: Page):
-    return page.app.render(page, "login.html", next=safe_next(page.query.get("next", "/")))
+    return login_page(page, next=safe_next(page.query.get("next", "/")))
 
 
 async def lockout_left(page: Page, username: str) -> int:
@@ -44,11 +104,15 @@ async def login(page: Page):
     form = page.form
     username, password = form.get("username", "").strip(), form.get("password", "")
     target = safe_next(form.get("next", "/"))
+    if not token_matches(page):
+        log.warning("login refused: no or wrong form token", extra={"client": page.client})
+        return login_page(page, 403, next=target, username=username,
+                          message="This login form has expired or did not come from this site. Please log in again.")
     wait = await lockout_left(page, username)
     if wait:
         log.warning("login refused: too many failures", extra={"username": username, "client": page.client})
-        response = page.app.render(
-            page, "login.html", status=429, next=target, username=username,
+        response = login_page(
+            page, 429, next=target, username=username,
             message=f"Too many failed logins. Try again in {wait} seconds.",
         )
         response.headers["retry-after"] = str(wait)
@@ -63,8 +127,8 @@ async def login(page: Page):
         async with page.app.db.begin() as conn:
             await sessions.record_failure(conn, username, page.client, now)
         log.info("login failed", extra={"username": username, "client": page.client})
-        return page.app.render(
-            page, "login.html", status=401, next=target, username=username,
+        return login_page(
+            page, 401, next=target, username=username,
             message="Wrong user name or password.",
         )
     token = new_secret(32)
@@ -74,6 +138,7 @@ async def login(page: Page):
         await sessions.purge_expired(conn, now)
     log.info("login", extra={"username": username, "client": page.client})
     response = redirect(target)
+    response.cookies.append(page.app.cookie(page, "", 0, name=LOGIN_COOKIE))
     response.cookies.append(page.app.cookie(page, token, int(page.app.session_length.total_seconds())))
     return response
 

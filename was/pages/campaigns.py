@@ -21,6 +21,7 @@ and :func:`apply_action`):
 from __future__ import annotations
 
 from datetime import datetime
+from urllib.parse import unquote
 
 from ums import campaigns as campaign_api
 from ums import clock
@@ -29,7 +30,7 @@ from ums.store import addressbooks, web
 from ums.store import templates as template_store
 
 from ..app import MARKETERS, router
-from ..http import HttpError, Page, Response, json_response, redirect
+from ..http import HttpError, Page, Response, json_response, path_id, redirect
 
 ACTIONS = ("schedule", "pause", "resume", "cancel")
 #: states in which "schedule" revives the campaign (:func:`ums.campaigns.reschedule`)
@@ -39,6 +40,24 @@ OUTCOME_COLOURS = {"sent": "#1b7f3b", "failed": "#b3261e", "suppressed": "#9a5a0
 
 
 # --- shared with the API ----------------------------------------------------------------------
+
+def reference(text: str) -> int | str:
+    """The campaign a path segment names: an id within the database's range,
+    or a name (percent-decoded) of at most 128 characters; 404 otherwise."""
+    text = unquote(text, errors="replace")
+    found = path_id(text) if text.isdigit() else text
+    if found is None or (isinstance(found, str) and (len(found) > 128 or "\x00" in found)):
+        raise HttpError(404, "no such campaign")
+    return found
+
+
+async def find(conn, text: str) -> dict:
+    """The campaign row a path segment names, or a 404."""
+    try:
+        return await campaign_api.find(conn, reference(text))
+    except campaign_api.UnknownCampaign:
+        raise HttpError(404, "no such campaign") from None
+
 
 def picked_time(page: Page, text: str | None) -> datetime | None:
     """A "send at" value (form picker or API), read in the site's time zone, as
@@ -54,30 +73,40 @@ def check_start(spec: campaign_api.CampaignSpec, now: datetime, tz) -> None:
                                 None, now, tz=tz)
 
 
-async def create_campaign(page: Page, spec: campaign_api.CampaignSpec) -> int:
-    """Store ``spec`` as a draft made by the logged-in user; returns its id."""
+async def create_campaign(page: Page, spec: campaign_api.CampaignSpec, conn=None) -> int:
+    """Store ``spec`` as a draft made by the logged-in user; returns its id.
+    In ``conn``'s transaction when given (the API's idempotent requests), else in its own."""
     now = page.app.now()
     check_start(spec, now, page.app.tz)
-    spec.created_by = page.user["username"]
+    spec.created_by = page.user["username"][:64]
+    if conn is not None:
+        return await campaign_api.create(conn, spec, now)
     async with page.app.db.begin() as conn:
         return await campaign_api.create(conn, spec, now)
 
 
-async def apply_action(page: Page, campaign: str, action: str, at: str | None = None,
-                       start_now: bool = False) -> dict:
+async def apply_action(page: Page, campaign: int | str, action: str, at: str | None = None,
+                       start_now: bool = False, conn=None) -> dict:
     """Run a state change through the core campaign API; returns the campaign
     row as it now is. ``schedule`` starts it at ``at`` (site zone), now
-    (``start_now``), or at its own time, and revives a missed or cancelled one."""
+    (``start_now``), or at its own time, and revives a missed or cancelled one.
+    In ``conn``'s transaction when given, else in its own."""
     if action not in ACTIONS:
         raise HttpError(400, f"unknown action {action!r} (schedule, pause, resume or cancel)")
+    if conn is None:
+        async with page.app.db.begin() as conn:
+            return await _apply(page, conn, campaign, action, at, start_now)
+    return await _apply(page, conn, campaign, action, at, start_now)
+
+
+async def _apply(page: Page, conn, campaign: int | str, action: str, at: str | None, start_now: bool) -> dict:
     now = page.app.now()
-    async with page.app.db.begin() as conn:
-        if action == "schedule":
-            return await _schedule(conn, campaign, picked_time(page, at), now, start_now, page.app.tz)
-        if action == "resume":
-            return await campaign_api.resume(conn, campaign, now)
-        await getattr(campaign_api, action)(conn, campaign, now)
-        return await campaign_api.find(conn, campaign)
+    if action == "schedule":
+        return await _schedule(conn, campaign, picked_time(page, at), now, start_now, page.app.tz)
+    if action == "resume":
+        return await campaign_api.resume(conn, campaign, now)
+    await getattr(campaign_api, action)(conn, campaign, now)
+    return await campaign_api.find(conn, campaign)
 
 
 async def _schedule(conn, campaign: str, at: datetime | None, now: datetime, start_now: bool, tz) -> dict:
@@ -146,7 +175,7 @@ async def detail(page: Page):
 async def detail_page(page: Page, status: int = 200, error: str | None = None) -> Response:
     now, tz = page.app.now(), page.app.tz
     async with page.app.db.connect() as conn:
-        row = await campaign_api.find(conn, page.params["id"])
+        row = await find(conn, page.params["id"])
         progress = await campaign_api.progress(conn, row["id"], now)
         series = await web.campaign_timeline(conn, row["id"], tz)
     return page.app.render(page, "campaign.html", status=status, campaign=row, progress=progress,
@@ -158,7 +187,7 @@ async def detail_page(page: Page, status: int = 200, error: str | None = None) -
 async def progress_json(page: Page):
     now = page.app.now()
     async with page.app.db.connect() as conn:
-        row = await campaign_api.find(conn, page.params["id"])
+        row = await find(conn, page.params["id"])
         progress = await campaign_api.progress(conn, row["id"], now)
     counted = figures(progress)
     return json_response({
@@ -172,7 +201,7 @@ async def progress_json(page: Page):
 async def action(page: Page):
     form = page.form
     try:
-        row = await apply_action(page, page.params["id"], page.params["action"], form.get("at") or None,
+        row = await apply_action(page, reference(page.params["id"]), page.params["action"], form.get("at") or None,
                                  start_now=bool(form.get("now")))
     except (campaign_api.UnknownCampaign, HttpError):
         raise

@@ -9,7 +9,7 @@ from ums import advertising, contacts_io
 from ums.store import addressbooks
 
 from ..app import router
-from ..http import HttpError, Page, Response, redirect
+from ..http import HttpError, Page, Response, path_id, redirect
 
 EDITORS = ("admin", "operator", "marketer", "user")
 
@@ -83,7 +83,7 @@ async def new_contact(page: Page):
 @router.get("/contacts/{id}")
 async def edit_contact(page: Page):
     async with page.app.db.connect() as conn:
-        contact = await addressbooks.contact(conn, int(page.params["id"]) if page.params["id"].isdigit() else -1)
+        contact = await addressbooks.contact(conn, path_id(page.params["id"]) or -1)
         if contact is None:
             raise HttpError(404, "no such contact")
         consent = await addressbooks.latest_consent(conn, contact["id"])

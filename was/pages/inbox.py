@@ -11,7 +11,7 @@ from ums.store import web
 from .. import mail
 from ..outgoing import queue_message
 from ..app import router
-from ..http import HttpError, Page, Response, redirect
+from ..http import HttpError, Page, Response, path_id, redirect
 
 MEDIA = ("email", "fax", "voice")
 FLAGS = {"unseen": "Unread", "flagged": "Flagged", "seen": "Read"}
@@ -24,10 +24,9 @@ def viewer_id(page: Page) -> int | None:
 
 
 async def load(page: Page) -> dict:
-    try:
-        message_id = int(page.params["id"])
-    except ValueError:
-        raise HttpError(404, "no such message") from None
+    message_id = path_id(page.params["id"])
+    if message_id is None:
+        raise HttpError(404, "no such message")
     async with page.app.db.connect() as conn:
         found = await web.message(conn, viewer_id(page), message_id)
     if found is None:
@@ -86,7 +85,10 @@ async def body(page: Page):
 @router.get("/inbox/{id}/part/{index}")
 async def part(page: Page):
     found = await load(page)
-    wanted = mail.part_bytes(mail.parse(found["raw"]), int(page.params["index"]))
+    index = page.params["index"]
+    if not (index.isascii() and index.isdigit() and len(index) <= 6):
+        raise HttpError(404, "no such attachment")
+    wanted = mail.part_bytes(mail.parse(found["raw"]), int(index))
     if wanted is None:
         raise HttpError(404, "no such attachment")
     content_type, filename, data = wanted

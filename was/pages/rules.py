@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from ums.store import web
 
 from ..app import router
-from ..http import HttpError, Page, redirect
+from ..http import HttpError, Page, path_id, redirect
 
 
 def sieve_error(text: str) -> dict | None:
@@ -35,7 +35,7 @@ async def rules(page: Page):
 
 @router.post("/rules/{id}")
 async def save_rule(page: Page):
-    mailbox_id = int(page.params["id"]) if page.params["id"].isdigit() else -1
+    mailbox_id = path_id(page.params["id"]) or -1
     script = page.form.get("script", "").replace("\r\n", "\n")
     async with page.app.db.connect() as conn:
         boxes = await web.rule_mailboxes(conn, None if page.user["role"] == "admin" else page.user["user_id"])

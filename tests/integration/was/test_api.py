@@ -25,7 +25,8 @@ BOMB = b"""<?xml version="1.0"?>
 
 async def api_key(site) -> str:
     async with site.ctx.db.begin() as conn:
-        _, key = await apikeys.create(conn, "account", site.ctx.clock())
+        _, key = await apikeys.create(conn, "account", site.ctx.clock(),
+                                      scopes=["send", "contacts", "campaigns", "mailbox"])
     return key
 
 

@@ -40,7 +40,8 @@ XML_CAMPAIGN = """<?xml version="1.0" encoding="UTF-8"?>
 
 async def api_headers(site_or_suite) -> dict:
     async with site_or_suite.ctx.db.begin() as conn:
-        _, key = await apikeys.create(conn, "account", site_or_suite.ctx.clock())
+        _, key = await apikeys.create(conn, "account", site_or_suite.ctx.clock(),
+                                         scopes=["send", "contacts", "campaigns", "mailbox"])
     return {"content-type": "application/json", "x-api-key": key}
 
 

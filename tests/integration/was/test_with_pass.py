@@ -45,7 +45,8 @@ async def suite_with_pass(tmp_path, sqlite_url, start_suite, smtp_sink):
     config = make_config(tmp_path, sqlite_url, email__relay_port=str(smtp_sink.port))
     suite = await start_suite(config, ["was", "pass"])
     async with suite.ctx.db.begin() as conn:
-        _, key = await apikeys.create(conn, "account", suite.ctx.clock())
+        _, key = await apikeys.create(conn, "account", suite.ctx.clock(),
+                                         scopes=["send", "contacts", "campaigns", "mailbox"])
     return suite, Client("http://" + suite.services["was"].address), {"x-api-key": key}
 
 

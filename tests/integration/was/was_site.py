@@ -27,6 +27,8 @@ class Reply:
     status: int
     headers: dict
     body: bytes
+    #: every Set-Cookie header (``headers`` keeps only the last)
+    cookies: list = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -53,9 +55,10 @@ class Client:
             request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers or {})
             try:
                 with self._opener().open(request, timeout=15) as response:
-                    return Reply(response.status, dict(response.headers), response.read())
+                    return Reply(response.status, dict(response.headers), response.read(),
+                                 response.headers.get_all("Set-Cookie") or [])
             except urllib.error.HTTPError as error:
-                return Reply(error.code, dict(error.headers), error.read())
+                return Reply(error.code, dict(error.headers), error.read(), error.headers.get_all("Set-Cookie") or [])
 
         return await asyncio.to_thread(call)
 
@@ -72,8 +75,10 @@ class Client:
         token = (await self.get(page or path)).csrf()
         return await self.post(path, {**(fields or {}), "csrf": token})
 
-    async def login(self, username: str, password: str = PASSWORD) -> Reply:
-        return await self.post("/login", {"username": username, "password": password, "next": "/"})
+    async def login(self, username: str, password: str = PASSWORD, next: str = "/") -> Reply:
+        """Log in through the form, with the token the login page hands out."""
+        token = (await self.get("/login")).csrf()
+        return await self.post("/login", {"username": username, "password": password, "next": next, "csrf": token})
 
 
 @dataclass
@@ -93,6 +98,19 @@ class Site:
         reply = await client.login(role)
         assert reply.status == 303, reply.text
         return client
+
+
+#: every WAS scope, for tests that use the API with a key
+WAS_SCOPES = ["send", "contacts", "campaigns", "mailbox"]
+
+
+async def api_key(ctx, system: str = "account", scopes=WAS_SCOPES) -> str:
+    """A new API key for ``system`` with ``scopes`` (default: every WAS scope)."""
+    from ums.store import apikeys
+
+    async with ctx.db.begin() as conn:
+        _, key = await apikeys.create(conn, system, ctx.clock(), scopes=scopes)
+    return key
 
 
 async def add_users(db) -> dict[str, int]:

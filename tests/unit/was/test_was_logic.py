@@ -151,3 +151,119 @@ def test_a_literal_segment_beats_a_parameter():
     assert route.handler is by_id and params == {"id": "7"}
     assert router.match("POST", "/contacts/7") == (None, {}, True)          # 405, not 404
     assert router.match("GET", "/nowhere") == (None, {}, False)
+
+
+# --- the HTTP edge --------------------------------------------------------------------------
+
+def test_every_api_route_names_the_scope_it_needs_and_campaigns_are_for_marketing():
+    import was.routes  # noqa: F401  (registers every route)
+    from was.app import router as site_router
+
+    api_routes = [route for route in site_router.routes if route.pattern.pattern.startswith("^/api/v1/")]
+    assert len(api_routes) >= 9
+    for route in api_routes:
+        assert route.scope in ("send", "contacts", "campaigns", "mailbox"), route.pattern.pattern
+        if "campaigns" in route.pattern.pattern:
+            assert route.scope == "campaigns" and "operator" not in route.roles and "marketer" in route.roles
+
+
+@pytest.mark.parametrize("channel, address", [
+    ("email", "a@example.com\r\nBcc: evil@example.net"), ("email", "not-an-email"),
+    ("email", "a@example.com,b@example.com"), ("email", "a@example.com;b@example.com"),
+    ("email", "Kim <kim@example.com>"), ("email", "kim@localhost"), ("email", "a..b@example.com"),
+    ("email", "kim@-bank.example"), ("email", '"kim"@example.com'), ("email", "kim@[127.0.0.1]"),
+    ("email", "kim\u00a0lee@example.com"), ("email", "x" * 65 + "@example.com"), ("email", ""),
+    ("fax", "abc"), ("fax", "12"), ("fax", "1234567890123456"), ("fax", "+82+2"), ("fax", "02-555-0101\n"),
+    ("voice", "sip:callee@127.0.0.1\r\nVia: x"), ("voice", "sip:no host"), ("voice", "010 1234 5678 ext 9"), ("pigeon", "coo"), ("email", None),
+])
+def test_a_bad_recipient_is_refused_with_a_reason(channel, address):
+    from ums import addresses
+
+    reason = addresses.problem(channel, address)
+    assert reason
+    assert not addresses.is_valid(channel, address) if isinstance(address, str) else True
+    with pytest.raises(addresses.BadAddress) as refused:
+        addresses.check(channel, address)
+    assert "\n" not in str(refused.value) and "\r" not in str(refused.value)
+
+
+@pytest.mark.parametrize("channel, address", [
+    ("email", "kim@example.com"), ("email", " Kim.Lee+alerts@Bank.Example "), ("email", "홍길동@은행.한국"),
+    ("fax", "+82 2 555 0100"), ("fax", "02-555-0101"), ("voice", "(02) 555.0101"), ("voice", "0101234"),
+    ("voice", "sip:callee@127.0.0.1:5062"),   # the SIP driver calls a sip: recipient directly
+])
+def test_a_good_recipient_passes(channel, address):
+    from ums import addresses
+
+    assert addresses.problem(channel, address) is None
+    assert addresses.check(channel, address) == address.strip()
+
+
+@pytest.mark.parametrize("target", [
+    "/\\evil.example/x", "//evil", "/%5Cevil", "%2F%2F", "/%2F%2Fevil", "/%252F%252Fevil", "http://evil.example",
+    "https:evil.example", "/\tevil", "/%09/evil", "javascript:alert(1)", "", None, "/" + "a" * 3000,
+])
+def test_next_falls_back_to_the_home_page(target):
+    from was.pages.auth import safe_next
+
+    assert safe_next(target) == "/"
+
+
+def test_a_local_next_is_kept_and_quoted_for_the_location_header():
+    from was.pages.auth import safe_next
+
+    assert safe_next("/inbox?folder=INBOX&flag=unseen") == "/inbox?folder=INBOX&flag=unseen"
+    assert safe_next("/contacts?q=홍") == "/contacts?q=%ED%99%8D"
+
+
+def test_path_ids_are_ascii_digits_within_a_bigint():
+    from was.http import path_id
+
+    assert path_id("42") == 42 and path_id(str(2**63 - 1)) == 2**63 - 1
+    for text in (str(2**63), "9" * 23, "-1", "0", "٣", "1e3", " 4", "", "abc"):
+        assert path_id(text) is None, text
+
+
+def test_security_headers_always_forbid_framing_by_others():
+    from was.http import CSP, security_headers
+
+    headers = security_headers()
+    assert headers["content-security-policy"] == CSP and headers["x-frame-options"] == "SAMEORIGIN"
+    assert headers["x-content-type-options"] == "nosniff"
+    own = security_headers("default-src 'none'; sandbox")
+    assert own["content-security-policy"].endswith("frame-ancestors 'self'")
+
+
+@pytest.mark.parametrize("body, reason", [
+    (b'{"priority": 1e999}', "priority"), (b'{"a": [1, {"b": NaN}]}', "a[1].b"), (b'{"name": "\\ud800"}', "name"),
+    (b'{"x": ' + b"1" * 31 + b"}", "x"), (b'{"n": "a\\u0000"}', "n"), (b"[" * 50 + b"]" * 50, "nested deeper"),
+    (b"\xff", "not UTF-8"), (b'{"a":', "malformed JSON"),
+])
+def test_malformed_json_is_a_400_that_says_where(body, reason):
+    from was.api_input import parse_json
+    from was.http import HttpError
+
+    with pytest.raises(HttpError) as refused:
+        parse_json(body)
+    assert refused.value.status == 400 and reason in refused.value.reason
+
+
+@pytest.mark.parametrize("schema, document, reason", [
+    ("Send", {"channel": "email", "recipient": "a@example.com", "priority": 99}, "priority must be between 0 and 9"),
+    ("Send", {"channel": "email", "recipient": "a@example.com", "template": {"a": 1}}, "template must be text"),
+    ("Send", {"channel": "email"}, "recipient is required"),
+    ("Send", {"channel": "email", "recipient": "a@example.com", "recipent": "x"}, "unknown field recipent"),
+    ("Contact", {"name": {"first": "Kim"}}, "name must be text"),
+    ("Contact", {"consent": "yes"}, "consent must be an object"),
+    ("Contact", {"book": ["VIP"]}, "book must be text"),
+    ("Contact", {"consent": {"granted": "yes"}}, "consent.granted must be true or false"),
+    ("Campaign", {"name": "x", "template": "t", "audience": {"books": "VIP"}}, "audience.books must be a list"),
+    ("Campaign", {"name": "x", "template": "t", "audience": {}, "expires_after": 10**12}, "expires_after"),
+])
+def test_a_json_field_of_the_wrong_type_is_a_422_naming_it(schema, document, reason):
+    from was.api_input import validate
+    from was.http import HttpError
+
+    with pytest.raises(HttpError) as refused:
+        validate(document, schema)
+    assert refused.value.status == 422 and reason in refused.value.reason
