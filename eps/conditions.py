@@ -32,17 +32,21 @@ OPERATORS = {
 
 
 def _number(value) -> Decimal | None:
+    """``value`` as a finite number, or None (text such as "NaN" or "Infinity"
+    compares as text: a Decimal NaN would raise on ordering)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float, Decimal)):
-        return Decimal(str(value))
-    if isinstance(value, str):
+        number = Decimal(str(value))
+    elif isinstance(value, str):
         text = value.strip().replace(",", "")
         try:
-            return Decimal(text) if text else None
+            number = Decimal(text) if text else None
         except InvalidOperation:
             return None
-    return None
+    else:
+        return None
+    return number if number is not None and number.is_finite() else None
 
 
 def _comparable(left, right):

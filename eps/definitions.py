@@ -16,15 +16,21 @@ both read into one :class:`ServiceDefinition`. JSON form::
 
 ``policy`` maps a customer grade to the channels to try, in order; ``default``
 covers every other grade. Each channel in a policy needs a template.
+
+JSON is read with :func:`ums.safejson.loads`; every field must have its type
+(a :class:`BadDefinition` names the one that does not), ``name`` is 1-128
+printable characters without ``/`` (it is part of ``/v1/services/{name}``),
+``event_type`` 1-64 letters, digits or ``_.:-`` (as events name their type),
+and a definition is at most :data:`MAX_DEFINITION_BYTES`.
 """
 
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ums import xml
+from ums import safejson, xml
 from ums.addresses import CHANNELS
 from ums.config import SHIPPED_CONFIG_DIR
 from ums.errors import UmsError
@@ -34,6 +40,11 @@ from .conditions import BadCondition, Condition
 SERVICE_XSD = SHIPPED_CONFIG_DIR / "xsd" / "service.xsd"
 KINDS = ("transactional", "advertising")
 DEFAULT_GRADE = "default"
+MAX_DEFINITION_BYTES = 256 * 1024
+NAME_SHAPE = re.compile(r"^[^/\x00-\x1f\x7f]{1,128}$")
+_EVENT_TYPE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+#: template names, grades and field names: printable, at most this long
+MAX_LABEL = 128
 
 
 class BadDefinition(UmsError):
@@ -81,15 +92,18 @@ def from_dict(data: dict, where: str = "") -> ServiceDefinition:
         raise BadDefinition(where=where, reason="expected a JSON object")
     try:
         definition = ServiceDefinition(
-            name=_text(data, "name"),
-            event_type=_text(data, "event_type"),
-            kind=str(data.get("kind", "transactional")),
+            name=_text(data, "name", NAME_SHAPE, "1-128 printable characters, without /"),
+            event_type=_text(data, "event_type", _EVENT_TYPE, "1-64 letters, digits or _.:-"),
+            kind=_label(data.get("kind", "transactional"), "kind"),
             priority=_priority(data.get("priority", 5)),
-            conditions=[_condition(item) for item in data.get("conditions") or []],
-            customer_field=str((data.get("recipient") or {}).get("customer_field") or ""),
-            templates={str(k): str(v) for k, v in (data.get("templates") or {}).items()},
-            policy={str(k): [str(c) for c in v] for k, v in (data.get("policy") or {}).items()},
-            description=str(data.get("description") or ""),
+            conditions=[_condition(item) for item in _typed(data, "conditions", list, "an array")],
+            customer_field=_label(_typed(data, "recipient", dict, "an object").get("customer_field") or "",
+                                  "recipient.customer_field"),
+            templates={_label(k, "a templates channel"): _label(v, f"templates.{k}")
+                       for k, v in _typed(data, "templates", dict, "an object").items()},
+            policy={_label(k, "a policy grade"): [_label(c, f"policy.{k}") for c in _list(v, f"policy.{k}")]
+                    for k, v in _typed(data, "policy", dict, "an object").items()},
+            description=_label(data.get("description") or "", "description", limit=MAX_DEFINITION_BYTES),
         )
         _check(definition)
     except (BadCondition, ValueError, TypeError, AttributeError) as exc:
@@ -97,15 +111,51 @@ def from_dict(data: dict, where: str = "") -> ServiceDefinition:
     return definition
 
 
-def _text(data: dict, key: str) -> str:
+def _text(data: dict, key: str, shape: re.Pattern, rule: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{key} is required")
+    if not shape.match(value.strip()):
+        raise ValueError(f"{key} must be {rule}")
     return value.strip()
 
 
+def _typed(data: dict, key: str, kind: type, described: str):
+    """``data[key]`` when it is of ``kind``; an empty one when absent or null."""
+    value = data.get(key)
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise ValueError(f"{key} must be {described}")
+    return value
+
+
+def _list(value, name: str) -> list:
+    if not isinstance(value, list):
+        raise ValueError(f"{name} must be an array of channels")
+    return value
+
+
+def _label(value, name: str, limit: int = MAX_LABEL) -> str:
+    """A short text field: a string (numbers allowed, as in XML), printable, at most ``limit``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string")
+    if len(value) > limit:
+        raise ValueError(f"{name} must be at most {limit} characters")
+    if any(ord(ch) < 0x20 and ch not in "\t\n\r" for ch in value):
+        raise ValueError(f"{name} holds a control character")
+    return value
+
+
 def _priority(value) -> int:
-    number = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError("priority must be a whole number from 1 to 9")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError("priority must be a whole number from 1 to 9") from None
     if not 1 <= number <= 9:
         raise ValueError("priority must be 1 to 9")
     return number
@@ -114,7 +164,8 @@ def _priority(value) -> int:
 def _condition(item) -> Condition:
     if not isinstance(item, dict):
         raise ValueError("each condition is an object with field, op and value")
-    return Condition.build(str(item.get("field") or ""), str(item.get("op") or ""), item.get("value"))
+    return Condition.build(_label(item.get("field") or "", "a condition's field"),
+                           _label(item.get("op") or "", "a condition's op"), item.get("value"))
 
 
 def _check(definition: ServiceDefinition) -> None:
@@ -137,15 +188,16 @@ def _check(definition: ServiceDefinition) -> None:
 
 def from_json(text: str | bytes, where: str = "") -> ServiceDefinition:
     try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise BadDefinition(where=f" {where}" if where else "", reason=f"not valid JSON ({exc})") from None
+        data = safejson.loads(text)
+    except safejson.BadJson as exc:
+        raise BadDefinition(where=f" {where}" if where else "",
+                            reason=f"not valid JSON ({exc.fields['reason']})") from None
     return from_dict(data, where)
 
 
 def from_xml(data: str | bytes, where: str = "") -> ServiceDefinition:
     """Read the XML form (hardened parser, validated against service.xsd)."""
-    root = xml.parse_valid(data, SERVICE_XSD, max_bytes=256 * 1024)
+    root = xml.parse_valid(data, SERVICE_XSD, max_bytes=MAX_DEFINITION_BYTES)
     return from_dict(_xml_to_dict(root), where)
 
 

@@ -9,6 +9,13 @@ each of its events is retried alone, so one bad event cannot sink the others.
 
 A batch is one plain function of a connection, :func:`store_batch`; the
 :mod:`ums.db.writer` runs it in a single hand-off to the database.
+
+Idempotency: an event whose (source system, idempotency key) is stored
+already is answered with the stored event's id — ``duplicate`` when it is the
+same event (same :meth:`~eps.events.IncomingEvent.fingerprint`: type, customer
+and payload), ``conflict`` when the key was used for a different one, which is
+then not stored. A key posted twice in one batch is judged the same way
+against its first post.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from ums.store import services as service_store
 from ums.db import writer
 
 from . import dispatch
-from .events import IncomingEvent
+from .events import IncomingEvent, fingerprint
 
 log = logging.getLogger("ums.eps.ingest")
 
@@ -36,6 +43,8 @@ class Accepted:
     event_id: int
     state: str
     duplicate: bool = False
+    #: the key was used before for a different event (``event_id`` is that one's)
+    conflict: bool = False
 
 
 class Ingestor:
@@ -118,18 +127,24 @@ def store_batch(conn, batch: list[IncomingEvent], now) -> list[Accepted]:
     }
     stored = event_store.insert_new(conn, [_row(event, plans[key], now) for key, event in fresh.items()])
     missing = [key for key in fresh if key not in stored]
-    # retried posts: their events were stored before, by an earlier batch
-    earlier = event_store.existing_ids(conn, missing) if missing else {}
+    # retried posts (or reused keys): their events were stored before, by an earlier batch
+    earlier = event_store.stored_under(conn, missing) if missing else {}
     event_store.queue_deliveries(conn, dispatch.delivery_rows(
         [plans[key] for key in stored], list(stored.values()), now))
-    results = []
-    for event in batch:
-        key = event.key
-        if key in stored:
-            results.append(Accepted(stored[key], plans[key].state, duplicate=fresh[key] is not event))
-        else:
-            results.append(Accepted(earlier[key], "", duplicate=True))
-    return results
+    return [_answer_for(event, fresh[event.key], stored, plans, earlier) for event in batch]
+
+
+def _answer_for(event: IncomingEvent, first: IncomingEvent, stored: dict, plans: dict, earlier: dict) -> Accepted:
+    """The answer for one event of a batch whose first post of its key was ``first``."""
+    key = event.key
+    if key in stored:
+        if first is event:
+            return Accepted(stored[key], plans[key].state)
+        same = first.fingerprint() == event.fingerprint()
+        return Accepted(stored[key], plans[key].state if same else "", duplicate=same, conflict=not same)
+    row = earlier[key]
+    same = fingerprint(row["event_type"], row["customer_id"], row["payload"] or {}) == event.fingerprint()
+    return Accepted(row["id"], "", duplicate=same, conflict=not same)
 
 
 def _contacts_for(conn, batch, services) -> dict:

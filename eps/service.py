@@ -1,4 +1,10 @@
-"""The EPS service: HTTP event API and the telegram TCP listener."""
+"""The EPS service: HTTP event API and the telegram TCP listener.
+
+The HTTP side is a :class:`ums.web.GuardedSite` with the EPS gate
+(:class:`eps.http.EpsGate`): limits and keys are checked from the headers,
+before a body is read; ``[eps] idle_timeout`` closes silent connections and
+``[eps] request_timeout`` bounds how long one request may take to arrive.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,10 @@ from twisted.web.resource import Resource
 
 from ums.service import Service
 from ums.store import events as event_store
-from ums.web import PauseGuard, ServiceSite, json_body, listen_tcp, port_address, stop_listening
+from ums.web import GuardedSite, PauseGuard, json_body, listen_tcp, port_address, stop_listening
 
 from . import registry
-from .http import V1
+from .http import V1, EpsGate, KeyCheck
 from .ingest import Ingestor
 from .telegrams import TelegramFactory, load_layouts
 
@@ -34,9 +40,9 @@ class NotFound(Resource):
 
 
 class ApiRoot(Resource):
-    def __init__(self, service):
+    def __init__(self, service, gate: EpsGate | None = None):
         super().__init__()
-        self.v1 = V1(service)
+        self.v1 = V1(service, gate)
 
     def getChild(self, path, request):
         if path == b"v1":
@@ -53,17 +59,21 @@ class EventProcessingServer(Service):
         self.telegrams = None
         self.ingestor: Ingestor | None = None
         self.sweeper: asyncio.Task | None = None
+        self.gate: EpsGate | None = None
 
     def build_root(self) -> Resource:
-        return ApiRoot(self)
+        return ApiRoot(self, self.gate)
 
     async def start(self) -> None:
         cfg = self.ctx.config.section("eps")
         layouts = load_layouts(cfg.get("telegram_layouts") or None)
         self.ingestor = Ingestor(self.ctx, max_batch=cfg.get("max_batch", 500))
         self.ingestor.start()
+        self.gate = EpsGate(KeyCheck(self.ctx.db), paused=lambda: self.paused)
         # events come as JSON or XML, never as HTML forms: skip form parsing
-        site = ServiceSite(PauseGuard(self.build_root(), self, Unavailable()), parsePOSTFormSubmission=False)
+        site = GuardedSite(PauseGuard(self.build_root(), self, Unavailable()), self.gate,
+                           idle_timeout=cfg.get("idle_timeout", 60.0), request_timeout=cfg.get("request_timeout", 30.0),
+                           parsePOSTFormSubmission=False)
         self.http = await listen_tcp(self.ctx, site, cfg["host"], cfg["http_port"])
         factory = TelegramFactory(self, layouts, cfg.get("max_frame", 8192))
         self.telegrams = await listen_tcp(self.ctx, factory, cfg["host"], cfg["telegram_port"])

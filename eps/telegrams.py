@@ -10,8 +10,10 @@ Every request frame gets exactly one reply, in order::
                  + detail (80, ASCII: the event id for an ACK, the reason for a NACK)
 
 Result codes: 0000 stored, 0001 duplicate (already stored), 1001 wrong length,
-1002 unknown transaction code, 1003 bad field value, 1004 undecodable text,
-1005 required field empty, 2001 busy (EPS paused; send again later),
+1002 unknown transaction code, 1003 bad field value (also a control
+character in a field), 1004 undecodable text, 1005 required field empty,
+1006 conflict (the telegram id was already used for a different telegram;
+nothing stored), 2001 busy (EPS paused; send again later),
 2002 could not store (send again later), 9001 unreadable frame header and
 9002 frame too large — these last two close the connection, since framing is
 lost; every other NACK leaves the connection serving its next frames.
@@ -45,6 +47,7 @@ DETAIL_WIDTH = 80
 
 OK, DUPLICATE = "0000", "0001"
 WRONG_LENGTH, UNKNOWN_CODE, BAD_VALUE, BAD_ENCODING, MISSING = "1001", "1002", "1003", "1004", "1005"
+CONFLICT = "1006"
 BUSY, NOT_STORED = "2001", "2002"
 BAD_HEADER, TOO_LARGE = "9001", "9002"
 
@@ -128,6 +131,7 @@ def load_layouts(directory: Path | str | None = None) -> dict[str, Layout]:
 
 _DIGITS = re.compile(r"^[+-]?\d+$")
 _DATE = re.compile(r"^\d{8}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def decode(body: bytes, layouts: dict[str, Layout]) -> tuple[Layout, IncomingEvent]:
@@ -163,6 +167,8 @@ def _value(body: bytes, item: Field, encoding: str):
         text = raw.decode(encoding).strip()
     except UnicodeDecodeError:
         raise TelegramError(code=BAD_ENCODING, reason=f"{item.name} is not valid {encoding}") from None
+    if _CONTROL.search(text):  # NUL and friends cannot be stored as text
+        raise TelegramError(code=BAD_VALUE, reason=f"{item.name} holds a control character")
     if not text:
         if item.required:
             raise TelegramError(code=MISSING, reason=f"{item.name} is empty")
@@ -302,4 +308,7 @@ class TelegramFactory(Factory):
         except Exception as exc:
             log.error("telegram not stored", extra={"telegram_id": telegram_id, "error": str(exc)})
             return reply("NACK", telegram_id, NOT_STORED, "could not store; send again later")
+        if accepted.conflict:
+            return reply("NACK", telegram_id, CONFLICT,
+                         f"telegram id already used for a different telegram (event {accepted.event_id})")
         return reply("ACK", telegram_id, DUPLICATE if accepted.duplicate else OK, str(accepted.event_id))

@@ -42,6 +42,23 @@ def existing_ids(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[st
     return found
 
 
+def stored_under(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """The events already stored under (source_system, idempotency_key):
+    their ``id``, ``event_type``, ``customer_id`` and ``payload``, so a retried
+    post can be told from another event reusing the key."""
+    found: dict[tuple[str, str], dict] = {}
+    for start in range(0, len(keys), 400):
+        chunk = keys[start:start + 400]
+        rows = conn.execute(
+            select(events.c.source_system, events.c.idempotency_key, events.c.id, events.c.event_type,
+                   events.c.customer_id, events.c.payload).where(
+                tuple_(events.c.source_system, events.c.idempotency_key).in_(chunk)
+            )
+        )
+        found.update({(row.source_system, row.idempotency_key): dict(row._mapping) for row in rows})
+    return found
+
+
 def _insert_new_statement(dialect: str):
     """``INSERT .. ON CONFLICT (source_system, idempotency_key) DO NOTHING
     RETURNING`` for SQLite (3.35+) and PostgreSQL, built once per dialect."""
@@ -77,9 +94,31 @@ def queue_deliveries(conn: Connection, rows: list[dict]) -> None:
         conn.execute(insert(deliveries), rows)
 
 
-async def get(conn: AsyncConnection, event_id: int) -> dict | None:
-    row = (await conn.execute(select(events).where(events.c.id == event_id))).first()
+#: ids are 64-bit on both databases; a larger number names no event
+MAX_ID = 2**63 - 1
+
+
+async def get(conn: AsyncConnection, event_id: int, source_system: str | None = None) -> dict | None:
+    """The event ``event_id`` (of ``source_system`` only, when given), or None;
+    also None for an id out of the database's range."""
+    if not 0 < event_id <= MAX_ID:
+        return None
+    query = select(events).where(events.c.id == event_id)
+    if source_system is not None:
+        query = query.where(events.c.source_system == source_system)
+    row = (await conn.execute(query)).first()
     return dict(row._mapping) if row else None
+
+
+async def of_system(conn: AsyncConnection, event_ids: list[int], source_system: str) -> set[int]:
+    """Those of ``event_ids`` that are events of ``source_system``."""
+    found: set[int] = set()
+    wanted = sorted({i for i in event_ids if i is not None})
+    for start in range(0, len(wanted), 400):
+        rows = await conn.execute(select(events.c.id).where(
+            events.c.id.in_(wanted[start:start + 400]), events.c.source_system == source_system))
+        found.update(row[0] for row in rows)
+    return found
 
 
 async def set_outcome(

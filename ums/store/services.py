@@ -3,6 +3,11 @@
 Registering a name that exists adds a new version; the newest version of a
 name is the one in force. State (active, stopped, removed) is kept on every
 version of a name alike, so the newest row always tells the truth.
+
+``system`` is the back-office system that owns a service (its API keys manage
+it); NULL for one an operator registered. The newest row tells the owner.
+Functions taking ``system`` read every service when it is None (the operator's
+view) and only that system's services otherwise.
 """
 
 from __future__ import annotations
@@ -36,9 +41,10 @@ def _latest_rows():
 
 async def register(
     conn: AsyncConnection, name: str, event_type: str, kind: str, priority: int,
-    definition: dict, now: datetime, created_by: str | None = None,
+    definition: dict, now: datetime, created_by: str | None = None, system: str | None = None,
 ) -> int:
-    """Store a new version of ``name`` (active); returns its version number."""
+    """Store a new version of ``name`` (active), owned by ``system`` (None: an
+    operator's); returns its version number."""
     current = await conn.scalar(
         select(func.max(eps_services.c.version)).where(eps_services.c.name == name)
     )
@@ -47,6 +53,7 @@ async def register(
         eps_services.insert().values(
             name=name, version=version, event_type=event_type, state="active", kind=kind,
             priority=priority, definition=definition, created_at=now, created_by=created_by,
+            system=system,
         )
     )
     return version
@@ -72,8 +79,13 @@ async def versions(conn: AsyncConnection, name: str) -> list[dict]:
     return [dict(row._mapping) for row in rows]
 
 
-async def list_services(conn: AsyncConnection, include_removed: bool = False) -> list[dict]:
+async def list_services(
+    conn: AsyncConnection, include_removed: bool = False, system: str | None = None,
+) -> list[dict]:
+    """The version in force of every service (of ``system``'s only, when given)."""
     query = _latest_rows().order_by(eps_services.c.name)
+    if system is not None:
+        query = query.where(eps_services.c.system == system)
     if not include_removed:
         query = query.where(eps_services.c.state.in_(LIVE_STATES))
     return [dict(row._mapping) for row in await conn.execute(query)]

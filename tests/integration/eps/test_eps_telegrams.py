@@ -3,7 +3,7 @@
 import asyncio
 
 from eps.telegrams import frame, load_layouts, encode_fields, parse_reply
-from eps_support import SAMPLES, add_customer
+from eps_support import SAMPLES, add_customer, new_key
 from tests.helpers import eventually
 from ums.store import control
 
@@ -53,9 +53,10 @@ async def test_shipped_layouts_are_acked_and_produce_deliveries(eps):
     second = await client.send(loan_due("T0000000002"))
     assert (first["kind"], first["code"]) == ("ACK", "0000")
     assert (second["kind"], second["code"]) == ("ACK", "0000")
-    for reply, address, branch_or_product in ((first, "park@example.com", "강남지점"),
-                                             (second, "choi@example.com", "주택담보대출")):
-        _, _, shown = await eps.request("GET", f"/v1/events/{reply['detail']}")
+    information_key = await new_key(eps.db, "information")  # IN01 is the information system's
+    for reply, address, branch_or_product, key in ((first, "park@example.com", "강남지점", None),
+                                                   (second, "choi@example.com", "주택담보대출", information_key)):
+        _, _, shown = await eps.request("GET", f"/v1/events/{reply['detail']}", key=key)
         assert shown["state"] == "dispatched"
         assert shown["deliveries"][0]["recipient"] == address
         assert branch_or_product in shown["payload"].values()
