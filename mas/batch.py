@@ -20,14 +20,18 @@ Process = Callable[[AsyncConnection, object, list], Awaitable[str]]
 Flush = Callable[[AsyncConnection, list], Awaitable[None]]
 #: prepare(conn, items): look up in one query what every item of the batch will need
 Prepare = Callable[[AsyncConnection, list], Awaitable[None]]
+#: committed(items): the transaction holding ``items`` committed (what it wrote may now be cached)
+Committed = Callable[[list], None]
 
 
 class GroupCommitter:
-    def __init__(self, db, process: Process, flush: Flush, prepare: Prepare, max_batch: int = 64):
+    def __init__(self, db, process: Process, flush: Flush, prepare: Prepare, max_batch: int = 64,
+                 committed: Committed | None = None):
         self.db = db
         self.process = process
         self.flush = flush
         self.prepare = prepare
+        self.committed = committed
         self.max_batch = max_batch
         self.waiting: list[tuple[object, asyncio.Future]] = []
         self.writer: asyncio.Task | None = None
@@ -61,11 +65,16 @@ class GroupCommitter:
                 _settle(future, reply)
 
     async def write(self, batch) -> list[str]:
+        """One transaction for ``batch``; one writer at a time, so ``prepare`` marks
+        the start of a transaction and ``committed`` its successful end."""
         rows: list = []
+        items = [item for item, _ in batch]
         async with self.db.begin() as conn:
-            await self.prepare(conn, [item for item, _ in batch])
-            replies = [await self.process(conn, item, rows) for item, _ in batch]
+            await self.prepare(conn, items)
+            replies = [await self.process(conn, item, rows) for item in items]
             await self.flush(conn, rows)
+        if self.committed is not None:
+            self.committed(items)
         return replies
 
 

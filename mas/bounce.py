@@ -15,7 +15,7 @@ from email.message import Message
 
 from flufl.bounce import all_failures
 
-from .message import InboundMessage, decode_header_value, part_text
+from .message import InboundMessage, decode_header_value, part_text, walk
 
 log = logging.getLogger("ums.mas.bounce")
 
@@ -71,7 +71,7 @@ def read(message: InboundMessage) -> Bounce:
 def dsn_failures(msg: Message) -> list[Failure]:
     """Per-recipient blocks of a ``message/delivery-status`` part (RFC 3464)."""
     failures = []
-    for part in msg.walk():
+    for part in walk(msg):
         if part.get_content_type() != "message/delivery-status":
             continue
         for block in _status_blocks(part):
@@ -126,14 +126,14 @@ def heuristic_failures(message: InboundMessage) -> list[Failure]:
 
 
 def _body_text(msg: Message) -> str:
-    texts = [part_text(p) for p in msg.walk() if p.get_content_maintype() == "text"]
+    texts = [part_text(p) for p in walk(msg) if p.get_content_maintype() == "text"]
     return "\n".join(texts)[:20000]
 
 
 def original_message_id(message: InboundMessage) -> str:
     """The returned message's Message-ID: from a message/rfc822 or text/rfc822-headers
     part, else the first Message-ID line quoted in the bounce's body."""
-    for part in message.message.walk():
+    for part in walk(message.message):
         content_type = part.get_content_type()
         if content_type == "message/rfc822":
             payload = part.get_payload()

@@ -4,6 +4,15 @@ In order: a bounce (to the per-delivery return path ``bounce+<token>@…`` or
 a DSN), an unsubscribe (to the per-delivery ``unsubscribe+<token>@…``
 address), a refusal of receipt (a stop keyword in the subject or first body
 lines), fax or voice mail from a gateway, else an ordinary reply.
+
+Stop keywords (:class:`Keywords`) match whole words, compared after NFKC
+normalisation and case folding: "unsubscribe me" is a refusal, "I never
+unsubscribed" is not. A keyword edge that is Hangul may run on into more
+Hangul, as Korean writes particles and compounds without a space
+(``수신거부합니다``, ``광고수신거부``). Bare keywords (``STOP``) count only
+as the whole subject (after ``Re:``/``회신:`` prefixes) or a whole body line.
+Classifying only names the kind: whether a refusal acts at once is
+:mod:`mas.feedback`'s to decide.
 """
 
 from __future__ import annotations
@@ -50,16 +59,69 @@ def parse_keywords(text: str) -> list[str]:
     return [normalise(word.strip()) for word in text.split(",") if word.strip()]
 
 
-def refusal_keyword(message: InboundMessage, keywords: list[str], lines: int) -> str | None:
-    """The first stop keyword found in the subject or the first body lines."""
-    folded = normalise("\n".join([message.subject] + message.text_lines(lines)))
-    for keyword in keywords:
-        if keyword in folded:
-            return keyword
-    return None
+_HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
+#: what a bare keyword may be wrapped in: reply and forward prefixes, punctuation, spaces
+_REPLY_PREFIX = re.compile(r"^(?:\s*(?:re|fw|fwd|aw|sv|회신|답장|전달)\s*(?:\[\d+\])?\s*:)+", re.I)
+_WRAPPING = " \t\"'.,!?;:()[]<>*-_~。!?"
 
 
-def classify(message: InboundMessage, recipient: str, keywords: list[str], lines: int) -> Classification:
+def _word_pattern(keyword: str) -> str:
+    """``keyword`` as a whole word: any run of spaces or hyphens inside it matches
+    any other; a non-Hangul edge must not touch a letter or digit."""
+    body = r"[\s\-]+".join(re.escape(part) for part in re.split(r"[\s\-]+", keyword))
+    left = "" if _HANGUL.match(keyword[0]) else r"(?<!\w)"
+    right = "" if _HANGUL.match(keyword[-1]) else r"(?!\w)"
+    return left + body + right
+
+
+class Keywords:
+    """The stop keywords (``[mas] refusal_keywords``, whole words anywhere in
+    the subject or first body lines) and bare keywords (``[mas]
+    refusal_bare_keywords``, only as the whole subject or a whole line).
+
+    Most mail holds no keyword at all: a plain substring test for each
+    keyword's first word rules that out before any pattern runs."""
+
+    def __init__(self, words: list[str], bare: list[str] = ()):
+        self.words = [w for w in words if w]
+        self.bare = {" ".join(w.split()) for w in bare if w}
+        #: no wrapped bare keyword is longer than this (a cheap test before tidying a line)
+        self.bare_longest = max((len(w) for w in self.bare), default=0) + 16
+        ordered = sorted(self.words, key=len, reverse=True)  # the longest of overlapping keywords wins
+        self.pattern = re.compile("|".join(f"({_word_pattern(w)})" for w in ordered)) if ordered else None
+        self.ordered = ordered
+        self.first_words = tuple({re.split(r"[\s\-]+", w)[0] for w in ordered})
+
+    @classmethod
+    def from_text(cls, words: str, bare: str = "") -> "Keywords":
+        return cls(parse_keywords(words), parse_keywords(bare))
+
+    def find(self, subject: str, lines: list[str]) -> str | None:
+        """The keyword that makes this a refusal, or None."""
+        folded = normalise("\n".join([subject] + lines))
+        if self.pattern is not None and any(first in folded for first in self.first_words):
+            found = self.pattern.search(folded)
+            if found:
+                return self.ordered[found.lastindex - 1]
+        if not self.bare:
+            return None
+        texts = folded.split("\n")
+        texts[0] = _REPLY_PREFIX.sub("", texts[0])
+        for text in texts:
+            if len(text) > self.bare_longest:
+                continue
+            bare = " ".join(text.strip(_WRAPPING).split())
+            if bare and bare in self.bare:
+                return bare
+        return None
+
+
+def refusal_keyword(message: InboundMessage, keywords: Keywords, lines: int) -> str | None:
+    """The stop keyword found in the subject or the first body lines."""
+    return keywords.find(message.subject, message.text_lines(lines))
+
+
+def classify(message: InboundMessage, recipient: str, keywords: Keywords, lines: int) -> Classification:
     token = token_of(recipient, BOUNCE_PREFIX)
     if token or bounces.looks_like_bounce(message):
         return Classification("bounce", token=token, bounce=bounces.read(message))

@@ -1,19 +1,121 @@
 """Applying what recipients tell us: bounces and refusals, inside the caller's
-transaction (the one that also stores the message, so both commit together)."""
+transaction (the one that also stores the message, so both commit together).
+
+A refusal acts at once only when it provably comes from the customer
+(:func:`apply_refusal`): it answers — by In-Reply-To or References — a
+message UMS sent to its From address (Message-IDs are unguessable), or it
+went to a per-delivery ``unsubscribe+<token>`` address. Anything else — say
+envelope ``attacker@evil.example`` with ``From: victim@bigcustomer.example``
+and the subject ``수신거부`` — suppresses nobody: MAS logs it and, when the
+From address is a customer's, asks that address to confirm with a
+transactional mail through PASS (:func:`mas.notify.confirm_refusal`), at
+most once a day per address (:class:`Confirmations`). Answering that mail is
+a reply to a message UMS sent to the address, so it acts at once.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ums import outbox, refusal
-from ums.store import bounces as store
+from ums.addresses import normalize
+from ums.store import bounces as store, deliveries
 
+from . import notify
 from .bounce import Bounce, Failure
+from .message import InboundMessage
 
 log = logging.getLogger("ums.mas.feedback")
+
+#: seconds before the same address is asked again to confirm a refusal
+CONFIRM_EVERY = 86400.0
+#: References entries looked at (a long thread names many messages)
+MAX_REFERENCES = 10
+
+
+class Confirmations:
+    """Which addresses were asked to confirm a refusal lately (in this process),
+    so forged refusals cannot mail-bomb a customer with confirmation requests.
+    A request counts only once its delivery exists: one whose transaction
+    rolled back (the sender is told 451 and retries) is asked again."""
+
+    def __init__(self, every: float = CONFIRM_EVERY, size: int = 100_000):
+        self.every, self.size = every, size
+        self.asked: dict[str, tuple[float, int]] = {}  # address → (when, confirmation delivery id)
+
+    async def asked_lately(self, conn: AsyncConnection, address: str) -> bool:
+        entry = self.asked.get(address)
+        if entry is None or time.monotonic() - entry[0] >= self.every:
+            return False
+        delivery = await deliveries.get(conn, entry[1])
+        return bool(delivery) and delivery["recipient"] == address \
+            and delivery["template_name"] == notify.CONFIRM_TEMPLATE
+
+    def note(self, address: str, delivery_id: int) -> None:
+        self.asked.pop(address, None)
+        while len(self.asked) >= self.size:  # forget the oldest first
+            self.asked.pop(next(iter(self.asked)))
+        self.asked[address] = (time.monotonic(), delivery_id)
+
+
+def referenced_ids(message: InboundMessage) -> list[str]:
+    """The Message-IDs an answer names: In-Reply-To first, then References (newest first)."""
+    in_reply_to = " ".join(message.header_values("in-reply-to")).split()
+    references = " ".join(message.header_values("references")).split()
+    return list(dict.fromkeys(in_reply_to + references[::-1]))[:MAX_REFERENCES]
+
+
+async def delivery_answered(conn: AsyncConnection, message: InboundMessage, sent_to: str | None = None):
+    """The delivery a reply answers (by In-Reply-To or References); with
+    ``sent_to``, only one that was sent to that email address."""
+    wanted = normalize("email", sent_to) if sent_to else None
+    for message_id in referenced_ids(message):
+        delivery = await store.delivery_by_message_id(conn, message_id)
+        if delivery is None:
+            continue
+        if wanted is None:
+            return delivery
+        if delivery["channel"] == "email" and normalize("email", delivery["recipient"]) == wanted:
+            return delivery
+    return None
+
+
+async def apply_refusal(
+    conn: AsyncConnection, message: InboundMessage, keyword: str, now: datetime,
+    contact_id: int | None, confirmations: Confirmations,
+) -> dict | None:
+    """A reply asking to stop (``keyword`` found). Suppresses its From address
+    (advertising, every channel) when it answers a delivery sent to that
+    address, and returns that delivery; otherwise suppresses nobody, asks the
+    address to confirm (customers only, once a day) and returns None."""
+    sender = message.sender
+    if not sender:
+        log.info("refusal without a sender address: nothing to stop", extra={"keyword": keyword})
+        return None
+    delivery = await delivery_answered(conn, message, sent_to=sender)
+    if delivery is not None:
+        await refusal.refuse_address(
+            conn, "email", sender, now, source="mas:reply", reason="refusal",
+            detail=f"keyword {keyword!r}", delivery_id=delivery["id"],
+            contact_id=delivery.get("contact_id") or contact_id,
+        )
+        return delivery
+    facts = {"from": sender, "envelope_from": message.envelope_from, "keyword": keyword}
+    if contact_id is None:
+        log.info("unproven refusal from an address that is no customer's: nobody suppressed", extra=facts)
+        return None
+    if await confirmations.asked_lately(conn, sender):
+        log.info("unproven refusal: confirmation already asked lately, nobody suppressed", extra=facts)
+        return None
+    confirmation = await notify.confirm_refusal(conn, sender, keyword, message.subject, now, contact_id=contact_id)
+    confirmations.note(sender, confirmation)
+    log.warning("unproven refusal: nobody suppressed, confirmation asked",
+                extra={**facts, "confirmation_delivery": confirmation})
+    return None
 
 
 async def find_delivery(conn: AsyncConnection, token: str | None, message_id: str) -> dict | None:

@@ -1,9 +1,17 @@
-"""The aiosmtpd handler: who may receive, and what happens to each message.
+"""The aiosmtpd handler: who may send and receive, and what happens to each message.
 
 Every accepted message is committed (stored, suppression and delivery marks
 applied) before the 250 reply; a fault that may pass (database unreachable)
-answers 451 so the sender retries. Nothing is ever silently dropped: a
-message is stored, rejected with a reason, or deferred.
+answers 451 so the sender retries; what the message itself causes (MIME
+nested too deep, content MAS cannot process) answers 5xx, as retrying would
+never help. Nothing is ever silently dropped: a message is stored, rejected
+with a reason, or deferred.
+
+The envelope follows RFC 5321 (:mod:`mas.envelope`): UTF-8 addresses only
+with SMTPUTF8, ``Postmaster`` always accepted, at most ``[mas]
+max_recipients`` distinct recipients (452 beyond), a repeated RCPT stored
+once, and mail to an ``unsubscribe+<token>`` address whose token names no
+delivery refused at RCPT (nobody is unsubscribed by it).
 """
 
 from __future__ import annotations
@@ -13,16 +21,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ums import refusal
 from ums.config import PROJECT_DIR
-from ums.store import contacts, mailbox as mailboxes, rules as rule_store
+from ums.store import bounces, contacts, mailbox as mailboxes, rules as rule_store
 
-from . import feedback, notify
+from . import envelope as envelope_rules, feedback, notify
 from .batch import GroupCommitter
-from .classify import Classification, classify, parse_keywords
-from .message import InboundMessage
+from .classify import UNSUBSCRIBE_PREFIX, Classification, Keywords, classify, token_of
+from .message import BadMessage, InboundMessage, storable
 from .sieve import Chain, Script, Verdict, compile_script, evaluate
 
 log = logging.getLogger("ums.mas")
@@ -57,9 +66,11 @@ class Settings:
     local_domains: tuple[str, ...]
     auto_create: bool
     bounce_threshold: int
-    keywords: list[str]
+    keywords: Keywords
     refusal_lines: int
     site_script: Script | None
+    max_recipients: int = 100
+    max_mime_depth: int = 100
 
     @classmethod
     def from_config(cls, config) -> "Settings":
@@ -68,10 +79,40 @@ class Settings:
             local_domains=tuple(d.lower() for d in cfg["local_domains"]),
             auto_create=cfg["auto_create_mailboxes"],
             bounce_threshold=cfg["bounce_threshold"],
-            keywords=parse_keywords(cfg["refusal_keywords"]),
+            keywords=Keywords.from_text(cfg["refusal_keywords"], cfg["refusal_bare_keywords"]),
             refusal_lines=cfg["refusal_lines"],
             site_script=load_site_script(cfg["site_script"]),
+            max_recipients=cfg["max_recipients"],
+            max_mime_depth=cfg["max_mime_depth"],
         )
+
+
+DEFERRED_REPLY = "451 4.3.0 Temporary failure storing the message, please try again later"
+UNPROCESSABLE_REPLY = "554 5.6.0 Message refused: its content cannot be processed"
+UNKNOWN_UNSUBSCRIBE_REPLY = ("550 5.1.1 Unknown unsubscribe address: it names no message we sent, "
+                             "so nobody was unsubscribed")
+
+
+def clears(error: BaseException) -> bool:
+    """Whether a failure may pass by itself (the database or the network away),
+    rather than being the message's own doing (content the database refuses,
+    MIME nested past what the parser can read, a message MAS cannot process)."""
+    if isinstance(error, (BadMessage, DataError, RecursionError)):
+        return False
+    sqlstate = str(getattr(getattr(error, "orig", None), "sqlstate", None) or "")
+    if sqlstate.startswith("22"):  # PostgreSQL's "data exception" class (a NUL in text, say)
+        return False
+    if isinstance(error, (SQLAlchemyError, OSError, TimeoutError)):
+        return True
+    return type(error).__module__.split(".")[0] in ("asyncpg", "aiosqlite", "sqlite3")
+
+
+def failure_reply(error: BaseException) -> str:
+    """The SMTP reply for a message that could not be stored: 451 when trying
+    again later can succeed, 5xx when it never will."""
+    if isinstance(error, BadMessage):
+        return error.reply
+    return DEFERRED_REPLY if clears(error) else UNPROCESSABLE_REPLY
 
 
 def load_site_script(path_text: str) -> Script | None:
@@ -100,41 +141,106 @@ class InboundHandler:
         self._mailboxes = TtlCache()
         self._contacts = TtlCache()
         self.accepted = 0
-        self.committer = GroupCommitter(ctx.db, self.receive, mailboxes.store_messages, self.prefetch_contacts)
+        #: mailboxes read or created by the transaction being written: cached once it commits
+        self._mailboxes_now: dict[str, dict] = {}
+        self.committer = GroupCommitter(ctx.db, self.receive, mailboxes.store_messages, self.prepare_batch,
+                                        committed=self.committed)
         self.deferred = 0
+        self.refused = 0
+        self.confirmations = feedback.Confirmations()
 
     # --- SMTP hooks -------------------------------------------------------------------
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        refused = envelope_rules.utf8_reply(address, envelope.smtp_utf8)
+        if refused:
+            return refused
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        settings = self.settings
+        refused = envelope_rules.utf8_reply(address, envelope.smtp_utf8)
+        if refused:
+            return refused
+        address = envelope_rules.canonical_recipient(address, settings.local_domains)
+        if envelope_rules.is_duplicate(address, envelope.rcpt_tos):
+            return envelope_rules.DUPLICATE_REPLY
+        refused = envelope_rules.recipient_limit_reply(envelope.rcpt_tos, settings.max_recipients)
+        if refused:
+            return refused
         domain = address.rpartition("@")[2].lower()
-        if not address.count("@") or domain not in self.settings.local_domains:
+        if not address.count("@") or domain not in settings.local_domains:
             return "550 5.7.1 Relaying denied: this server accepts mail for its own domains only"
-        if not self.settings.auto_create:
-            try:
-                async with self.ctx.db.connect() as conn:
-                    known = await mailboxes.by_address(conn, mailbox_address(address))
-            except Exception as exc:
-                log.warning("mailbox lookup failed", extra={"error": str(exc)})
-                return "451 4.3.0 Temporary failure, please try again later"
-            if known is None:
-                return "550 5.1.1 No such mailbox here"
+        refused = await self.unknown_recipient_reply(address)
+        if refused:
+            return refused
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
+
+    async def unknown_recipient_reply(self, address: str) -> str | None:
+        """550 for an ``unsubscribe+<token>`` address naming no delivery, and (without
+        ``auto_create_mailboxes``) for a mailbox that does not exist; postmaster always exists."""
+        token = token_of(address, UNSUBSCRIBE_PREFIX)
+        check_mailbox = not (self.settings.auto_create or token
+                             or envelope_rules.is_postmaster(address, self.settings.local_domains))
+        if not (token or check_mailbox):
+            return None
+        try:
+            async with self.ctx.db.connect() as conn:
+                if token:
+                    known = await bounces.delivery_by_token(conn, token) is not None
+                else:
+                    known = await mailboxes.by_address(conn, mailbox_address(address)) is not None
+        except Exception as exc:
+            log.warning("recipient lookup failed", extra={"error": str(exc)})
+            return "451 4.3.0 Temporary failure, please try again later"
+        if known:
+            return None
+        if token:
+            log.info("unsubscribe address names no delivery: refused, nobody unsubscribed",
+                     extra={"recipient": address})
+            return UNKNOWN_UNSUBSCRIBE_REPLY
+        return "550 5.1.1 No such mailbox here"
 
     async def handle_DATA(self, server, session, envelope):
         raw = envelope.original_content or envelope.content
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
-        message = InboundMessage(raw, envelope.mail_from or "", list(envelope.rcpt_tos))
+        try:
+            message = InboundMessage(raw, envelope.mail_from or "", list(envelope.rcpt_tos),
+                                     max_depth=self.settings.max_mime_depth)
+        except Exception as exc:  # MIME nested too deep (BadMessage), or anything else the parser trips on
+            return self.refuse(exc)
         if not message.message.keys():
             return "550 5.6.0 Message refused: it has no header fields"
         try:
             reply = await self.committer.submit(message)
         except Exception as exc:
+            if not clears(exc):
+                return self.refuse(exc)
             self.deferred += 1
             log.warning("message deferred", extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
-            return "451 4.3.0 Temporary failure storing the message, please try again later"
+            return failure_reply(exc)
         self.accepted += 1
+        return reply
+
+    async def handle_exception(self, error: Exception) -> str:
+        """What aiosmtpd answers when a command fails unexpectedly (never its
+        ``500 Error: (…)``, which names the exception to the client)."""
+        log.error("SMTP command failed", exc_info=error)
+        return "451 4.3.0 Temporary failure, please try again later" if clears(error) else \
+            "554 5.3.0 Transaction failed: the command could not be processed"
+
+    def refuse(self, error: BaseException) -> str:
+        """5xx for a message that can never be stored as it is (logged with the reason)."""
+        self.refused += 1
+        reply = failure_reply(error)
+        if isinstance(error, BadMessage):
+            log.info("message refused", extra={"reason": str(error)})
+        else:
+            log.error("message refused: processing it failed", exc_info=error)
         return reply
 
     # --- processing -------------------------------------------------------------------
@@ -159,11 +265,12 @@ class InboundHandler:
         """Returns the reject reason if the rules rejected the message for this recipient."""
         kind = self.classify(message, recipient)
         box = await self.mailbox_for(conn, recipient, now)
-        delivery = await self.act_on(conn, message, kind, now)
+        sender_contact = await self.contact_id_for(conn, message.sender)
+        delivery = await self.act_on(conn, message, kind, sender_contact, now)
         verdict = evaluate(await self.scripts_for(conn, box["id"]), message, recipient)
         if verdict.reject is not None:
             return verdict.reject
-        contact_id = await self.contact_id_for(conn, message.sender) or (delivery or {}).get("contact_id")
+        contact_id = sender_contact or (delivery or {}).get("contact_id")
         row = {
             "mailbox_id": box["id"], "media": kind.media.kind if kind.media else "email",
             "classification": kind.kind, "sender": message.sender[:320], "recipient": recipient[:320],
@@ -171,7 +278,7 @@ class InboundHandler:
             "raw": message.raw, "contact_id": contact_id, "delivery_id": (delivery or {}).get("id"),
             "pages": kind.media.pages if kind.media else None,
             "duration": kind.media.duration if kind.media else None,
-            "received_at": now, "defects": defects,
+            "received_at": now, "defects": storable(defects),
         }
         filed = [{**row, "folder": folder, "flags": flags} for folder, flags in self.folders(verdict, kind).items()]
         if filed and notify.wanted(box, verdict):
@@ -188,7 +295,9 @@ class InboundHandler:
             log.warning("cannot classify message", extra={"error": str(exc)[:300]})
             return Classification("reply")
 
-    async def act_on(self, conn: AsyncConnection, message: InboundMessage, kind: Classification, now):
+    async def act_on(
+        self, conn: AsyncConnection, message: InboundMessage, kind: Classification, sender_contact, now,
+    ):
         """Bounce and refusal handling; returns the outbound delivery the message concerns."""
         if kind.kind == "bounce":
             return await feedback.apply_bounce(conn, kind.bounce, kind.token, now, self.settings.bounce_threshold)
@@ -197,23 +306,15 @@ class InboundHandler:
                 conn, kind.token, now, source="mas:list-unsubscribe", reason="unsubscribe",
                 detail=message.sender or None,
             )
+            if result is None:
+                log.warning("unsubscribe address names no delivery: nobody unsubscribed",
+                            extra={"from": message.sender})
             return {"id": result.delivery_id} if result else None
-        delivery = await self.answered_delivery(conn, message)
-        if kind.kind == "refusal" and message.sender:
-            await refusal.refuse_address(
-                conn, "email", message.sender, now, source="mas:reply", reason="refusal",
-                detail=f"keyword {kind.keyword!r}", delivery_id=(delivery or {}).get("id"),
-            )
-        return delivery
-
-    async def answered_delivery(self, conn: AsyncConnection, message: InboundMessage) -> dict | None:
-        """The delivery a reply answers, by In-Reply-To or References."""
-        ids = " ".join(message.header_values("in-reply-to") + message.header_values("references")).split()
-        for message_id in ids[:10]:
-            delivery = await feedback.store.delivery_by_message_id(conn, message_id)
-            if delivery:
-                return delivery
-        return None
+        if kind.kind == "refusal":
+            proven = await feedback.apply_refusal(
+                conn, message, kind.keyword, now, sender_contact, self.confirmations)
+            return proven or await feedback.delivery_answered(conn, message)
+        return await feedback.delivery_answered(conn, message)
 
     def folders(self, verdict: Verdict, kind: Classification) -> dict[str, list[str]]:
         """Where to file: the rules' folders; an implicit keep goes to the kind's folder."""
@@ -223,12 +324,23 @@ class InboundHandler:
         return folders
 
     async def mailbox_for(self, conn: AsyncConnection, recipient: str, now) -> dict:
+        """The recipient's mailbox (created on first use). A mailbox this transaction
+        created is cached only once it commits: after a rollback it does not exist."""
         address = mailbox_address(recipient)
-        return self._mailboxes.get(address) or self._mailboxes.put(
-            address, await mailboxes.ensure(conn, address, now))
+        found = self._mailboxes.get(address) or self._mailboxes_now.get(address)
+        if found is None:
+            found = self._mailboxes_now[address] = await mailboxes.ensure(conn, address, now)
+        return found
 
-    async def prefetch_contacts(self, conn: AsyncConnection, messages: list[InboundMessage]) -> None:
-        """Match every sender of a batch to a customer in one query."""
+    def committed(self, messages: list[InboundMessage]) -> None:
+        for address, box in self._mailboxes_now.items():
+            self._mailboxes.put(address, box)
+        self._mailboxes_now.clear()
+
+    async def prepare_batch(self, conn: AsyncConnection, messages: list[InboundMessage]) -> None:
+        """A transaction starts: nothing it creates is cached yet; every sender of the
+        batch is matched to a customer in one query."""
+        self._mailboxes_now.clear()
         missing = object()
         senders = {m.sender for m in messages if m.sender and self._contacts.get(m.sender, missing) is missing}
         found = await mailboxes.contact_ids_by_email(conn, senders)

@@ -1,6 +1,14 @@
 """An inbound message as MAS sees it: raw bytes parsed leniently, headers
 decoded (RFC 2047, any charset Python knows, raw 8-bit guessed), MIME defects
-collected instead of raised, and the parts the classifier needs."""
+collected instead of raised, and the parts the classifier needs.
+
+MIME parts nest at most :data:`MAX_DEPTH` levels (Postfix's
+``mime_nesting_limit``); a message nested deeper can never be read and is
+refused with :class:`TooDeep` (SMTP 554 5.6.0) — the standard library's
+parser and walker recurse once per level and would otherwise fail part way.
+Parts are walked with :func:`walk`, which keeps its own stack instead of
+recursing.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +22,77 @@ from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses
 
+from ums.errors import UmsError
+
 #: tried in order for raw 8-bit header bytes and for text parts with a bad or missing charset
 FALLBACK_CHARSETS = ("utf-8", "cp949", "latin-1")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _SMUGGLED_BYTE = re.compile("[\udc80-\udcff]")
 _ENCODED_WORD_GAP = re.compile(r"(\?=)\s+(=\?)")
+#: how deeply MIME parts may nest (the message itself is level 1); ``[mas] max_mime_depth``
+MAX_DEPTH = 100
+#: characters no stored text may hold: NUL (PostgreSQL text cannot) and lone surrogates (not UTF-8)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 #: ``Name <a@b>`` or ``a@b`` with nothing that needs the full address grammar (quotes, groups, comments)
 _PLAIN_FROM = re.compile(r'(?:[^<>",;:()\\@\[\]]*<([^<>"\s(),;:\\\[\]@]+@[A-Za-z0-9.-]+)>|([^<>"\s(),;:\\\[\]@]+@[A-Za-z0-9.-]+))\s*')
+
+
+class BadMessage(UmsError):
+    """Message refused: {reason}."""
+
+    #: the SMTP reply code and enhanced status for a message that can never be accepted as it is
+    reply_code = "554 5.6.0"
+
+    @property
+    def reply(self) -> str:
+        return f"{self.reply_code} {self}"
+
+
+class TooDeep(BadMessage):
+    """Message refused: its MIME parts nest more than {limit} levels deep."""
+
+
+def walk(message: Message):
+    """Every part of ``message``, itself first, in the order of :meth:`Message.walk`
+    (depth first), with an explicit stack instead of recursion."""
+    stack = [message]
+    while stack:
+        part = stack.pop()
+        yield part
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            stack.extend(reversed([p for p in payload if isinstance(p, Message)]))
+
+
+def depth(message: Message) -> int:
+    """How many levels of parts nest in ``message`` (1: a single part), without recursion."""
+    deepest, stack = 1, [(message, 1)]
+    while stack:
+        part, level = stack.pop()
+        deepest = max(deepest, level)
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            stack.extend((p, level + 1) for p in payload if isinstance(p, Message))
+    return deepest
+
+
+def parse(raw: bytes, max_depth: int = MAX_DEPTH) -> Message:
+    """``raw`` parsed leniently; raises :class:`TooDeep` when its parts nest
+    deeper than ``max_depth`` (or so deep that the parser itself gives up)."""
+    try:
+        parsed = email.message_from_bytes(raw, policy=compat32)
+    except RecursionError:
+        raise TooDeep(limit=max_depth) from None
+    if parsed.is_multipart() and depth(parsed) > max_depth:
+        raise TooDeep(limit=max_depth)
+    return parsed
+
+
+def storable(text: str | None) -> str | None:
+    """``text`` without what no database column can store (NUL, lone surrogates)."""
+    if not text or (text.isascii() and "\x00" not in text) or not _UNSTORABLE.search(text):
+        return text
+    return _UNSTORABLE.sub("\ufffd", text)
 
 
 def decode_bytes(data: bytes, charset: str | None = None) -> str:
@@ -61,19 +133,21 @@ def _unfold(value: str) -> str:
 class InboundMessage:
     """One received message. Satisfies :class:`mas.sieve.interpreter.MessageView`."""
 
-    def __init__(self, raw: bytes, envelope_from: str = "", recipients: list[str] | None = None):
+    def __init__(self, raw: bytes, envelope_from: str = "", recipients: list[str] | None = None,
+                 max_depth: int = MAX_DEPTH):
+        """Raises :class:`TooDeep` for parts nested deeper than ``max_depth``."""
         self.raw = raw
         self.size = len(raw)
         self.envelope_from = envelope_from or ""
         self.recipients = recipients or []
-        self.message: Message = email.message_from_bytes(raw, policy=compat32)
+        self.message: Message = parse(raw, max_depth)
         self._headers: dict[str, list[str]] = {}
 
     def header_values(self, name: str) -> list[str]:
         key = name.lower()
         values = self._headers.get(key)
         if values is None:
-            values = [decode_header_value(v) for v in self.message.get_all(key, [])]
+            values = [storable(decode_header_value(v)) for v in self.message.get_all(key, [])]
             self._headers[key] = values
         return values
 
@@ -132,7 +206,7 @@ class InboundMessage:
                 head.decode("utf-8")
             except UnicodeDecodeError:
                 found.append("8-bit characters in headers that are not UTF-8")
-        for part in self.message.walk():
+        for part in walk(self.message):
             for defect in getattr(part, "defects", []):
                 found.append(f"{type(defect).__name__}: {defect.__doc__.strip().splitlines()[0] if defect.__doc__ else ''}".rstrip(": "))
             if not part.is_multipart():
@@ -141,7 +215,7 @@ class InboundMessage:
 
     def text_lines(self, limit: int) -> list[str]:
         """The first non-empty, non-quoted lines of the first text part."""
-        for part in self.message.walk():
+        for part in walk(self.message):
             if part.get_content_maintype() == "text" and not _has_filename(part):
                 text = part_text(part)
                 if part.get_content_subtype() == "html":
@@ -153,7 +227,7 @@ class InboundMessage:
     def attachments(self) -> list[tuple[str, str, bytes]]:
         """(content type, file name, decoded bytes) of every non-text leaf part."""
         found = []
-        for part in self.message.walk():
+        for part in walk(self.message):
             if part.is_multipart() or part.get_content_maintype() in ("text", "message"):
                 continue
             try:

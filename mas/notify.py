@@ -9,6 +9,12 @@ variables ``mailbox``, ``folder``, ``media``, ``sender``, ``subject``,
 ``pages``, ``duration``, ``message`` (the Sieve ``:message`` text, if any) and
 ``mailbox_message_id``. A Sieve ``redirect`` is queued the same way with the
 template ``mas-redirect``.
+
+A refusal MAS cannot trust (it answers no message UMS sent to its From
+address) is confirmed with the template ``mas-refusal-confirm`` sent to that
+address (variables ``address``, ``keyword``, ``subject``; the renderer adds
+``unsubscribe_url``): replying to it, or its unsubscribe link, is a refusal
+that provably comes from the address (:mod:`mas.feedback`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ log = logging.getLogger("ums.mas.notify")
 
 NOTICE_TEMPLATE = "mas-new-message"
 REDIRECT_TEMPLATE = "mas-redirect"
+CONFIRM_TEMPLATE = "mas-refusal-confirm"
 _SCHEMES = {"mailto": "email", "tel": "voice", "sms": "voice", "fax": "fax"}
 _DEFAULTS = {
     NOTICE_TEMPLATE: {
@@ -38,6 +45,15 @@ _DEFAULTS = {
         "subject": "Fwd: {{ subject }}",
         "body_text": "Forwarded by the rules of {{ mailbox }}: message from {{ sender }}.\n"
                      "Subject: {{ subject }}\n",
+    },
+    CONFIRM_TEMPLATE: {
+        "subject": "광고 수신거부 확인 요청 / Please confirm: stop advertising to {{ address }}",
+        "body_text": "{{ address }} 주소의 광고 수신거부 요청을 받았습니다 (\"{{ subject }}\").\n"
+                     "본인이 요청하셨다면 이 메일에 회신하시거나 다음 링크를 눌러 주세요: {{ unsubscribe_url }}\n"
+                     "요청하지 않으셨다면 이 메일을 무시하셔도 됩니다. 아무것도 바뀌지 않았습니다.\n\n"
+                     "We received a request to stop advertising to {{ address }} (\"{{ subject }}\").\n"
+                     "If it was you, reply to this message or open the link above.\n"
+                     "If it was not, ignore this message: nothing has changed.\n",
     },
 }
 
@@ -55,11 +71,12 @@ async def ensure_template(conn: AsyncConnection, name: str, channel: str, now: d
         await templates.save(conn, name, channel, now, kind="transactional", **_DEFAULTS[name])
 
 
-async def queue(conn, template: str, channel: str, recipient: str, variables: dict, now: datetime) -> int:
+async def queue(conn, template: str, channel: str, recipient: str, variables: dict, now: datetime,
+                contact_id: int | None = None) -> int:
     await ensure_template(conn, template, channel, now)
     request = outbox.SendRequest(
         channel=channel, recipient=recipient, template=template, kind="transactional",
-        variables=variables, service_name="mas",
+        variables=variables, service_name="mas", contact_id=contact_id,
     )
     return await outbox.enqueue(conn, request, now)
 
@@ -94,3 +111,12 @@ async def new_message(
     for address in verdict.redirects:
         queued.append(await queue(conn, REDIRECT_TEMPLATE, "email", address, variables, now))
     return queued
+
+
+async def confirm_refusal(
+    conn: AsyncConnection, address: str, keyword: str, subject: str, now: datetime, contact_id: int | None = None,
+) -> int:
+    """Ask ``address`` to confirm a refusal of advertising; returns the delivery id
+    (the pending confirmation: its Message-ID and token authenticate the answer)."""
+    variables = {"address": address, "keyword": keyword, "subject": subject[:200]}
+    return await queue(conn, CONFIRM_TEMPLATE, "email", address, variables, now, contact_id=contact_id)

@@ -57,7 +57,7 @@ class MessageApplicationServer(Service):
         return context
 
     def info(self) -> dict:
-        return {"accepted": self.handler.accepted, "deferred": self.handler.deferred}
+        return {"accepted": self.handler.accepted, "deferred": self.handler.deferred, "refused": self.handler.refused}
 
     def protocol(self) -> asyncio.Protocol:
         if self.paused:

@@ -70,7 +70,9 @@ class Ready:
 
 @dataclass
 class Held:
-    """A leased delivery going back to the queue unsent (paused, stopping, a full window)."""
+    """A leased delivery going back to the queue unsent (paused, stopping, a full
+    window) — or, with state ``cancelled``, ending unsent because its campaign was
+    cancelled while it waited in memory."""
 
     delivery_id: int
     due_at: datetime | None = None
@@ -112,7 +114,7 @@ class QueueBatches:
         (suppressed after their claim), then lease up to ``claim`` more."""
         done = BatchResult()
         self._record(conn, now, results, done)
-        self._release(conn, holds, now)
+        self._release(conn, holds, now, done)
         if suppressed_late:
             rows = self._rows(conn, suppressed_late)
             unsubscribed = policy.Decision(policy.END, "suppressed", "suppressed",
@@ -153,7 +155,7 @@ class QueueBatches:
             else:
                 holds.append(Held(candidate.row["id"], None, "queued", decision.reason, decision.hold))
         self._end_by_policy(conn, ended, now, done)
-        self._release(conn, holds, now)
+        self._release(conn, holds, now, done)
         done.campaigns = {ready.campaign_id: self.campaigns[ready.campaign_id]
                           for ready in done.ready if ready.campaign_id in self.campaigns}
 
@@ -164,18 +166,20 @@ class QueueBatches:
         contacts = contact_store.by_ids(conn, [row["contact_id"] for row in rows])
         advertising_contacts = [row["contact_id"] for row in rows if row["kind"] == "advertising"]
         consents = contact_store.advertising_consents(conn, advertising_contacts)
-        suppressed: set[tuple[str, str]] = set()
+        scopes: dict[tuple[str, str], str] = {}  # (channel, address) → the suppression entry's scope
         for channel in {row["channel"] for row in rows}:
             addresses = [row["recipient"] for row in rows if row["channel"] == channel and row["recipient"]]
-            suppressed |= {(channel, a) for a in suppression.suppressed_among(conn, channel, addresses)}
-        return [
-            policy.Candidate(
+            found = suppression.suppressed_among(conn, channel, addresses)
+            scopes.update(((channel, address), scope) for address, scope in found.items())
+        candidates = []
+        for row in rows:
+            scope = scopes.get((row["channel"], normalize(row["channel"], row["recipient"] or "")))
+            candidates.append(policy.Candidate(
                 row=row, campaign=self.campaigns.get(row["campaign_id"]),
                 contact=contacts.get(row["contact_id"]), consents=consents.get(row["contact_id"], []),
-                suppressed=(row["channel"], normalize(row["channel"], row["recipient"] or "")) in suppressed,
-            )
-            for row in rows
-        ]
+                suppressed=scope is not None, suppression_scope=scope or "all",
+            ))
+        return candidates
 
     def _settle_kind(self, conn: Connection, row: dict) -> None:
         """A delivery of an advertising template is advertising, whatever its
@@ -303,9 +307,15 @@ class QueueBatches:
         done.ended_by_policy += len(changes)
         queue.finish(conn, changes, cdr_rows)
 
-    def _release(self, conn: Connection, holds: list[Held], now: datetime) -> None:
+    def _release(self, conn: Connection, holds: list[Held], now: datetime, done: BatchResult) -> None:
+        cancelled = [held.delivery_id for held in holds if held.state == "cancelled"]
+        if cancelled:
+            decision = policy.Decision(policy.END, "cancelled", "cancelled", "campaign cancelled")
+            self._end_by_policy(conn, [(row, decision) for row in self._rows(conn, cancelled)], now, done)
         groups: dict[tuple, list[int]] = {}
         for held in holds:
+            if held.state == "cancelled":
+                continue
             self.leased.pop(held.delivery_id, None)
             hold = held.hold.value if held.hold else None
             groups.setdefault((held.state, held.due_at, held.reason, hold), []).append(held.delivery_id)

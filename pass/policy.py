@@ -27,6 +27,8 @@ class Candidate:
     contact: dict | None
     consents: list[dict] = field(default_factory=list)
     suppressed: bool = False
+    #: the suppression entry's scope when ``suppressed``: "all", or "advertising" (a refusal of advertising)
+    suppression_scope: str = "all"
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,16 @@ def no_address(c: Candidate, ctx: Context) -> Decision | None:
 
 
 def suppression(c: Candidate, ctx: Context) -> Decision | None:
-    if c.suppressed:
-        return Decision(END, "suppressed", "suppressed", "address is on the suppression list")
-    return None
+    """An entry of scope ``all`` stops every send; one of scope ``advertising``
+    (the customer refused advertising) stops advertising only, so transactional
+    notices — a large-deposit alert — still reach them."""
+    if not c.suppressed:
+        return None
+    if c.suppression_scope == "advertising":
+        if c.row["kind"] != advertising.ADVERTISING:
+            return None
+        return Decision(END, "suppressed", "suppressed", "address refused advertising")
+    return Decision(END, "suppressed", "suppressed", "address is on the suppression list")
 
 
 def art50(c: Candidate, ctx: Context) -> Decision | None:

@@ -99,7 +99,8 @@ class Worker:
         #: suppressions added after jobs were claimed stop those jobs before they are sent
         self.suppressions_checked = 0.0
         self.suppressions_seen: int | None = None
-        self.late_suppressed: set[tuple[str, str]] = set()
+        #: (channel, address) → scope of entries added since the claim-time check
+        self.late_suppressed: dict[tuple[str, str], str] = {}
         self.ended_late: list[Job] = []
         #: campaigns of jobs in memory; their states are re-read 4 times a second
         self.campaigns: dict[int, dict] = {}
@@ -267,15 +268,17 @@ class Worker:
                 self.suppressions_seen = await suppression.last_id(conn)
                 return
             # a little overlap: on PostgreSQL a lower id can commit after a higher one
-            for entry_id, channel, address in await suppression.added_after(conn, self.suppressions_seen - 50):
-                self.late_suppressed.add((channel, address))
+            for entry_id, channel, address, scope in await suppression.added_after(conn, self.suppressions_seen - 50):
+                if self.late_suppressed.get((channel, address)) != suppression.ALL:
+                    self.late_suppressed[(channel, address)] = scope
                 self.suppressions_seen = max(self.suppressions_seen, entry_id)
 
     def _suppressed_since_claim(self, job: Job) -> bool:
         if not self.late_suppressed:
             return False
         delivery = job.delivery
-        return (delivery.channel, normalize(delivery.channel, delivery.recipient or "")) in self.late_suppressed
+        scope = self.late_suppressed.get((delivery.channel, normalize(delivery.channel, delivery.recipient or "")))
+        return scope == suppression.ALL or (scope == suppression.ADVERTISING and delivery.kind == "advertising")
 
     # --- sending ------------------------------------------------------------------
 
@@ -337,6 +340,8 @@ class Worker:
             return Held(job.delivery.id, reason="stopping")
         if self.service.paused:
             return Held(job.delivery.id, reason="PASS paused", hold=Hold.PAUSED)
+        if (job.campaign or {}).get("state") == "cancelled":
+            return Held(job.delivery.id, state="cancelled", reason="campaign cancelled")
         return Held(job.delivery.id, reason="campaign paused", hold=Hold.PAUSED)
 
     def _hold(self, held: Held) -> None:

@@ -14,8 +14,9 @@ The contract (:func:`problem`, :func:`check`, :func:`is_valid`):
 * ``fax`` and ``voice`` — an E.164-style number: an optional leading ``+``
   then 3 to 15 digits, which may be grouped by spaces, hyphens, dots or
   parentheses (``+82 2 555 0100``, ``02-555-0100``). No letters, no other
-  characters. ``voice`` also takes a SIP URI (``sip:1000@pbx.example``),
-  which the SIP driver calls directly.
+  characters. (A ``sip:`` URI is not a recipient a client may give: the SIP
+  driver calls ``[voice] sip_uri`` with the number, so calls go only where
+  the operator configured.)
 
 Surrounding spaces are ignored; control characters (CR, LF, NUL, …) are
 refused wherever they are.
@@ -34,7 +35,6 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+"
 _LOCAL = re.compile(rf"^{_ATOM}(?:\.{_ATOM})*$")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9\-\u0080-\U0010ffff]{1,63}(?<!-)$")
 _NUMBER = re.compile(r"^\+?[0-9 ().\-]+$")
-_SIP = re.compile(r"^sips?:[A-Za-z0-9._~+\-!$&'*=%]+@[A-Za-z0-9.\-]+(?::[0-9]{1,5})?$", re.I)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 MIN_DIGITS, MAX_DIGITS = 3, 15
 
@@ -81,11 +81,7 @@ def problem(channel: str, address) -> str | None:
     address = address.strip()
     if not address:
         return "it is empty"
-    if channel == "email":
-        return _email_problem(address)
-    if channel == "voice" and address[:4].lower() in ("sip:", "sips"):
-        return None if _SIP.match(address) else "a SIP address looks like sip:user@host"
-    return _number_problem(address)
+    return _email_problem(address) if channel == "email" else _number_problem(address)
 
 
 def check(channel: str, address) -> str:

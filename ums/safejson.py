@@ -39,7 +39,7 @@ def loads(data: bytes | str, max_depth: int = DEFAULT_MAX_DEPTH):
         except UnicodeDecodeError as exc:
             raise BadJson(reason=f"not UTF-8 (byte {exc.start})") from None
     try:
-        document = json.loads(data, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_bounded_int)
+        document = _DECODER.decode(data)
     except json.JSONDecodeError as exc:
         raise BadJson(reason=f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:   # the C parser's own guard, far deeper than max_depth
@@ -63,6 +63,9 @@ def _bounded_int(text: str) -> int:
     if len(text.lstrip("-")) > MAX_INT_DIGITS:
         raise BadJson(reason=f"integer of {len(text)} digits is out of range")
     return int(text)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float, parse_int=_bounded_int)
 
 
 def _check(document, max_depth: int) -> None:

@@ -17,7 +17,10 @@ CHANNEL = click.option("--channel", default="email", show_default=True, type=cli
 
 @click.group()
 def suppress():
-    """Addresses UMS must never send to (refusals, bounces, operator entries)."""
+    """Addresses UMS must never send to (refusals, bounces, operator entries).
+
+    An entry's scope is "all" (nothing is sent to the address) or "advertising"
+    (a refusal of advertising: transactional notices such as account alerts still go)."""
 
 
 @suppress.command()
@@ -26,14 +29,18 @@ def suppress():
 @click.option("--reason", default="manual", show_default=True,
               type=click.Choice(["manual", "refusal", "unsubscribe", "bounce", "complaint"]))
 @click.option("--detail", help="A note kept with the entry.")
+@click.option("--scope", default=suppression.ALL, show_default=True, type=click.Choice(suppression.SCOPES),
+              help="What the entry stops: every send, or advertising only (transactional notices still go).")
 @pass_obj
-def add(obj, address, channel, reason, detail):
+def add(obj, address, channel, reason, detail, scope):
     """Suppress ADDRESS; PASS stops sending to it at once (even mid-campaign)."""
     if not is_valid(channel, address):
         raise UmsError(f"{address!r} is not a valid {channel} address")
     added = run_async(_in_transaction(
-        obj, lambda conn: suppression.add(conn, channel, address, reason, source="cli", detail=detail)))
-    click.echo(f"{address} suppressed" if added else f"{address} was already suppressed")
+        obj, lambda conn: suppression.add(conn, channel, address, reason, source="cli", detail=detail,
+                                          scope=scope)))
+    what = "advertising only" if scope == suppression.ADVERTISING else "all sends"
+    click.echo(f"{address} suppressed ({what})" if added else f"{address} was already suppressed")
 
 
 @suppress.command()
@@ -55,10 +62,10 @@ def list_(obj, channel, limit):
     """The newest entries."""
     rows = run_async(_in_transaction(obj, lambda conn: suppression.entries(conn, channel, limit)))
     table = Table(box=None, header_style="bold")
-    for column in ("channel", "address", "reason", "source", "since"):
+    for column in ("channel", "address", "reason", "scope", "source", "since"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["channel"], row["address"], row["reason"], row["source"] or "",
+        table.add_row(row["channel"], row["address"], row["reason"], row["scope"], row["source"] or "",
                       local_time(obj, row["created_at"]))
     Console(width=140).print(table)
 

@@ -162,6 +162,8 @@ suppressions = Table(
     Column("address", String(320), nullable=False),
     # unsubscribe, refusal, bounce, complaint or manual
     Column("reason", String(32), nullable=False),
+    # what the entry stops: all sends, or advertising only (a refusal of advertising)
+    Column("scope", String(16), nullable=False, server_default="all"),
     Column("source", String(128)),
     Column("detail", Text),
     _created(),

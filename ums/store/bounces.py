@@ -4,6 +4,7 @@ keeping the temporary-bounce score per address."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -12,17 +13,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..addresses import normalize
 from ..db.models import bounce_scores, deliveries, suppressions
 
+#: the per-delivery tokens of earlier versions (``secrets.token_urlsafe(18)``)
+_LEGACY_TOKEN = re.compile(r"[A-Za-z0-9_-]{24}")
+
 
 async def delivery_by_token(conn: AsyncConnection, token: str) -> dict | None:
     """The delivery whose per-delivery secret is ``token``.
 
-    Tokens are case-sensitive, but some MTAs lower-case the local part of a
-    return path; an exact match wins, a case-insensitive one is the fallback.
+    Tokens are case-sensitive, but some MTAs change the case of the local part
+    of a return path; an exact match wins. Tokens made now are lower-case hex,
+    so an upper-cased one is found by its lower-case form (indexed). Only a
+    token of the older 24-character form is matched case-insensitively, which
+    reads the whole table: so a guessed token costs no more than one lookup.
     """
     if not token:
         return None
     row = (await conn.execute(select(deliveries).where(deliveries.c.token == token))).first()
-    if row is None:
+    if row is None and token.lower() != token:
+        row = (await conn.execute(select(deliveries).where(deliveries.c.token == token.lower()))).first()
+    if row is None and _LEGACY_TOKEN.fullmatch(token):
         row = (
             await conn.execute(
                 select(deliveries).where(func.lower(deliveries.c.token) == token.lower()).limit(2)

@@ -1,6 +1,14 @@
 """The suppression list: addresses that must not be sent to (refusals,
 unsubscribes, permanent bounces, operator entries). PASS checks it before
-every send; MAS and WAS add to it."""
+every send; MAS and WAS add to it.
+
+Every entry has a scope: ``all`` stops every send to the address (a bounce,
+an operator's entry), ``advertising`` stops advertising only — a refusal of
+advertising leaves transactional notices (an account alert) alone. One entry
+per channel and address: adding ``all`` where ``advertising`` is widens the
+entry (and takes the new reason); adding ``advertising`` where ``all`` is
+changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -11,29 +19,43 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..addresses import normalize
 from ..db.models import suppressions
+from ..errors import UmsError
+
+ALL, ADVERTISING = "all", "advertising"
+SCOPES = (ALL, ADVERTISING)
+
+
+class BadScope(UmsError):
+    """Unknown suppression scope {scope!r}: expected all or advertising."""
 
 
 async def add(
     conn: AsyncConnection, channel: str, address: str, reason: str,
-    source: str | None = None, detail: str | None = None,
+    source: str | None = None, detail: str | None = None, scope: str = ALL,
 ) -> bool:
-    """Suppress an address; returns False if it already was (the first reason stays)."""
-    return await conn.run_sync(add_sync, channel, address, reason, source, detail)
+    """Suppress an address; returns False if it already was, as widely (the first reason stays)."""
+    return await conn.run_sync(add_sync, channel, address, reason, source, detail, scope)
 
 
 def add_sync(
     conn: Connection, channel: str, address: str, reason: str,
-    source: str | None = None, detail: str | None = None,
+    source: str | None = None, detail: str | None = None, scope: str = ALL,
 ) -> bool:
     """:func:`add` on a sync connection (inside PASS's record batch)."""
+    if scope not in SCOPES:
+        raise BadScope(scope=scope)
     address = normalize(channel, address)
-    if conn.scalar(_entry_id(channel, address)) is not None:
-        return False
+    existing = conn.execute(_entry(channel, address, suppressions.c.id, suppressions.c.scope)).first()
+    if existing is not None:
+        if not (existing.scope == ADVERTISING and scope == ALL):
+            return False
+        # widened: a new entry (a new id, so PASS's check of what was added lately sees it)
+        conn.execute(delete(suppressions).where(suppressions.c.id == existing.id))
     try:
         with conn.begin_nested():
             conn.execute(
                 suppressions.insert().values(
-                    channel=channel, address=address, reason=reason, source=source, detail=detail
+                    channel=channel, address=address, reason=reason, scope=scope, source=source, detail=detail
                 )
             )
     except IntegrityError:  # a concurrent writer got there first
@@ -51,12 +73,18 @@ async def remove(conn: AsyncConnection, channel: str, address: str) -> bool:
 
 
 async def is_suppressed(conn: AsyncConnection, channel: str, address: str) -> bool:
-    return await conn.scalar(_entry_id(channel, normalize(channel, address))) is not None
+    """Whether the address has an entry (of any scope)."""
+    return await scope_of(conn, channel, address) is not None
 
 
-def _entry_id(channel: str, normalized_address: str):
-    return select(suppressions.c.id).where(suppressions.c.channel == channel,
-                                           suppressions.c.address == normalized_address)
+async def scope_of(conn: AsyncConnection, channel: str, address: str) -> str | None:
+    """The scope of the address's entry (``all`` or ``advertising``), None when it has none."""
+    return await conn.scalar(_entry(channel, normalize(channel, address), suppressions.c.scope))
+
+
+def _entry(channel: str, normalized_address: str, *columns):
+    return select(*columns).where(suppressions.c.channel == channel,
+                                  suppressions.c.address == normalized_address)
 
 
 async def entries(conn: AsyncConnection, channel: str | None = None, limit: int = 1000) -> list[dict]:
@@ -66,27 +94,29 @@ async def entries(conn: AsyncConnection, channel: str | None = None, limit: int 
     return [dict(row._mapping) for row in await conn.execute(query)]
 
 
-def suppressed_among(conn: Connection, channel: str, addresses) -> set[str]:
-    """The normalised addresses among ``addresses`` that are suppressed (one query; sync,
-    inside PASS's claim batch)."""
+def suppressed_among(conn: Connection, channel: str, addresses) -> dict[str, str]:
+    """The normalised addresses among ``addresses`` that have an entry, each with
+    its scope (one query; sync, inside PASS's claim batch)."""
     wanted = {normalize(channel, address) for address in addresses}
     if not wanted:
-        return set()
+        return {}
     rows = conn.execute(
-        select(suppressions.c.address).where(suppressions.c.channel == channel, suppressions.c.address.in_(wanted))
+        select(suppressions.c.address, suppressions.c.scope)
+        .where(suppressions.c.channel == channel, suppressions.c.address.in_(wanted))
     )
-    return set(rows.scalars().all())
+    return dict(rows.all())
 
 
 async def last_id(conn: AsyncConnection) -> int:
     return await conn.scalar(select(func.max(suppressions.c.id))) or 0
 
 
-async def added_after(conn: AsyncConnection, after_id: int) -> list[tuple[int, str, str]]:
-    """(id, channel, address) of entries with an id above ``after_id``: what was
-    suppressed since PASS last looked."""
+async def added_after(conn: AsyncConnection, after_id: int) -> list[tuple[int, str, str, str]]:
+    """(id, channel, address, scope) of entries with an id above ``after_id``:
+    what PASS ends unsent among deliveries it had already claimed (an
+    ``advertising`` entry only ends advertising)."""
     rows = await conn.execute(
-        select(suppressions.c.id, suppressions.c.channel, suppressions.c.address)
+        select(suppressions.c.id, suppressions.c.channel, suppressions.c.address, suppressions.c.scope)
         .where(suppressions.c.id > after_id).order_by(suppressions.c.id)
     )
     return [tuple(row) for row in rows]

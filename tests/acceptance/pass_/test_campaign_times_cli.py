@@ -21,10 +21,9 @@ from datetime import datetime, time as clock_time, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
 
 from tests.acceptance.cli import running, ums
-from tests.acceptance.pass_.test_pass_cli import sink, wait_for  # noqa: F401 (sink is a fixture)
+from tests.acceptance.relay import sink, wait_for  # noqa: F401 (sink is a fixture)
 from ums.clock import shift_to
 
 SEOUL = ZoneInfo("Asia/Seoul")

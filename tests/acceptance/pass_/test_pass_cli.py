@@ -8,63 +8,24 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
-from aiosmtpd.controller import Controller
 from lxml import etree
 
 from tests.acceptance.cli import running, ums
-from tests.helpers import free_port
+from tests.acceptance.relay import Recorder, sink, wait_for  # noqa: F401 (sink is a fixture)
 from ums.cdr import CSV_COLUMNS
 from ums.clock import utcnow
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
 
-class Recorder:
-    """An SMTP sink that keeps (recipient, data) of everything it accepts."""
-
-    def __init__(self):
-        self.received: list[tuple[str, bytes]] = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            for rcpt in envelope.rcpt_tos:
-                self.received.append((rcpt, envelope.original_content or envelope.content))
-        return "250 2.0.0 queued"
-
-    def recipients(self) -> list[str]:
-        with self.lock:
-            return [rcpt for rcpt, _ in self.received]
-
-
-@pytest.fixture
-def sink():
-    recorder = Recorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller.port, recorder
-    controller.stop()
-
-
 def ok(home: Path, *args: str, timeout: float = 60) -> str:
     result = ums(home, *args, timeout=timeout)
     assert result.returncode == 0, f"ums {' '.join(args)}: {result.stderr}"
     return result.stdout
-
-
-def wait_for(check, timeout: float = 30, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(interval)
-    return result
 
 
 def write_files(home: Path) -> None:

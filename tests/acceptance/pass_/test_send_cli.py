@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import threading
-import time
 from datetime import datetime, time as clock_time, timedelta, timezone
 from email import message_from_bytes, policy
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from tests.acceptance.cli import running, ums
-from tests.helpers import free_port
+from tests.acceptance.relay import sink, wait_for  # noqa: F401 (sink is a fixture)
 from ums.clock import SHIFT_VARIABLE, shift_to, utcnow
 from ums.config import SHIPPED_CONFIG_DIR
 
@@ -33,33 +30,6 @@ SAMPLES = SHIPPED_CONFIG_DIR / "samples"
 OFFER = "monthly-offer"                        # the advertising template of config/samples/template-offer.json
 STRANGER = "stranger@example.com"              # no contact, no consent
 DAYTIME = "daytime@example.com"                # advertising consent, but not at night
-
-
-class Recorder:
-    """An SMTP sink that keeps (recipient, data) of everything it accepts."""
-
-    def __init__(self):
-        self.received: list[tuple[str, bytes]] = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            for rcpt in envelope.rcpt_tos:
-                self.received.append((rcpt, envelope.original_content or envelope.content))
-        return "250 2.0.0 queued"
-
-    def messages(self) -> list[tuple[str, bytes]]:
-        with self.lock:
-            return list(self.received)
-
-
-@pytest.fixture
-def sink():
-    recorder = Recorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller.port, recorder
-    controller.stop()
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -78,14 +48,6 @@ def refused(home: Path, *args: str) -> str:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, f"not one line: {result.stderr}"
     return lines[0]
-
-
-def wait_for(check, timeout: float = 30, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(interval)
-    return result
 
 
 def at_seoul_time(monkeypatch, local: clock_time) -> datetime:

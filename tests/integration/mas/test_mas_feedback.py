@@ -25,7 +25,7 @@ async def test_qmail_bounce_matched_by_message_id(mas, smtp_client):
     await send(smtp_client, samples.qmail_bounce("nobody@customer.example", sent["message_id"]),
                "", ["bounce@ums.local"])
     async with db.connect() as conn:
-        assert await suppression.is_suppressed(conn, "email", "nobody@customer.example")
+        assert await suppression.scope_of(conn, "email", "nobody@customer.example") == "all"  # a bounce stops all
         assert (await deliveries.get(conn, sent["id"]))["bounced_at"] is not None
 
 
@@ -56,6 +56,8 @@ async def test_list_unsubscribe_mailto_and_one_click_core_call(mas, smtp_client)
     assert entries["lee@customer.example"]["source"] == "mas:list-unsubscribe"
     assert entries["park@customer.example"]["source"] == "one-click"
     assert entries["lee@customer.example"]["reason"] == "unsubscribe"
+    # unsubscribing is a refusal of advertising, by mail or by the one-click link
+    assert entries["lee@customer.example"]["scope"] == entries["park@customer.example"]["scope"] == "advertising"
 
 
 async def test_new_mail_notifies_the_owner_through_the_outbox(mas, smtp_client):

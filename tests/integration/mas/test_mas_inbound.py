@@ -49,16 +49,19 @@ async def test_what_comes_back_lands_where_it_should(mas, smtp_client):
     assert (row["folder"], row["classification"], row["flags"]) == ("Replies", "reply", ["\\Flagged"])
     assert row["contact_id"] == customer and row["delivery_id"] == sent["id"]
 
-    # an EUC-KR refusal in an RFC 2047 subject: the sender is suppressed at once
-    await send(smtp_client, samples.euc_kr_refusal("kim@customer.example", "news@ums.local"),
+    # an EUC-KR refusal in an RFC 2047 subject, answering a mailing sent to that address:
+    # the sender is suppressed at once, for advertising
+    mailing = await sent_delivery(db, "kim@customer.example", now)
+    await send(smtp_client, samples.euc_kr_refusal("kim@customer.example", "news@ums.local",
+                                                   in_reply_to=mailing["message_id"]),
                "kim@customer.example", ["news@ums.local"])
     [row] = await rows_for(db, "news@ums.local")
     assert row["classification"] == "refusal" and row["folder"] == "Refusals"
-    assert row["subject"] == "광고 수신거부 합니다"
+    assert row["subject"] == "광고 수신거부 합니다" and row["delivery_id"] == mailing["id"]
     async with db.connect() as conn:
         assert await suppression.is_suppressed(conn, "email", "kim@customer.example")
         [entry] = await suppression.entries(conn, "email")
-    assert (entry["reason"], entry["source"]) == ("refusal", "mas:reply")
+    assert (entry["reason"], entry["source"], entry["scope"]) == ("refusal", "mas:reply", "advertising")
 
     # a DSN for a 5.1.1 failure of a delivery PASS sent, to its VERP return path
     bounced = await sent_delivery(db, "gone@customer.example", now)

@@ -12,9 +12,8 @@ import aiosmtplib
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import make_config
 from tests.helpers import eventually, split_address
-from tests.integration.pass_.pass_support import Sink, SinkHandler
+from tests.integration.pass_.pass_support import Sink
 from tests.unit.mas import mas_samples as samples
 from ums import campaigns
 from ums.db.models import deliveries
@@ -32,20 +31,9 @@ def message_to(sink: Sink, address: str) -> email.message.Message:
 
 
 @pytest.fixture
-async def relay():
-    """The SMTP relay PASS sends through: records every message it is given."""
-    sink = await Sink(SinkHandler()).start()
-    yield sink
-    await sink.close()
-
-
-@pytest.fixture
-async def mas_and_pass(tmp_path, database_url, start_suite, relay):
-    config = make_config(
-        tmp_path, database_url, email__relay_port=str(relay.port), mas__local_domains="ums.local",
-        pass__poll_interval="0.1", pass__write_interval="0.02", pass__retry_base="0.05", pass__retry_max="0.3",
-    )
-    suite = await start_suite(config, ["mas", "pass"])
+async def mas_and_pass(mas_with_pass):
+    """MAS and PASS (relaying into ``relay_sink``) with an address book "Offers"."""
+    suite = mas_with_pass
     now = suite.ctx.clock()
     async with suite.ctx.db.begin() as conn:
         book = await addressbooks.ensure_book(conn, "Offers")
@@ -82,7 +70,8 @@ async def delivery_states(suite, campaign_id: int) -> dict[str, str]:
         return dict(rows.all())
 
 
-async def test_a_korean_refusal_reply_makes_the_next_campaign_skip_the_customer(mas_and_pass, relay):
+async def test_a_korean_refusal_reply_makes_the_next_campaign_skip_the_customer(mas_and_pass, relay_sink):
+    relay = relay_sink
     suite = mas_and_pass
     first = await run_campaign(suite, "offer-1")
     assert recipients(relay) == sorted(AUDIENCE)

@@ -6,6 +6,7 @@ import email.policy
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import func, insert, select
 
 from pass_support import add_template, pass_config, seed_audience, start_campaign, states
@@ -190,29 +191,35 @@ async def test_hourly_window_counts_what_other_processes_sent(tmp_path, database
         assert reason == "hourly window full"
 
 
+@pytest.mark.parametrize("kind", ["transactional", "advertising"])
 async def test_unsubscribe_mid_campaign_stops_deliveries_already_claimed(
-        tmp_path, database_url, pass_db, sink, start_suite):
+        tmp_path, database_url, pass_db, sink, start_suite, kind):
     """The whole (throttled) audience is claimed at once; an address suppressed
-    while its delivery waits in PASS's memory is not sent, and ends suppressed."""
+    while its delivery waits in PASS's memory is not sent, and ends suppressed —
+    a refusal of advertising only when the delivery is advertising."""
     await seed_audience(pass_db, 60)
-    await add_template(pass_db, name="alert", kind="transactional")
+    await add_template(pass_db, name="alert", kind=kind)
     await start_suite(pass_config(tmp_path, database_url, sink.port), ["pass"])
-    campaign_id = await start_campaign(pass_db, kind="transactional", template="alert", throttle={"rate": 20})
+    campaign_id = await start_campaign(pass_db, kind=kind, template="alert", throttle={"rate": 20})
     await eventually(lambda: len(sink.handler.received) >= 5, timeout=20, interval=0.05)
     async with pass_db.connect() as conn:
         in_flight = await conn.scalar(select(func.count()).select_from(deliveries).where(
             deliveries.c.campaign_id == campaign_id, deliveries.c.state == "sending"))
-    assert in_flight > 40                                 # user55 is among the claimed
+    assert in_flight > 40                                 # user55 and user56 are among the claimed
     async with pass_db.begin() as conn:
         await suppression.add(conn, "email", "user55@example.com", "unsubscribe", source="test")
+        await suppression.add(conn, "email", "user56@example.com", "refusal", source="test", scope="advertising")
+    refused_ads = kind == "advertising"
 
     async def finished():
         counts = await states(pass_db, campaign_id)
         return counts.get("sent", 0) + counts.get("suppressed", 0) == 60 and counts
 
     counts = await eventually(finished, timeout=30, interval=0.2)
-    assert counts["suppressed"] == 1
-    assert "user55@example.com" not in [rcpt for rcpt, _, _ in sink.handler.received]
+    assert counts["suppressed"] == 1 + refused_ads
+    received = [rcpt for rcpt, _, _ in sink.handler.received]
+    assert "user55@example.com" not in received
+    assert ("user56@example.com" in received) is not refused_ads
     async with pass_db.connect() as conn:
         row = (await conn.execute(select(deliveries).where(deliveries.c.recipient == "user55@example.com"))).first()
         final = await conn.scalar(select(func.count()).select_from(cdr).where(

@@ -50,8 +50,9 @@ def reply(sender: str, to: str, in_reply_to: str = "", subject: str = "Re: 대�
     return text_message(sender, to, subject, "안녕하세요, 상담 가능한 시간을 알려주세요.\n", **extra)
 
 
-def euc_kr_refusal(sender: str, to: str) -> bytes:
-    return text_message(sender, to, "광고 수신거부 합니다", "더 이상 보내지 마세요.\n", charset="euc-kr")
+def euc_kr_refusal(sender: str, to: str, in_reply_to: str = "") -> bytes:
+    extra = {"In_Reply_To": in_reply_to} if in_reply_to else {}
+    return text_message(sender, to, "광고 수신거부 합니다", "더 이상 보내지 마세요.\n", charset="euc-kr", **extra)
 
 
 def dsn(recipient: str, original_message_id: str, status: str = "5.1.1", to: str = "bounce@ums.local") -> bytes:
@@ -144,3 +145,14 @@ def pdf_fax(to: str) -> bytes:
     writer.write(out)
     return gateway_mail("fax-gateway@fax.bank.example", to, "Fax received", "Fax attached.\n",
                         MIMEApplication(out.getvalue(), "pdf"), "fax.pdf")
+
+
+def nested_multipart(levels: int, sender: str = "deep@customer.example", to: str = "sales@bank.example") -> bytes:
+    """A message whose MIME parts nest ``levels`` multiparts deep around one text part
+    (so ``levels + 1`` levels of parts in all), as a hostile or broken sender writes it."""
+    head = (f"From: {sender}\r\nTo: {to}\r\nSubject: nested {levels}\r\nDate: {formatdate()}\r\n"
+            f"Message-ID: {make_msgid(domain='customer.example')}\r\nMIME-Version: 1.0\r\n").encode()
+    opening = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (n, n)
+                       for n in range(levels))
+    closing = b"".join(b"\r\n--b%d--\r\n" % n for n in reversed(range(levels)))
+    return head + opening + b"Content-Type: text/plain\r\n\r\nhello\r\n" + closing

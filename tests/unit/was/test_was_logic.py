@@ -174,7 +174,7 @@ def test_every_api_route_names_the_scope_it_needs_and_campaigns_are_for_marketin
     ("email", "kim@-bank.example"), ("email", '"kim"@example.com'), ("email", "kim@[127.0.0.1]"),
     ("email", "kim\u00a0lee@example.com"), ("email", "x" * 65 + "@example.com"), ("email", ""),
     ("fax", "abc"), ("fax", "12"), ("fax", "1234567890123456"), ("fax", "+82+2"), ("fax", "02-555-0101\n"),
-    ("voice", "sip:callee@127.0.0.1\r\nVia: x"), ("voice", "sip:no host"), ("voice", "010 1234 5678 ext 9"), ("pigeon", "coo"), ("email", None),
+    ("voice", "sip:callee@127.0.0.1"), ("voice", "010 1234 5678 ext 9"), ("pigeon", "coo"), ("email", None),
 ])
 def test_a_bad_recipient_is_refused_with_a_reason(channel, address):
     from ums import addresses
@@ -190,7 +190,6 @@ def test_a_bad_recipient_is_refused_with_a_reason(channel, address):
 @pytest.mark.parametrize("channel, address", [
     ("email", "kim@example.com"), ("email", " Kim.Lee+alerts@Bank.Example "), ("email", "홍길동@은행.한국"),
     ("fax", "+82 2 555 0100"), ("fax", "02-555-0101"), ("voice", "(02) 555.0101"), ("voice", "0101234"),
-    ("voice", "sip:callee@127.0.0.1:5062"),   # the SIP driver calls a sip: recipient directly
 ])
 def test_a_good_recipient_passes(channel, address):
     from ums import addresses
