@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from ums import cdr
 from ums.addresses import normalize
 from ums.channels import SENT, TEMPORARY, Delivery, Outcome
-from ums.outbox import fall_back_sync
+from ums.outbox import fall_back_sync, settled_kind
 from ums.holds import Hold
 from ums.store import as_utc
 from ums.store import campaigns as campaign_store
@@ -183,11 +183,10 @@ class QueueBatches:
 
     def _settle_kind(self, conn: Connection, row: dict) -> None:
         """A delivery of an advertising template is advertising, whatever its
-        request said: the art. 50 rules and the label follow the content."""
+        request said (:func:`ums.outbox.settled_kind`): the art. 50 rules and
+        the label follow the content."""
         if row["kind"] != "advertising":
-            template = self._template(conn, row["template_name"], row["channel"])
-            if template is not None and template.get("kind") == "advertising":
-                row["kind"] = "advertising"
+            row["kind"] = settled_kind(self._template(conn, row["template_name"], row["channel"]), row["kind"])
 
     def _read_campaigns(self, conn: Connection, campaign_ids: set[int]) -> None:
         """Campaigns not seen yet, and states older than :data:`CAMPAIGN_FRESH`

@@ -7,10 +7,10 @@ durable (commit before acknowledging).
 
 A delivery from a template is sent as the template's kind unless the caller
 asks for advertising, and an advertising template is never sent as
-transactional: :func:`enqueue` and :func:`fall_back_sync` make such a
-delivery advertising (:func:`settled_kind`); a caller that knows the kind was
-asked for explicitly (``ums send --kind``) refuses it first with
-:func:`kind_for`.
+transactional (:func:`settled_kind`): PASS applies that rule to every
+delivery it claims, whatever path queued it; :func:`enqueue` applies it when
+no kind was given; a caller that knows the kind was asked for explicitly
+(``ums send --kind``) refuses a mismatch first with :func:`kind_for`.
 """
 
 from __future__ import annotations
@@ -116,10 +116,11 @@ def kind_for(template: dict | None, asked: str | None) -> str:
 
 
 async def enqueue(conn: AsyncConnection, request: SendRequest, now: datetime) -> int:
-    """Queue one delivery; returns its id. Its kind is settled against the
-    named template, when that template exists (:func:`settled_kind`)."""
-    template = await template_store.get(conn, request.template, request.channel) if request.template else None
-    request.kind = settled_kind(template, request.kind)
+    """Queue one delivery; returns its id. Without a kind it takes the named
+    template's (:func:`settled_kind`)."""
+    if request.kind is None:
+        template = await template_store.get(conn, request.template, request.channel) if request.template else None
+        request.kind = settled_kind(template, None)
     return await conn.run_sync(enqueue_sync, request, now)
 
 
@@ -139,9 +140,9 @@ def fall_back_sync(conn: Connection, delivery: dict, now: datetime) -> int | Non
     Called when a delivery ends permanently failed (PASS), or when a sent
     email bounces permanently (MAS). The new delivery carries the rest of the
     list, so a chain email → fax → voice walks one step each time. The step
-    keeps the delivery's kind, but a step onto an advertising template is
-    advertising (:func:`settled_kind`).
-    Returns the new delivery's id, or None when there is nothing left to try.
+    keeps the delivery's kind (PASS makes a step onto an advertising template
+    advertising when it claims it). Returns the new delivery's id, or None
+    when there is nothing left to try.
     """
     remaining = list(delivery.get("fallback") or [])
     if not remaining:
@@ -152,8 +153,7 @@ def fall_back_sync(conn: Connection, delivery: dict, now: datetime) -> int | Non
         channel=step["channel"],
         recipient=step["recipient"],
         template=template,
-        kind=settled_kind(template_store.get_sync(conn, template, step["channel"]) if template else None,
-                          delivery.get("kind") or advertising.TRANSACTIONAL),
+        kind=delivery.get("kind") or advertising.TRANSACTIONAL,
         variables=delivery.get("variables") or {},
         contact_id=delivery.get("contact_id"),
         campaign_id=delivery.get("campaign_id"),

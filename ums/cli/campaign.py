@@ -119,6 +119,14 @@ def show(obj, campaign_ref):
         click.echo(f"{'why':>14}: {line}")
 
 
+def _start(obj, action, campaign_ref: str, at: str | None, start_now: bool, verb: str) -> None:
+    """Run ``campaigns.schedule`` or ``reschedule`` with ``--at`` read in the site zone."""
+    tz = site_zone(obj.config)
+    when = parse_time(at, tz)
+    row = run_async(_in_transaction(obj, lambda conn: action(conn, campaign_ref, when, utcnow(), start_now, tz)))
+    click.echo(f"campaign {row['name']!r} {verb} for {_when(obj, row)}")
+
+
 @campaign.command()
 @click.argument("campaign_ref", metavar="CAMPAIGN")
 @click.option("--at", "at", help=AT_HELP + " Default: its own time, cron, or now.")
@@ -126,11 +134,7 @@ def show(obj, campaign_ref):
 @pass_obj
 def schedule(obj, campaign_ref, at, start_now):
     """Schedule a draft campaign; PASS starts it when due. A time in the past is refused."""
-    tz = site_zone(obj.config)
-    when = parse_time(at, tz)
-    row = run_async(_in_transaction(
-        obj, lambda conn: campaigns.schedule(conn, campaign_ref, when, utcnow(), start_now, tz)))
-    click.echo(f"campaign {row['name']!r} scheduled for {_when(obj, row)}")
+    _start(obj, campaigns.schedule, campaign_ref, at, start_now, "scheduled")
 
 
 @campaign.command()
@@ -144,11 +148,7 @@ def reschedule(obj, campaign_ref, at, start_now):
     Deliveries that already ended stay as they are; the rest of the audience goes from then."""
     if not at and not start_now:
         raise click.UsageError("give the new start time with --at, or --now")
-    tz = site_zone(obj.config)
-    when = parse_time(at, tz)
-    row = run_async(_in_transaction(
-        obj, lambda conn: campaigns.reschedule(conn, campaign_ref, when, utcnow(), start_now, tz)))
-    click.echo(f"campaign {row['name']!r} rescheduled for {_when(obj, row)}")
+    _start(obj, campaigns.reschedule, campaign_ref, at, start_now, "rescheduled")
 
 
 @campaign.command()
@@ -156,7 +156,7 @@ def reschedule(obj, campaign_ref, at, start_now):
 @pass_obj
 def resume(obj, campaign_ref):
     """Resume a paused campaign. One that had not started goes back to scheduled for its own time."""
-    row = run_async(_in_transaction(obj, lambda conn: campaigns.resume(conn, campaign_ref, utcnow())))
+    row = run_async(_in_transaction(obj, lambda conn: campaigns.resume(conn, campaign_ref, utcnow(), site_zone(obj.config))))
     if row["state"] == "scheduled":
         click.echo(f"campaign {row['name']!r} resumed: scheduled for {_when(obj, row)}")
     else:

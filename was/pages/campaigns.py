@@ -104,7 +104,7 @@ async def _apply(page: Page, conn, campaign: int | str, action: str, at: str | N
     if action == "schedule":
         return await _schedule(conn, campaign, picked_time(page, at), now, start_now, page.app.tz)
     if action == "resume":
-        return await campaign_api.resume(conn, campaign, now)
+        return await campaign_api.resume(conn, campaign, now, page.app.tz)
     await getattr(campaign_api, action)(conn, campaign, now)
     return await campaign_api.find(conn, campaign)
 
