@@ -27,7 +27,6 @@ The rules (DESIGN.md, "Time"):
 from __future__ import annotations
 
 import os
-import time as _time
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -89,24 +88,13 @@ def utcnow() -> datetime:
 
 class Clock:
     """A settable clock for tests: ``clock = Clock(t0)``; ``clock()`` is ``t0``
-    until ``clock.now`` is set again (or :meth:`advance` is called). With
-    ``running=True`` it starts at ``t0`` and runs at real speed."""
+    until ``clock.now`` is set again."""
 
-    def __init__(self, now: datetime, running: bool = False):
+    def __init__(self, now: datetime):
         self.now = to_utc(now)
-        self.running = running
-        self._origin = _time.monotonic()
 
     def __call__(self) -> datetime:
-        if self.running:
-            return self.now + timedelta(seconds=_time.monotonic() - self._origin)
         return self.now
-
-    def set(self, now: datetime) -> None:
-        self.now, self._origin = to_utc(now), _time.monotonic()
-
-    def advance(self, **delta) -> None:
-        self.now = self.now + timedelta(**delta)
 
 
 # --- storage --------------------------------------------------------------------------------
@@ -209,11 +197,6 @@ def month_range(text: str | None, now: datetime, tz: ZoneInfo) -> tuple[datetime
 def midnight(day: date, tz: ZoneInfo) -> datetime:
     """The start of ``day`` in ``tz``, as aware UTC."""
     return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
-
-
-def today(now: datetime, tz: ZoneInfo) -> date:
-    """The calendar day it is in ``tz`` at ``now``."""
-    return now.astimezone(tz).date()
 
 
 # --- showing times to people ----------------------------------------------------------------

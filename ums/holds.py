@@ -100,7 +100,7 @@ def _shortened(text: str, most: int) -> str:
     return text if len(text) <= most else text[: most - 1].rstrip() + "…"
 
 
-def describe(group: HoldGroup, now: datetime, tz: ZoneInfo, resume_hint: str = "") -> str:
+def describe(group: HoldGroup, now: datetime, tz: ZoneInfo) -> str:
     """One line a person reads: how many, why, and when the next one goes."""
     if group.hold is None:
         return f"{group.count} due now (being sent or next in line)"
