@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import select
 import socket
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -86,3 +89,74 @@ def process_alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+# --- a raw-socket uploader: big bodies, slow clients ------------------------------------
+
+@dataclass
+class Upload:
+    """What a raw upload saw: the answer's status (0: none), how many body
+    bytes were sent before it came, the raw answer."""
+
+    status: int
+    sent: int
+    answer: bytes
+
+
+def upload(host: str, port: int, head: str, total: int, chunked: bool, give_up_after: int,
+           chunk: int = 64 * 1024, seconds: float = 20.0) -> Upload:
+    """Send ``head`` then up to ``total`` body bytes in chunks, stopping as soon
+    as an answer is readable, after ``give_up_after`` bytes, or after
+    ``seconds``; then read the answer (bounded in time too)."""
+    block = b"x" * chunk
+    sent = 0
+    deadline = time.monotonic() + seconds
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(head.encode("latin-1"))
+        readable = select.select([sock], [], [], 0.3)[0]  # a verdict from the headers alone
+        while not readable and sent < min(total, give_up_after) and time.monotonic() < deadline:
+            piece = b"%x\r\n%s\r\n" % (len(block), block) if chunked else block
+            try:
+                sock.sendall(piece)
+            except OSError:  # the server closed: its answer is in the socket already
+                break
+            sent += len(block)
+            readable = select.select([sock], [], [], 0)[0]
+        return _finish(sock, sent, deadline)
+
+
+def _finish(sock, sent: int, deadline: float) -> Upload:
+    answer = b""
+    sock.settimeout(max(0.5, min(5.0, deadline - time.monotonic())))
+    try:
+        while b"\r\n\r\n" not in answer or len(answer) < _expected_length(answer):
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    except OSError:
+        pass
+    status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+    return Upload(status, sent, answer)
+
+
+def _expected_length(answer: bytes) -> int:
+    head, _, _ = answer.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(head) + 4 + int(value)
+    return len(answer) + 1
+
+
+def answer_json(answer: bytes) -> dict:
+    return json.loads(answer.partition(b"\r\n\r\n")[2] or b"{}")
+
+
+def rss_kb() -> int:
+    """This process's resident set size (the server runs in it), in kB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")

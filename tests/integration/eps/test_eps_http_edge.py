@@ -13,8 +13,9 @@ import time
 
 import pytest
 
-from eps_support import EpsClient, add_templates, answer_json, new_key, new_key_with, rss_kb, upload
+from eps_support import EpsClient, add_templates, new_key, new_key_with
 from tests.conftest import make_config
+from tests.helpers import answer_json, rss_kb, upload
 from ums.db import connect
 
 BIG = 200 * 1024 * 1024
