@@ -28,8 +28,9 @@ GMAIL_SPAM_BLOCK = (
 
 
 def bounce_of(sent, recipient: str, status: str, diagnostic: str) -> bytes:
-    """The DSN a receiving MTA returns for a message PASS sent (its headers quoted)."""
-    raw = samples.dsn(recipient, sent["Message-ID"], status=status)
+    """The DSN a receiving MTA returns for a message PASS sent (its headers quoted),
+    marked ``Auto-Submitted`` as RFC 3834 asks."""
+    raw = b"Auto-Submitted: auto-replied\r\n" + samples.dsn(recipient, sent["Message-ID"], status=status)
     usual = f"550 {status} <{recipient}>: Recipient address rejected: User unknown".encode()
     return raw.replace(b"Status: 5.1.1", b"Status: 5.0.0").replace(usual, diagnostic.encode())
 
@@ -45,6 +46,7 @@ async def test_a_spam_block_suppresses_nobody_and_an_unknown_user_does(mas_with_
             suite, await queue(suite, "email", address, "deposit-alert", "transactional", contact))
         assert deliveries_sent[address]["state"] == "sent"
     [to_kim], [to_lee] = sent_to(relay_sink, kim), sent_to(relay_sink, lee)
+    assert to_kim["Message-ID"] == deliveries_sent[kim]["message_id"]
 
     await send(suite, bounce_of(to_kim, kim, "5.7.1", GMAIL_SPAM_BLOCK), "",
                [f"bounce+{deliveries_sent[kim]['token']}@ums.local"])
@@ -63,7 +65,13 @@ async def test_a_spam_block_suppresses_nobody_and_an_unknown_user_does(mas_with_
     [warning] = [r for r in caplog.records if "blocked our mail" in r.getMessage()]
     assert warning.levelno == logging.WARNING and warning.status == "5.7.1"
     assert "likely unsolicited mail" in warning.reason
+    # filed as bounces although Auto-Submitted; a real out-of-office still goes to Auto-Replies
     assert [(row["classification"], row["folder"]) for row in filed] == [("bounce", "Bounces")] * 2
+    await send(suite, samples.text_message(kim, "bounce@ums.local", "Out of Office", "Back on Monday.\n",
+                                           Auto_Submitted="auto-replied"), kim, ["bounce@ums.local"])
+    async with suite.ctx.db.connect() as conn:
+        folders = [row["folder"] for row in await mailbox.messages(conn, box["id"])]
+    assert sorted(folders) == ["Auto-Replies", "Bounces", "Bounces"]
 
 
 async def test_temporary_scores_go_stale_and_suppress_remove_resets_them(db):
