@@ -244,7 +244,10 @@ def heuristic_failures(msg: Message) -> list[Failure]:
             continue  # an X.400 string, a bare user name…
         address = address.lower()
         reason = _reason_near(notice, address)
-        status = reply_status(reason) or reply_status(notice) or ("5.0.0" if kind == PERMANENT else "4.0.0")
+        status = reply_status(reason)
+        if not status:  # the notice's reply, whose wording is then the notice's too
+            status = reply_status(notice) or ("5.0.0" if kind == PERMANENT else "4.0.0")
+            kind = _kind(kind, status, notice)
         failures.append(Failure(address, status, _kind(kind, status, reason), reason[:500]))
     return failures
 
