@@ -141,13 +141,15 @@ def dsn_failures(msg: Message) -> list[Failure]:
         if part.get_content_type() != "message/delivery-status":
             continue
         for block in _status_blocks(part):
-            failure = _block_failure(block)
+            failure = _block_failure(block, lambda: notice_text(msg))
             if failure is not None:
                 failures.append(failure)
     return failures
 
 
-def _block_failure(block: Message) -> Failure | None:
+def _block_failure(block: Message, notice) -> Failure | None:
+    """One recipient's failure; ``notice()`` gives the report's text, read for the
+    wording of a 5.7.x block whose diagnostic says no more than its code."""
     address = recipient_of(block)
     if not address:
         return None
@@ -164,7 +166,10 @@ def _block_failure(block: Message) -> Failure | None:
         return None  # delivered, relayed, expanded: no failure
     status = status or ("5.0.0" if kind == PERMANENT else "4.0.0")
     reason = _without_type(reason) or (block.get("status") or "").strip()
-    return Failure(address, status, _kind(kind, status, reason), reason[:500])
+    kind = _kind(kind, status, reason)
+    if status[1:3] == ".7" and kind != IGNORED:
+        kind = _kind(kind, status, notice())
+    return Failure(address, status, kind, reason[:500])
 
 
 def recipient_of(block: Message) -> str:

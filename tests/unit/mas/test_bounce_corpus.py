@@ -214,6 +214,12 @@ def test_blocks_of_the_sender_suppress_nobody(diagnostic):
     assert found.by_kind()["permanent"] == found.by_kind()["temporary"] == []
 
 
+def test_a_block_told_only_in_the_report_text_suppresses_nobody():
+    raw = dsn("Final-Recipient: rfc822; lee@example.org\nAction: failed\nStatus: 5.7.1",
+              "Your message was blocked: our filters consider it spam.")
+    assert [f.kind for f in bounces.read(parsed(raw)).failures] == ["ignored"]
+
+
 @pytest.mark.parametrize("diagnostic", [
     "550 5.7.1 <lee@example.org>: Recipient address rejected: Access denied",
     "550 5.1.1 The email account that you tried to reach does not exist",
