@@ -1,7 +1,9 @@
 """What kind of inbound message is this? Decided before any Sieve script runs.
 
 In order: a bounce (to the per-delivery return path ``bounce+<token>@…`` or
-a DSN), an unsubscribe (to the per-delivery ``unsubscribe+<token>@…``
+a DSN, read by :mod:`ums.bounces`) — also when it carries ``Auto-Submitted``,
+as every DSN should (RFC 3834), so a bounce is never taken for an
+auto-reply — an unsubscribe (to the per-delivery ``unsubscribe+<token>@…``
 address), a refusal of receipt (a stop keyword in the subject or first body
 lines), fax or voice mail from a gateway, else an ordinary reply.
 
@@ -21,7 +23,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from . import bounce as bounces
+from ums import bounces
+
 from .media import Media, recognise
 from .message import InboundMessage
 
@@ -123,8 +126,8 @@ def refusal_keyword(message: InboundMessage, keywords: Keywords, lines: int) -> 
 
 def classify(message: InboundMessage, recipient: str, keywords: Keywords, lines: int) -> Classification:
     token = token_of(recipient, BOUNCE_PREFIX)
-    if token or bounces.looks_like_bounce(message):
-        return Classification("bounce", token=token, bounce=bounces.read(message))
+    if token or bounces.is_bounce(message.message, message.envelope_from):
+        return Classification("bounce", token=token, bounce=bounces.read(message.message))
     token = token_of(recipient, UNSUBSCRIBE_PREFIX)
     if token:
         return Classification("unsubscribe", token=token)

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ums import outbox, refusal
 from ums.addresses import normalize
+from ums.bounces import IGNORED, Bounce, Failure
 from ums.store import bounces as store, deliveries
 
 from . import notify
-from .bounce import Bounce, Failure
 from .message import InboundMessage
 
 log = logging.getLogger("ums.mas.feedback")
@@ -140,13 +140,18 @@ def failure_for(delivery: dict, bounce: Bounce) -> Failure | None:
 
 async def apply_bounce(
     conn: AsyncConnection, bounce: Bounce, token: str | None, now: datetime, threshold: int,
+    stale_after: timedelta,
 ) -> dict | None:
     """Match a bounce to its delivery and act on it; returns the delivery, if matched.
 
-    Permanent (5.x.x): suppress the recipient (reason ``bounce``), mark the
-    delivery bounced and queue its next fallback channel — once. Temporary
-    (4.x.x): add to the address's bounce score; at ``threshold`` the address is
-    suppressed too. An unmatched bounce suppresses nobody: anyone can forge one.
+    Permanent: suppress the recipient (reason ``bounce``), mark the delivery
+    bounced and queue its next fallback channel — once. Temporary: add to the
+    address's bounce score (afresh when the last one is older than
+    ``stale_after``); at ``threshold`` the address is suppressed too. A block
+    of our sending server (spam, reputation, DMARC: kind ``ignored``) says
+    nothing about the recipient: it suppresses nobody and is logged as a
+    WARNING for the operator. An unmatched bounce suppresses nobody: anyone
+    can forge one.
     """
     delivery = await find_delivery(conn, token, bounce.original_message_id)
     if delivery is None:
@@ -155,17 +160,22 @@ async def apply_bounce(
     failure = failure_for(delivery, bounce)
     if failure is None:
         return delivery
-    if failure.permanent:
+    if failure.kind == IGNORED:
+        log.warning(
+            "the recipient's server blocked our mail (a sender problem): nobody suppressed",
+            extra={"delivery": delivery["id"], "status": failure.status, "reason": failure.reason},
+        )
+    elif failure.permanent:
         await _permanent(conn, delivery, failure, now)
     else:
-        await _temporary(conn, delivery, failure, now, threshold)
+        await _temporary(conn, delivery, failure, now, threshold, stale_after)
     return delivery
 
 
 async def _permanent(conn: AsyncConnection, delivery: dict, failure: Failure, now: datetime) -> None:
     if delivery.get("bounced_at") is not None:
         return  # a duplicate bounce for the same delivery
-    detail = f"{failure.status} {failure.diagnostic}".strip()
+    detail = f"{failure.status} {failure.reason}".strip()
     await refusal.refuse_address(
         conn, delivery["channel"], delivery["recipient"], now, source="mas:bounce",
         reason="bounce", detail=detail, delivery_id=delivery["id"],
@@ -180,9 +190,10 @@ async def _permanent(conn: AsyncConnection, delivery: dict, failure: Failure, no
 
 async def _temporary(
     conn: AsyncConnection, delivery: dict, failure: Failure, now: datetime, threshold: int,
+    stale_after: timedelta,
 ) -> None:
     await store.note_temporary(conn, delivery["id"], failure.status, now)
-    score = await store.add_to_score(conn, delivery["channel"], delivery["recipient"], now)
+    score = await store.add_to_score(conn, delivery["channel"], delivery["recipient"], now, stale_after)
     if score >= threshold:
         await refusal.refuse_address(
             conn, delivery["channel"], delivery["recipient"], now, source="mas:bounce",

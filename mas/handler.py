@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.exc import DataError, SQLAlchemyError
@@ -71,6 +72,7 @@ class Settings:
     site_script: Script | None
     max_recipients: int = 100
     max_mime_depth: int = 100
+    bounce_stale_after: timedelta = timedelta(days=7)
 
     @classmethod
     def from_config(cls, config) -> "Settings":
@@ -84,6 +86,7 @@ class Settings:
             site_script=load_site_script(cfg["site_script"]),
             max_recipients=cfg["max_recipients"],
             max_mime_depth=cfg["max_mime_depth"],
+            bounce_stale_after=timedelta(days=cfg["bounce_stale_after"]),
         )
 
 
@@ -300,7 +303,8 @@ class InboundHandler:
     ):
         """Bounce and refusal handling; returns the outbound delivery the message concerns."""
         if kind.kind == "bounce":
-            return await feedback.apply_bounce(conn, kind.bounce, kind.token, now, self.settings.bounce_threshold)
+            return await feedback.apply_bounce(conn, kind.bounce, kind.token, now, self.settings.bounce_threshold,
+                                               self.settings.bounce_stale_after)
         if kind.kind == "unsubscribe":
             result = await refusal.refuse_by_token(
                 conn, kind.token, now, source="mas:list-unsubscribe", reason="unsubscribe",

@@ -17,18 +17,14 @@ import binascii
 import email
 import re
 from functools import cached_property
-from email.header import Header, decode_header
 from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses
 
 from ums.errors import UmsError
+from ums.mime import decode_header_value, part_text, walk
 
-#: tried in order for raw 8-bit header bytes and for text parts with a bad or missing charset
-FALLBACK_CHARSETS = ("utf-8", "cp949", "latin-1")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-_SMUGGLED_BYTE = re.compile("[\udc80-\udcff]")
-_ENCODED_WORD_GAP = re.compile(r"(\?=)\s+(=\?)")
 #: how deeply MIME parts may nest (the message itself is level 1); ``[mas] max_mime_depth``
 MAX_DEPTH = 100
 #: characters no stored text may hold: NUL (PostgreSQL text cannot) and lone surrogates (not UTF-8)
@@ -50,18 +46,6 @@ class BadMessage(UmsError):
 
 class TooDeep(BadMessage):
     """Message refused: its MIME parts nest more than {limit} levels deep."""
-
-
-def walk(message: Message):
-    """Every part of ``message``, itself first, in the order of :meth:`Message.walk`
-    (depth first), with an explicit stack instead of recursion."""
-    stack = [message]
-    while stack:
-        part = stack.pop()
-        yield part
-        payload = part.get_payload() if part.is_multipart() else None
-        if isinstance(payload, list):
-            stack.extend(reversed([p for p in payload if isinstance(p, Message)]))
 
 
 def depth(message: Message) -> int:
@@ -93,41 +77,6 @@ def storable(text: str | None) -> str | None:
     if not text or (text.isascii() and "\x00" not in text) or not _UNSTORABLE.search(text):
         return text
     return _UNSTORABLE.sub("\ufffd", text)
-
-
-def decode_bytes(data: bytes, charset: str | None = None) -> str:
-    """Decode with the declared charset when Python knows it, else the fallbacks."""
-    for candidate in ([charset] if charset else []) + list(FALLBACK_CHARSETS):
-        try:
-            return data.decode(candidate)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    return data.decode("latin-1")
-
-
-def decode_header_value(value) -> str:
-    """RFC 2047-decode a header value; never raises."""
-    if value is None:
-        return ""
-    if isinstance(value, Header):  # raw 8-bit header: the parser wraps it as unknown-8bit
-        value = value.encode()
-    elif not value.isascii() and _SMUGGLED_BYTE.search(value):
-        # raw 8-bit bytes smuggled as surrogates by the parser
-        value = decode_bytes(value.encode("ascii", "surrogateescape"))
-    if "=?" not in value:
-        return _unfold(value)
-    try:
-        chunks = decode_header(_ENCODED_WORD_GAP.sub(r"\1\2", value))
-    except Exception:
-        return _unfold(value)
-    text = []
-    for data, charset in chunks:
-        text.append(decode_bytes(data, charset) if isinstance(data, bytes) else data)
-    return _unfold("".join(text))
-
-
-def _unfold(value: str) -> str:
-    return re.sub(r"\r?\n[ \t]*", " ", value).strip()
 
 
 class InboundMessage:
@@ -242,14 +191,6 @@ def _has_filename(part: Message) -> bool:
     """``part.get_filename()`` is costly; a part whose headers never say "name" has none."""
     headers = f"{part.get('content-disposition', '')}{part.get('content-type', '')}"
     return "name" in headers.lower() and bool(part.get_filename())
-
-
-def part_text(part: Message) -> str:
-    try:
-        data = part.get_payload(decode=True) or b""
-    except Exception:
-        data = b""
-    return decode_bytes(data, part.get_content_charset())
 
 
 def _payload_defects(part: Message) -> list[str]:

@@ -136,6 +136,7 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "mas.local_domains": _words,
     "mas.max_message_size": _positive_int,
     "mas.bounce_threshold": _positive_int,
+    "mas.bounce_stale_after": _positive_float,
     "mas.auto_create_mailboxes": _bool,
     "mas.refusal_lines": _positive_int,
     "mas.max_recipients": _positive_int,

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from ..addresses import is_valid
 from ..errors import UmsError
-from ..store import suppression
+from ..store import bounces, suppression
 from .campaign import _in_transaction
 from .common import local_time, pass_obj, run_async
 
@@ -48,7 +48,7 @@ def add(obj, address, channel, reason, detail, scope):
 @CHANNEL
 @pass_obj
 def remove(obj, address, channel):
-    """Take ADDRESS off the suppression list."""
+    """Take ADDRESS off the suppression list; its temporary-bounce count starts afresh."""
     if not run_async(_in_transaction(obj, lambda conn: suppression.remove(conn, channel, address))):
         raise UmsError(f"{address} is not suppressed")
     click.echo(f"{address} removed from the suppression list")
@@ -59,14 +59,22 @@ def remove(obj, address, channel):
 @click.option("--limit", default=100, show_default=True)
 @pass_obj
 def list_(obj, channel, limit):
-    """The newest entries."""
-    rows = run_async(_in_transaction(obj, lambda conn: suppression.entries(conn, channel, limit)))
+    """The newest entries, with each address's temporary-bounce count."""
+    async def listing(conn):
+        rows = await suppression.entries(conn, channel, limit)
+        scores = {}
+        for name in {row["channel"] for row in rows}:
+            found = await bounces.scores_of(conn, name, [r["address"] for r in rows if r["channel"] == name])
+            scores.update({(name, address): score for address, score in found.items()})
+        return rows, scores
+
+    rows, scores = run_async(_in_transaction(obj, listing))
     table = Table(box=None, header_style="bold")
-    for column in ("channel", "address", "reason", "scope", "source", "since"):
+    for column in ("channel", "address", "reason", "scope", "source", "since", "temporary bounces"):
         table.add_column(column)
     for row in rows:
         table.add_row(row["channel"], row["address"], row["reason"], row["scope"], row["source"] or "",
-                      local_time(obj, row["created_at"]))
+                      local_time(obj, row["created_at"]), str(scores.get((row["channel"], row["address"]), 0)))
     Console(width=140).print(table)
 
 

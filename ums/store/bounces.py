@@ -1,13 +1,19 @@
 """Inbound feedback on sent deliveries: finding a delivery from a bounce or a
 refusal (by its per-delivery token or Message-ID), marking it bounced, and
-keeping the temporary-bounce score per address."""
+keeping the temporary-bounce score per address.
+
+A score decays as Mailman's ``bounce_info_stale_after`` does: a temporary
+bounce more than ``stale_after`` after the last one starts the count afresh,
+so a mailbox that was full once a season is never suppressed for it. Taking
+an address off the suppression list forgets its score too
+(:func:`ums.store.suppression.remove`)."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..addresses import normalize
@@ -72,20 +78,23 @@ async def note_temporary(conn: AsyncConnection, delivery_id: int, code: str, now
     )
 
 
-async def add_to_score(conn: AsyncConnection, channel: str, address: str, now: datetime) -> int:
-    """Count one more temporary bounce for an address; returns the new score."""
+async def add_to_score(
+    conn: AsyncConnection, channel: str, address: str, now: datetime, stale_after: timedelta,
+) -> int:
+    """Count one more temporary bounce for an address; returns the new score
+    (1 when the last one is older than ``stale_after``)."""
     address = normalize(channel, address)
     where = (bounce_scores.c.channel == channel, bounce_scores.c.address == address)
-    score = await conn.scalar(select(bounce_scores.c.score).where(*where))
-    if score is None:
+    row = (await conn.execute(select(bounce_scores.c.score, bounce_scores.c.last_bounce_at).where(*where))).first()
+    if row is None:
         await conn.execute(
             bounce_scores.insert().values(channel=channel, address=address, score=1, last_bounce_at=now)
         )
         return 1
-    await conn.execute(
-        update(bounce_scores).where(*where).values(score=score + 1, last_bounce_at=now)
-    )
-    return score + 1
+    stale = row.last_bounce_at is None or now - row.last_bounce_at > stale_after
+    score = 1 if stale else row.score + 1
+    await conn.execute(update(bounce_scores).where(*where).values(score=score, last_bounce_at=now))
+    return score
 
 
 async def score_of(conn: AsyncConnection, channel: str, address: str) -> int:
@@ -96,6 +105,27 @@ async def score_of(conn: AsyncConnection, channel: str, address: str) -> int:
         )
     )
     return score or 0
+
+
+async def scores_of(conn: AsyncConnection, channel: str, addresses) -> dict[str, int]:
+    """The scores of the given normalised addresses that have one (one query)."""
+    wanted = set(addresses)
+    if not wanted:
+        return {}
+    rows = await conn.execute(
+        select(bounce_scores.c.address, bounce_scores.c.score)
+        .where(bounce_scores.c.channel == channel, bounce_scores.c.address.in_(wanted))
+    )
+    return dict(rows.all())
+
+
+async def reset_score(conn: AsyncConnection, channel: str, address: str) -> None:
+    """Forget an address's temporary bounces."""
+    await conn.execute(
+        delete(bounce_scores).where(
+            bounce_scores.c.channel == channel, bounce_scores.c.address == normalize(channel, address)
+        )
+    )
 
 
 async def stamp_suppression(conn: AsyncConnection, channel: str, address: str, at: datetime) -> None:

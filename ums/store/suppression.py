@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..addresses import normalize
 from ..db.models import suppressions
 from ..errors import UmsError
+from . import bounces
 
 ALL, ADVERTISING = "all", "advertising"
 SCOPES = (ALL, ADVERTISING)
@@ -64,6 +65,10 @@ def add_sync(
 
 
 async def remove(conn: AsyncConnection, channel: str, address: str) -> bool:
+    """Take an address off the list; its temporary-bounce score starts afresh too
+    (else the next temporary bounce would suppress it again at once). Returns
+    whether it was on the list."""
+    await bounces.reset_score(conn, channel, address)
     result = await conn.execute(
         delete(suppressions).where(
             suppressions.c.channel == channel, suppressions.c.address == normalize(channel, address)

@@ -1,0 +1,71 @@
+"""Reading MIME leniently, shared by MAS and the command line: parts walked
+without recursion (a message may nest parts far deeper than Python's stack),
+header values RFC 2047-decoded in any charset Python knows (raw 8-bit bytes
+guessed), text parts decoded with their declared charset or the fallbacks.
+Nothing here raises on a malformed message."""
+
+from __future__ import annotations
+
+import re
+from email.header import Header, decode_header
+from email.message import Message
+
+#: tried in order for raw 8-bit header bytes and for text parts with a bad or missing charset
+FALLBACK_CHARSETS = ("utf-8", "cp949", "latin-1")
+_SMUGGLED_BYTE = re.compile("[\udc80-\udcff]")
+_ENCODED_WORD_GAP = re.compile(r"(\?=)\s+(=\?)")
+
+
+def walk(message: Message):
+    """Every part of ``message``, itself first, in the order of :meth:`Message.walk`
+    (depth first), with an explicit stack instead of recursion."""
+    stack = [message]
+    while stack:
+        part = stack.pop()
+        yield part
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            stack.extend(reversed([p for p in payload if isinstance(p, Message)]))
+
+
+def decode_bytes(data: bytes, charset: str | None = None) -> str:
+    """Decode with the declared charset when Python knows it, else the fallbacks."""
+    for candidate in ([charset] if charset else []) + list(FALLBACK_CHARSETS):
+        try:
+            return data.decode(candidate)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return data.decode("latin-1")
+
+
+def decode_header_value(value) -> str:
+    """RFC 2047-decode a header value; never raises."""
+    if value is None:
+        return ""
+    if isinstance(value, Header):  # raw 8-bit header: the parser wraps it as unknown-8bit
+        value = value.encode()
+    elif not value.isascii() and _SMUGGLED_BYTE.search(value):
+        # raw 8-bit bytes smuggled as surrogates by the parser
+        value = decode_bytes(value.encode("ascii", "surrogateescape"))
+    if "=?" not in value:
+        return _unfold(value)
+    try:
+        chunks = decode_header(_ENCODED_WORD_GAP.sub(r"\1\2", value))
+    except Exception:
+        return _unfold(value)
+    text = []
+    for data, charset in chunks:
+        text.append(decode_bytes(data, charset) if isinstance(data, bytes) else data)
+    return _unfold("".join(text))
+
+
+def _unfold(value: str) -> str:
+    return re.sub(r"\r?\n[ \t]*", " ", value).strip()
+
+
+def part_text(part: Message) -> str:
+    try:
+        data = part.get_payload(decode=True) or b""
+    except Exception:
+        data = b""
+    return decode_bytes(data, part.get_content_charset())
