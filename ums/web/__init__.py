@@ -8,10 +8,14 @@
 * :mod:`ums.web.responses` — the one JSON writer and the one error body;
 * :mod:`ums.web.credentials` — the one API-key parser and key lookup.
 
-Why not Klein: its routing (werkzeug) runs when a resource renders, after the
-body is in; the edge needs the route's limit and scope from the headers
-first, and the handlers are asyncio coroutines on the shared loop, so Klein
-would have added a second router to keep in step rather than replace one.
+Why not Klein (werkzeug routing on twisted.web): its routing runs when its
+resource renders, after the body is in, while the edge must know a route's
+body limit and scope from the headers first — the gate would have had to
+call werkzeug's map itself and keep the per-route facts (roles, CSRF, scope,
+limit) beside it, and every handler would have been wrapped from asyncio
+coroutines into Deferreds and out again. Klein would have replaced the
+smallest part (matching) and added a second way to answer errors; one
+shared module is smaller and keeps the edge and the router one thing.
 """
 
 from .credentials import KeyCheck, checked_key, presented_key, unauthorized

@@ -183,6 +183,9 @@ async def test_huge_numbers_in_paths_and_queries_and_bad_header_bytes(site):
     # bytes that are not UTF-8 in headers: a key that cannot be a key is a 401, the rest 4xx or served
     bad_key = await client.request("GET", "/api/v1/mailbox", headers={"x-api-key": b"\xff\xfe\x80key"})
     assert bad_key.status == 401 and json.loads(bad_key.body)["reason"]
+    # the one error body, as EPS answers it: a code, the reason, the status; and how to authenticate
+    assert json.loads(bad_key.body)["error"] == "unauthorized" and json.loads(bad_key.body)["status"] == 401
+    assert {k.lower(): v for k, v in bad_key.headers.items()}.get("www-authenticate", "").startswith("Bearer")
     bearer = await client.request("GET", "/api/v1/mailbox", headers={"authorization": b"Bearer \xc3\x28"})
     assert bearer.status == 401
     odd = {"content-type": b"application/json; charset=\xff", "x-api-key": key.encode(), "accept": b"\xfe\xff"}
@@ -245,6 +248,7 @@ async def test_recipients_are_checked_per_channel_and_nothing_is_queued(site):
            b"<subject>Hi</subject><body>x</body></send>")
     reply = await client.request("POST", "/api/v1/send", xml, {"content-type": "application/xml", "x-api-key": key})
     assert reply.status == 422 and "<reason>" in reply.text and "recipient" in reply.text
+    assert "<error>invalid</error>" in reply.text and "<status>422</status>" in reply.text
     assert await count(site, deliveries) == 0
 
     for channel, recipient in (("email", "kim@example.com"), ("fax", "+82 2 555 0100"), ("voice", "010-1234-5678")):
