@@ -14,10 +14,10 @@ from twisted.web.resource import Resource
 
 from ums.service import Service
 from ums.store import events as event_store
-from ums.web import GuardedSite, PauseGuard, json_body, listen_tcp, port_address, stop_listening
+from ums.web import GuardedSite, HttpError, KeyCheck, PauseGuard, listen_tcp, port_address, render_error, stop_listening
 
 from . import registry
-from .http import V1, EpsGate, KeyCheck
+from .http import V1, EpsGate
 from .ingest import Ingestor
 from .telegrams import TelegramFactory, load_layouts
 
@@ -28,15 +28,14 @@ class Unavailable(Resource):
     isLeaf = True
 
     def render(self, request):
-        request.setHeader(b"retry-after", b"30")
-        return json_body(request, 503, {"error": "paused", "reason": "EPS is paused; retry later"})
+        return render_error(request, HttpError(503, "EPS is paused; retry later", "paused", {"Retry-After": "30"}))
 
 
 class NotFound(Resource):
     isLeaf = True
 
     def render(self, request):
-        return json_body(request, 404, {"error": "not_found", "reason": "no such resource"})
+        return render_error(request, HttpError(404, "no such resource"))
 
 
 class ApiRoot(Resource):

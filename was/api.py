@@ -6,8 +6,9 @@ answer comes back in the format asked for (XML when the request was XML or
 ``Accept`` prefers it). Sending goes through :func:`ums.outbox.enqueue`; the
 202 answer comes after the commit, so an acknowledged request is durable.
 
-Who may call what: an API key (``X-API-Key``, :mod:`was.api_auth`) reaches a
-route only with the scope the route names — ``send`` (send, delivery status),
+Who may call what: an API key (``Authorization: Bearer`` or ``X-Api-Key``,
+:mod:`was.api_auth`) reaches a route only with the scope the route names —
+``send`` (send, delivery status),
 ``contacts``, ``campaigns``, ``mailbox``; a logged-in session reaches the
 routes its role reaches on the pages (campaigns belong to marketers and
 admins, contacts to staff, sending and the own mailbox to everyone). A
@@ -46,7 +47,6 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from lxml import etree
 from sqlalchemy.exc import IntegrityError
 
 from ums import addresses, campaigns as campaign_api
@@ -55,14 +55,17 @@ from ums import xml as ums_xml
 from ums.config import SHIPPED_CONFIG_DIR
 from ums.outbox import SendRequest, enqueue
 from ums.store import addressbooks, idempotency, web
+from ums.web import XML_TYPE, HttpError, Router, xml_document
 
-from .api_auth import API_ROLE
 from .api_input import header_token, json_body, query_int, short
-from .app import MARKETERS, router
-from .http import ALL_ROLES, HttpError, Page, Response, json_response, path_id
+from .http import Page, Response, json_response, path_id
+from .openapi import DOCUMENT
 from .outgoing import FREE_FORM, ensure_free_form_template
 from .pages import campaigns as campaign_pages
+from .roles import ALL_ROLES, API_ROLE, MARKETERS
 
+#: the routes of ``/api``
+router = Router(roles=ALL_ROLES)
 XSD = SHIPPED_CONFIG_DIR / "xsd"
 #: web roles per area (API keys are checked by scope instead)
 SEND_ROLES = ALL_ROLES
@@ -78,43 +81,13 @@ MAX_NAME = 128
 #: bounds of a campaign made from XML (the JSON side has them in its schema)
 MAX_EXPIRY_SECONDS = 366 * 24 * 3600
 MAX_THROTTLE = 100_000_000
-_XML_UNSAFE = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 # --- formats -----------------------------------------------------------------------------
 
-def _xml_text(value) -> str:
-    text = value.isoformat() if isinstance(value, datetime) else str(value)
-    return _XML_UNSAFE.sub("\ufffd", text)
-
-
-def _xml_value(parent, name: str, value) -> None:
-    child = etree.SubElement(parent, name.replace("_", "-"))
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _xml_value(child, str(key), item)
-    elif isinstance(value, list):
-        for item in value:
-            _xml_value(child, "item", item)
-    elif value is not None:
-        child.text = _xml_text(value)
-
-
-def xml_document(root_name: str, payload: dict) -> bytes:
-    root = etree.Element(root_name)
-    for key, value in payload.items():
-        _xml_value(root, str(key), value)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
-
-
-def xml_error(status: int, reason: str) -> Response:
-    return Response(xml_document("error", {"status": status, "reason": reason}), status,
-                    "application/xml; charset=utf-8")
-
-
 def answer(page: Page, root_name: str, payload: dict, status: int = 200) -> Response:
     if page.wants_xml():
-        return Response(xml_document(root_name, payload), status, "application/xml; charset=utf-8")
+        return Response(xml_document(root_name, payload), status, XML_TYPE)
     return json_response(payload, status)
 
 
@@ -484,6 +457,4 @@ async def mailbox(page: Page):
 
 @router.get("/api/openapi.json", roles=None)
 async def openapi(page: Page):
-    from .openapi import DOCUMENT
-
     return json_response(DOCUMENT)

@@ -26,8 +26,9 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from ums import safejson
+from ums.web import HttpError
 
-from .http import HttpError, Page
+from .http import Page
 from .openapi import DOCUMENT
 
 MAX_REASON = 200

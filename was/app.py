@@ -1,11 +1,18 @@
 """The WAS application: templates, routing, sessions and error pages.
 
-Pages register themselves on :data:`router` from their own modules
-(``was.pages.*``, ``was.api``); :class:`WebApp` checks login, role and CSRF for
-every route before its handler runs — and, for a request made with an API key,
-the scope the route names (:mod:`was.api_auth`). Anything that is not a
-deliberate refusal (:class:`HttpError`, :class:`UmsError`) is logged and
-answered 500; client input must never get there.
+:func:`create_app` is the application factory: each area (``was.pages.*``,
+``was.api``) keeps its own :class:`ums.web.Router` (its module's ``router``,
+which never imports this module), and the app mounts them all into one.
+:class:`WebApp` checks login, role and CSRF for every route before its
+handler runs — and, for a request made with an API key, the scope the route
+names (:mod:`was.api_auth`). Anything that is not a deliberate refusal
+(:class:`ums.web.HttpError`, :class:`UmsError`) is logged and answered 500;
+client input must never get there.
+
+Errors under ``/api/``, of ``/unsubscribe`` and for a client that accepts
+JSON are the one error body of :mod:`ums.web.responses` —
+``{"error": code, "reason": text, "status": n}``, in XML for an XML API
+request; other errors are the HTML error page.
 """
 
 from __future__ import annotations
@@ -19,31 +26,30 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from ums import clock
 from ums.errors import UmsError
 from ums.store import sessions
+from ums.web import HttpError, KeyCheck, Router
 
-from ums import clock
-from .http import ALL_ROLES, HttpError, Page, Response, Router, json_response, redirect, split_url, write  # noqa: F401
+from . import api, api_auth
+from .http import Page, Response, error_response, redirect, split_url, write
+from .pages import admin, auth, campaigns, compose, contacts, inbox, metrics, operations, rules, static, unsubscribe
+from .roles import ADMINS, ALL_ROLES, FINANCE, MARKETERS, OPERATORS
 
 log = logging.getLogger("ums.was")
 HERE = Path(__file__).resolve().parent
 COOKIE = "ums_session"
-router = Router()
-
-#: Which roles reach which area; admin reaches everything.
-OPERATORS = ("admin", "operator")
-MARKETERS = ("admin", "marketer")
-FINANCE = ("admin", "operator")
-ADMINS = ("admin",)
+#: every area of the site, each with its own ``router``
+AREAS = (auth, inbox, compose, contacts, campaigns, operations, rules, admin, metrics, unsubscribe, static, api)
 
 NAVIGATION = [
-    ("Inbox", "/inbox", ("admin", "operator", "marketer", "user")),
-    ("Compose", "/compose", ("admin", "operator", "marketer", "user")),
-    ("Contacts", "/contacts", ("admin", "operator", "marketer", "user")),
+    ("Inbox", "/inbox", ALL_ROLES),
+    ("Compose", "/compose", ALL_ROLES),
+    ("Contacts", "/contacts", ALL_ROLES),
     ("Campaigns", "/campaigns", MARKETERS),
     ("Services", "/services", OPERATORS),
     ("Billing", "/billing", FINANCE),
-    ("Rules", "/rules", ("admin", "operator", "marketer", "user")),
+    ("Rules", "/rules", ALL_ROLES),
     ("Users", "/admin/users", ADMINS),
 ]
 
@@ -63,8 +69,18 @@ def make_environment(tz=None) -> Environment:
     return env
 
 
+def site_router() -> Router:
+    """One router with every area's routes."""
+    return Router().include(*(area.router for area in AREAS))
+
+
+def create_app(service) -> "WebApp":
+    """The WAS application of ``service``, with every area mounted."""
+    return WebApp(service, site_router())
+
+
 class WebApp:
-    def __init__(self, service):
+    def __init__(self, service, router: Router):
         self.service = service
         self.ctx = service.ctx
         self.config = self.ctx.config.section("was")
@@ -72,6 +88,8 @@ class WebApp:
         self.tz = clock.site_zone(self.ctx.config)
         self.templates = make_environment(self.tz)
         self.router = router
+        #: API key → credential, remembered briefly (as EPS does)
+        self.keys = KeyCheck(self.ctx.db)
         #: responses by status code, for /metrics
         self.request_counts: dict[int, int] = {}
 
@@ -96,21 +114,23 @@ class WebApp:
         try:
             response = await self.dispatch(page)
         except HttpError as exc:
-            response = self.error(page, exc.status, exc.reason)
+            response = self.error(page, exc)
         except UmsError as exc:
-            response = self.error(page, 400, str(exc))
+            response = self.error(page, HttpError(400, str(exc)))
         except Exception:
             log.exception("request failed", extra={"path": path})
-            response = self.error(page, 500, "Something went wrong on our side; the error is logged.")
+            response = self.error(page, HttpError(500, "Something went wrong on our side; the error is logged."))
         self.request_counts[response.status] = self.request_counts.get(response.status, 0) + 1
         write(request, response)
 
     async def dispatch(self, page: Page) -> Response:
         if len(page.body) > self.config["max_body"]:
-            raise HttpError(413, f"the request body is larger than {self.config['max_body']} bytes")
+            raise HttpError(413, f"the request body may be at most {self.config['max_body']} bytes")
         if any("\x00" in key or "\x00" in value for key, value in page.query.items()):
             raise HttpError(400, "the query string holds a NUL character")
         route, params, known = self.router.match(page.method, page.path)
+        if route is not None and route.limit is not None and len(page.body) > route.limit:
+            raise HttpError(413, f"the request body may be at most {route.limit} bytes")
         if route is None:
             raise HttpError(405 if known else 404, "method not allowed" if known else "no such page")
         page.params = params
@@ -143,8 +163,6 @@ class WebApp:
             raise HttpError(403, "the form's security token is missing or stale; reload the page and try again")
 
     async def load_session(self, page: Page) -> dict | None:
-        from . import api_auth
-
         if page.path.startswith("/api/"):
             key_user = await api_auth.from_api_key(self, page)
             if key_user is not None:
@@ -173,11 +191,10 @@ class WebApp:
             parts.append("Secure")
         return "; ".join(parts)
 
-    def error(self, page: Page, status: int, reason: str) -> Response:
-        if page.path.startswith("/api/") or page.path == "/unsubscribe" or "json" in page.header("accept"):
-            if page.path.startswith("/api/") and page.wants_xml():
-                from .api import xml_error
-
-                return xml_error(status, reason)
-            return json_response({"error": reason, "status": status}, status)
-        return self.render(page, "error.html", status=status, status_code=status, reason=reason)
+    def error(self, page: Page, error: HttpError) -> Response:
+        api_call = page.path.startswith("/api/")
+        if api_call or page.path == "/unsubscribe" or "json" in page.header("accept"):
+            return error_response(error, xml=api_call and page.wants_xml())
+        response = self.render(page, "error.html", status=error.status, status_code=error.status, reason=error.reason)
+        response.headers.update(error.headers)
+        return response

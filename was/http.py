@@ -1,9 +1,11 @@
-"""A small request/response layer over twisted.web for WAS's async handlers.
+"""WAS's request and response on twisted.web, for its async handlers.
 
-Handlers are coroutines ``async def handler(page: Page) -> Response``; the
-:class:`Router` matches method and path (a route may name the API-key scope it
-needs), the app checks login, role, scope and CSRF, runs the handler on the
-shared loop and writes its response. Every response — an error, a crash or
+Handlers are coroutines ``async def handler(page: Page) -> Response``, routed
+by the shared :class:`ums.web.Router` (a route names its roles, CSRF and the
+API-key scope it needs); the app (:mod:`was.app`) checks login, role, scope
+and CSRF, runs the handler on the shared loop and :func:`write` writes its
+response. JSON is written by :func:`ums.web.json_bytes`, errors with the one
+error body (:func:`error_response`). Every response — an error, a crash or
 the maintenance page too — carries :data:`SECURITY_HEADERS` (CSP with
 ``frame-ancestors 'self'``, ``X-Frame-Options``, no sniffing, a same-origin
 referrer policy, no caching).
@@ -16,22 +18,19 @@ segment into a database id or None (not digits, or too large for a BIGINT).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from twisted.internet.defer import Deferred
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from ums.errors import UmsError
+from ums.web import JSON_TYPE, HttpError, error_body, json_bytes
 
 log = logging.getLogger("ums.was")
 
-ALL_ROLES = ("admin", "operator", "marketer", "user")
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "frame-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'; object-src 'none'"
@@ -65,15 +64,6 @@ def security_headers(csp: str | None = None) -> dict[str, str]:
     return {**SECURITY_HEADERS, "content-security-policy": policy}
 
 
-class HttpError(UmsError):
-    """HTTP {status}: {reason}."""
-
-    def __init__(self, status: int, reason: str):
-        super().__init__(status=status, reason=reason)
-        self.status = status
-        self.reason = reason
-
-
 @dataclass
 class Response:
     body: bytes | str = b""
@@ -92,8 +82,13 @@ def redirect(location: str, status: int = 303) -> Response:
 
 
 def json_response(payload, status: int = 200) -> Response:
-    body = json.dumps(payload, ensure_ascii=False, default=str, indent=1)
-    return Response(body, status, "application/json; charset=utf-8")
+    return Response(json_bytes(payload), status, JSON_TYPE)
+
+
+def error_response(error: HttpError, xml: bool = False) -> Response:
+    """``error`` as the one error body (:func:`ums.web.error_body`), JSON or XML, with its headers."""
+    body, content_type = error_body(error, xml)
+    return Response(body, error.status, content_type, headers=dict(error.headers))
 
 
 @dataclass
@@ -153,58 +148,6 @@ class Page:
         kind = self.header("content-type").lower()
         accept = self.header("accept").lower()
         return "xml" in kind or ("xml" in accept and "json" not in accept) or self.query.get("format") == "xml"
-
-
-Handler = Callable[[Page], Awaitable[Response]]
-
-
-@dataclass
-class Route:
-    method: str
-    pattern: re.Pattern
-    handler: Handler
-    roles: tuple[str, ...] | None     # None: public
-    csrf: bool
-    #: the API-key scope the route needs (None: no API key may use it)
-    scope: str | None = None
-
-
-class Router:
-    """Routes are registered with :meth:`get`/:meth:`post` decorators."""
-
-    def __init__(self):
-        self.routes: list[Route] = []
-
-    def add(self, method, path, handler, roles=ALL_ROLES, csrf=True, scope=None):
-        regex = "^" + re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", path) + "$"
-        self.routes.append(Route(method, re.compile(regex), handler, roles, csrf, scope))
-
-    def get(self, path, roles=ALL_ROLES, scope=None):
-        def register(handler):
-            self.add("GET", path, handler, roles, scope=scope)
-            return handler
-        return register
-
-    def post(self, path, roles=ALL_ROLES, csrf=True, scope=None):
-        def register(handler):
-            self.add("POST", path, handler, roles, csrf, scope)
-            return handler
-        return register
-
-    def match(self, method: str, path: str) -> tuple[Route | None, dict, bool]:
-        """The route, its path parameters, and whether the path exists at all."""
-        path_known, best = False, None
-        for route in self.routes:
-            found = route.pattern.match(path)
-            if found:
-                path_known = True
-                same_method = route.method == method or (method == "HEAD" and route.method == "GET")
-                # a literal segment beats a parameter: /contacts/export before /contacts/{id}
-                if same_method and (best is None or len(found.groupdict()) < len(best[1])):
-                    best = (route, found.groupdict())
-        if best is None:
-            return None, {}, path_known
-        return best[0], best[1], True
 
 
 class Dispatcher(Resource):

@@ -19,7 +19,7 @@ _KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
         "description": "Up to 128 printable ASCII characters. A retry with the same key and the same body gets "
                        "the first answer again (and does nothing twice); the same key with another body is a 409.",
         "schema": {"type": "string", "minLength": 1, "maxLength": 128}}
-_ERROR = {"description": "Bad request; `error` says why",
+_ERROR = {"description": "Bad request; `reason` says why (`error` is its code)",
           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _REFUSED = {
     "401": {"description": "No key, an unknown or revoked key, or no login"},
@@ -35,7 +35,7 @@ def _body(schema: str) -> dict:
 
 
 def _responses(codes: dict) -> dict:
-    return {**codes, **_REFUSED, "422": {"description": "A field has the wrong type or value; `error` names it"}}
+    return {**codes, **_REFUSED, "422": {"description": "A field has the wrong type or value; `reason` names it"}}
 
 
 def text(maximum: int, minimum: int = 0) -> dict:
@@ -109,7 +109,7 @@ DOCUMENT = {
                             "Authenticate with the X-API-Key header; a key reaches a route only with the "
                             "scope the route names (x-scope: send, contacts, campaigns or mailbox). "
                             "Web logins reach the routes their role reaches on the pages."},
-    "security": [{"apiKey": []}],
+    "security": [{"apiKey": []}, {"bearer": []}],
     "paths": {
         "/api/v1/send": {"post": {
             "summary": "Queue one message", "x-scope": "send", "parameters": [_KEY], "requestBody": _body("Send"),
@@ -151,9 +151,20 @@ DOCUMENT = {
             "responses": {"200": {"description": "Messages"}, "400": _ERROR}}},
     },
     "components": {
-        "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+        "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+                            "bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {
-            "Error": {"type": "object", "properties": {"error": {"type": "string"}, "status": {"type": "integer"}}},
+            "Error": {
+                "type": "object", "required": ["error", "reason", "status"],
+                "description": "Every error, JSON or XML (`<error><error>…</error><reason>…</reason>"
+                               "<status>…</status></error>`), the same as EPS's",
+                "properties": {
+                    "error": {"type": "string", "description": "a stable code: bad_request, unauthorized, "
+                                                               "forbidden, not_found, conflict, too_large, invalid…"},
+                    "reason": {"type": "string", "description": "one line saying why, for people"},
+                    "status": {"type": "integer", "description": "the HTTP status"},
+                },
+            },
             "Send": SEND, "Contact": CONTACT, "Campaign": CAMPAIGN, "CampaignAction": CAMPAIGN_ACTION,
         },
     },

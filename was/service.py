@@ -1,21 +1,27 @@
 """The WAS service: the web front end on twisted.web.
 
-A request body larger than ``[was] max_body`` is refused before it is read
-(:class:`BoundedRequest`): a larger ``Content-Length``, or a chunked body that
-grows past the limit, is answered 413 at once (JSON with the reason and the
-security headers) and the connection is closed; nothing of it reaches a page.
+The site is the shared guarded edge (:class:`ums.web.GuardedSite`): a request
+body larger than ``[was] max_body`` is refused before it is read — a larger
+``Content-Length``, or a chunked body that grows past the limit, is answered
+413 at once (the one error body, with the security headers) and the
+connection is closed; nothing of it reaches a page. A request whose headers
+and body are not in within :data:`REQUEST_TIMEOUT` seconds is answered 408; a
+connection silent for 60 seconds is closed (twisted.web's default, as before).
+The application is built by :func:`was.app.create_app`.
 """
 
 from __future__ import annotations
 
-import io
-import json
-
 from twisted.web.resource import Resource
-from twisted.web.server import Request
 
 from ums.service import Service
-from ums.web import PauseGuard, ServiceSite, listen_tcp, port_address, stop_listening
+from ums.web import Gate, GuardedSite, PauseGuard, listen_tcp, port_address, stop_listening
+
+from .app import create_app
+from .http import Dispatcher, security_headers
+
+#: seconds a request (headers and body, e.g. a contact file upload) may take to arrive
+REQUEST_TIMEOUT = 300.0
 
 MAINTENANCE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>UMS — maintenance</title></head><body>
@@ -26,55 +32,12 @@ class Maintenance(Resource):
     isLeaf = True
 
     def render(self, request):
-        from .http import security_headers
-
         request.setResponseCode(503)
         request.setHeader(b"retry-after", b"60")
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         for name, value in security_headers().items():
             request.setHeader(name.encode(), value.encode())
         return MAINTENANCE.encode()
-
-
-class BoundedRequest(Request):
-    """A twisted.web request whose body may not exceed its site's ``max_body``."""
-
-    refused = False
-    received = 0
-
-    def _limit(self) -> int:
-        return self.channel.site.max_body
-
-    def gotLength(self, length):
-        if length is not None and length > self._limit():
-            self._refuse()
-            return
-        super().gotLength(length)
-
-    def handleContentChunk(self, data):
-        if self.refused:
-            return
-        self.received += len(data)
-        if self.received > self._limit():
-            self._refuse()
-            return
-        super().handleContentChunk(data)
-
-    def process(self):
-        if not self.refused:
-            super().process()
-
-    def _refuse(self) -> None:
-        from .http import security_headers
-
-        self.refused = True
-        self.content = io.BytesIO()
-        body = json.dumps({"error": f"the request body is larger than {self._limit()} bytes", "status": 413}).encode()
-        head = [b"HTTP/1.1 413 Payload Too Large", b"content-type: application/json; charset=utf-8",
-                b"content-length: %d" % len(body), b"connection: close"]
-        head += [f"{name}: {value}".encode() for name, value in security_headers().items()]
-        self.channel.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
-        self.channel.loseConnection()
 
 
 class WebApplicationServer(Service):
@@ -86,17 +49,14 @@ class WebApplicationServer(Service):
         self.app = None
 
     def build_root(self) -> Resource:
-        from .app import WebApp
-        from .http import Dispatcher
-        from . import routes  # noqa: F401  (registers every page and API route)
-
-        self.app = WebApp(self)
+        self.app = create_app(self)
         return Dispatcher(self.app)
 
     async def start(self) -> None:
         cfg = self.ctx.config.section("was")
-        site = ServiceSite(PauseGuard(self.build_root(), self, Maintenance()), requestFactory=BoundedRequest)
-        site.max_body = cfg["max_body"]
+        site = GuardedSite(PauseGuard(self.build_root(), self, Maintenance()), Gate(cfg["max_body"]),
+                           request_timeout=REQUEST_TIMEOUT,
+                           refusal_headers=security_headers())
         self.listening = await listen_tcp(self.ctx, site, cfg["host"], cfg["port"])
 
     async def stop(self) -> None:

@@ -8,9 +8,12 @@ from sqlalchemy.exc import IntegrityError
 
 from ums.security import hash_password
 from ums.store import users, web
+from ums.web import HttpError, Router
 
-from ..app import ADMINS, router
-from ..http import ALL_ROLES, HttpError, Page, redirect
+from ..http import Page, redirect
+from ..roles import ADMINS, ALL_ROLES
+
+router = Router(roles=ALL_ROLES)
 
 
 @router.get("/admin/users", roles=ADMINS)

@@ -25,9 +25,12 @@ from urllib.parse import quote, unquote, urlsplit
 
 from ums.security import new_secret, verify_password
 from ums.store import sessions, users
+from ums.web import Router
 
-from ..app import ALL_ROLES, router
 from ..http import Page, redirect
+from ..roles import ALL_ROLES
+
+router = Router(roles=ALL_ROLES)
 
 log = logging.getLogger("ums.was")
 LOGIN_COOKIE = "ums_login"

@@ -28,9 +28,12 @@ from ums import clock
 from ums.errors import UmsError
 from ums.store import addressbooks, web
 from ums.store import templates as template_store
+from ums.web import HttpError, Router
 
-from ..app import MARKETERS, router
-from ..http import HttpError, Page, Response, json_response, path_id, redirect
+from ..http import Page, Response, json_response, path_id, redirect
+from ..roles import ALL_ROLES, MARKETERS
+
+router = Router(roles=ALL_ROLES)
 
 ACTIONS = ("schedule", "pause", "resume", "cancel")
 #: states in which "schedule" revives the campaign (:func:`ums.campaigns.reschedule`)

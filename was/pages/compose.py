@@ -10,11 +10,14 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from ums.addresses import is_valid
 from ums.store import templates as template_store
+from ums.web import HttpError, Router
 
 from .. import mail
-from ..app import router
-from ..http import HttpError, Page
+from ..http import Page
+from ..roles import ALL_ROLES
 from ..outgoing import queue_message
+
+router = Router(roles=ALL_ROLES)
 
 SANDBOX = SandboxedEnvironment(autoescape=True)
 TEXT_SANDBOX = SandboxedEnvironment(autoescape=False)

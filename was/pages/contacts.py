@@ -7,9 +7,12 @@ from datetime import datetime
 
 from ums import advertising, contacts_io
 from ums.store import addressbooks
+from ums.web import HttpError, Router
 
-from ..app import router
-from ..http import HttpError, Page, Response, path_id, redirect
+from ..http import Page, Response, path_id, redirect
+from ..roles import ALL_ROLES
+
+router = Router(roles=ALL_ROLES)
 
 EDITORS = ("admin", "operator", "marketer", "user")
 

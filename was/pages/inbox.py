@@ -7,11 +7,14 @@ import html
 import uuid
 
 from ums.store import web
+from ums.web import HttpError, Router
 
 from .. import mail
 from ..outgoing import queue_message
-from ..app import router
-from ..http import HttpError, Page, Response, path_id, redirect
+from ..http import Page, Response, path_id, redirect
+from ..roles import ALL_ROLES
+
+router = Router(roles=ALL_ROLES)
 
 MEDIA = ("email", "fax", "voice")
 FLAGS = {"unseen": "Unread", "flagged": "Flagged", "seen": "Read"}

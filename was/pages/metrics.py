@@ -4,9 +4,12 @@ figures from the database, and this process's request counts."""
 from __future__ import annotations
 
 from ums.store import web
+from ums.web import Router
 
-from ..app import router
 from ..http import Page, Response
+from ..roles import ALL_ROLES
+
+router = Router(roles=ALL_ROLES)
 
 
 def _escape(value: str) -> str:

@@ -10,8 +10,12 @@ from ums.store import services as service_store
 from ums.store import web
 
 from ums import clock
-from ..app import FINANCE, OPERATORS, router
-from ..http import HttpError, Page, Response, redirect
+from ums.web import HttpError, Router
+
+from ..http import Page, Response, redirect
+from ..roles import ALL_ROLES, FINANCE, OPERATORS
+
+router = Router(roles=ALL_ROLES)
 
 
 @router.get("/services", roles=OPERATORS)

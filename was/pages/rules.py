@@ -5,9 +5,12 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 
 from ums.store import web
+from ums.web import HttpError, Router
 
-from ..app import router
-from ..http import HttpError, Page, path_id, redirect
+from ..http import Page, path_id, redirect
+from ..roles import ALL_ROLES
+
+router = Router(roles=ALL_ROLES)
 
 
 def sieve_error(text: str) -> dict | None:

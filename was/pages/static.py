@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from ..app import HERE, router
-from ..http import HttpError, Page, Response
+from pathlib import Path
+
+from ums.web import HttpError, Router
+
+from ..http import Page, Response
+from ..roles import ALL_ROLES
+
+router = Router(roles=ALL_ROLES)
 
 TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
-STATIC = HERE / "static"
+STATIC = Path(__file__).resolve().parent.parent / "static"
 
 
 @router.get("/static/{name}", roles=None)

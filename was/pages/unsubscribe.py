@@ -9,9 +9,12 @@ URLs, so a GET alone never unsubscribes anyone.
 from __future__ import annotations
 
 from ums import refusal
+from ums.web import Router
 
-from ..app import router
 from ..http import Page, Response
+from ..roles import ALL_ROLES
+
+router = Router(roles=ALL_ROLES)
 
 
 async def refuse(page: Page, source: str):

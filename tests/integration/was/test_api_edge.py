@@ -104,7 +104,7 @@ def field_cases(name: str) -> list[tuple[str, dict]]:
 
 async def assert_refused(reply, field: str | None = None, what: str = ""):
     assert 400 <= reply.status < 500, (what, reply.status, reply.text[:300])
-    reason = json.loads(reply.body)["error"]
+    reason = json.loads(reply.body)["reason"]
     assert reason, what
     if field is not None:
         assert field.split(".")[0] in reason, (what, reason)
@@ -168,21 +168,24 @@ async def test_huge_numbers_in_paths_and_queries_and_bad_header_bytes(site):
                  "/api/v1/deliveries/0"):
         reply = await client.get(path, **{"x-api-key": key})
         assert reply.status == 404, (path, reply.status, reply.text)
-        assert json.loads(reply.body)["error"]
+        assert json.loads(reply.body)["reason"]
     paused = await client.request("POST", f"/api/v1/campaigns/{huge}/pause", b"", headers(key))
     assert paused.status == 404
     for query in ("limit=abc", f"limit={huge}", "limit=-1", "limit=0", "limit=1e999", "limit=%EF%BC%95",
                   "q=%00", "limit=5&q=" + "x" * 500):
         reply = await client.get(f"/api/v1/contacts?{query}", **{"x-api-key": key})
         assert reply.status == 400, (query, reply.status, reply.text)
-        assert json.loads(reply.body)["error"]
+        assert json.loads(reply.body)["reason"]
     for query in ("limit=abc", "media=pigeon", "folder=%00"):
         assert (await client.get(f"/api/v1/mailbox?{query}", **{"x-api-key": key})).status == 400, query
     assert (await client.get("/api/v1/contacts?limit=5", **{"x-api-key": key})).status == 200
 
     # bytes that are not UTF-8 in headers: a key that cannot be a key is a 401, the rest 4xx or served
     bad_key = await client.request("GET", "/api/v1/mailbox", headers={"x-api-key": b"\xff\xfe\x80key"})
-    assert bad_key.status == 401 and json.loads(bad_key.body)["error"]
+    assert bad_key.status == 401 and json.loads(bad_key.body)["reason"]
+    # the one error body, as EPS answers it: a code, the reason, the status; and how to authenticate
+    assert json.loads(bad_key.body)["error"] == "unauthorized" and json.loads(bad_key.body)["status"] == 401
+    assert {k.lower(): v for k, v in bad_key.headers.items()}.get("www-authenticate", "").startswith("Bearer")
     bearer = await client.request("GET", "/api/v1/mailbox", headers={"authorization": b"Bearer \xc3\x28"})
     assert bearer.status == 401
     odd = {"content-type": b"application/json; charset=\xff", "x-api-key": key.encode(), "accept": b"\xfe\xff"}
@@ -190,7 +193,7 @@ async def test_huge_numbers_in_paths_and_queries_and_bad_header_bytes(site):
     assert sent.status == 202, sent.text
     bad_idem = await client.request("POST", "/api/v1/send", json.dumps(VALID["Send"]).encode(),
                                     {**headers(key), "idempotency-key": b"\xff\xfe"})
-    assert bad_idem.status == 400 and "Idempotency-Key" in json.loads(bad_idem.body)["error"]
+    assert bad_idem.status == 400 and "Idempotency-Key" in json.loads(bad_idem.body)["reason"]
     cookie = await client.request("GET", "/api/v1/mailbox", headers={"cookie": b"ums_session=\xff\xfe"})
     assert cookie.status == 401
     csrf = await client.request("POST", "/logout", b"", {"cookie": b"ums_session=\xff", "x-csrf-token": b"\xff"})
@@ -203,7 +206,7 @@ async def test_huge_numbers_in_paths_and_queries_and_bad_header_bytes(site):
         assert 400 <= status < 500, (head, status)
     status, answer = await raw_request(site.base, b"GET /api/v1/mailbox HTTP/1.1\r\nHost: x\r\n"
                                        b"X-API-Key: \x80\x81\r\nX-Other: \xff")
-    assert status == 401 and json.loads(answer)["error"]
+    assert status == 401 and json.loads(answer)["reason"]
     status, _ = await raw_request(site.base, b"POST /api/v1/send HTTP/1.1\r\nHost: x\r\nContent-Type: "
                                   b"application/json\r\nX-API-Key: " + key.encode(), json.dumps(VALID["Send"]).encode())
     assert status == 202
@@ -236,15 +239,16 @@ async def test_recipients_are_checked_per_channel_and_nothing_is_queued(site):
         body = {"channel": channel, "recipient": recipient, "subject": "Hi", "body": "x"}
         reply = await client.request("POST", "/api/v1/send", json.dumps(body).encode(), headers(key))
         assert reply.status == 422, (channel, recipient, reply.status, reply.text)
-        assert "recipient" in json.loads(reply.body)["error"]
+        assert "recipient" in json.loads(reply.body)["reason"]
     for priority in (99, -5, 10):
         body = {"channel": "email", "recipient": "kim@example.com", "subject": "Hi", "body": "x", "priority": priority}
         reply = await client.request("POST", "/api/v1/send", json.dumps(body).encode(), headers(key))
-        assert reply.status == 422 and "priority" in json.loads(reply.body)["error"], reply.text
+        assert reply.status == 422 and "priority" in json.loads(reply.body)["reason"], reply.text
     xml = (b"<send><channel>email</channel><recipient>a@example.com&#13;&#10;Bcc: evil@example.net</recipient>"
            b"<subject>Hi</subject><body>x</body></send>")
     reply = await client.request("POST", "/api/v1/send", xml, {"content-type": "application/xml", "x-api-key": key})
     assert reply.status == 422 and "<reason>" in reply.text and "recipient" in reply.text
+    assert "<error>invalid</error>" in reply.text and "<status>422</status>" in reply.text
     assert await count(site, deliveries) == 0
 
     for channel, recipient in (("email", "kim@example.com"), ("fax", "+82 2 555 0100"), ("voice", "010-1234-5678")):
@@ -270,7 +274,7 @@ async def test_an_idempotency_key_replays_the_answer_and_refuses_another_body(si
 
     changed = json.dumps({**VALID["Send"], "recipient": "lee@example.com"}).encode()
     conflict = await client.request("POST", "/api/v1/send", changed, once)
-    assert conflict.status == 409 and "Idempotency-Key" in json.loads(conflict.body)["error"]
+    assert conflict.status == 409 and "Idempotency-Key" in json.loads(conflict.body)["reason"]
     other_path = await client.request("POST", "/api/v1/contacts", json.dumps(VALID["Contact"]).encode(), once)
     assert other_path.status == 409
     assert await count(site, deliveries) == 1 and await count(site, contacts) == 0
@@ -320,7 +324,7 @@ async def test_each_route_needs_its_scope(site):
         await apikeys.revoke(conn, revoked_id, site.ctx.clock())
     send = json.dumps(VALID["Send"]).encode()
     refused = await client.request("POST", "/api/v1/send", send, headers(events_only))
-    assert refused.status == 403 and "send" in json.loads(refused.body)["error"]
+    assert refused.status == 403 and "send" in json.loads(refused.body)["reason"]
     for path in ("/api/v1/contacts", "/api/v1/campaigns", "/api/v1/mailbox", "/api/v1/deliveries/1"):
         assert (await client.get(path, **{"x-api-key": events_only})).status == 403, path
     assert (await client.request("POST", "/api/v1/send", send, headers(revoked))).status == 401
@@ -368,7 +372,7 @@ async def test_web_roles_apply_to_every_api_route(site):
 
     operator = await site.logged_in("operator")
     refused = await session_post(operator, f"/api/v1/campaigns/{campaign_id}/pause")
-    assert refused.status == 403 and "role" in json.loads(refused.body)["error"]
+    assert refused.status == 403 and "role" in json.loads(refused.body)["reason"]
     assert (await operator.get("/api/v1/campaigns")).status == 403
     assert (await operator.get(f"/api/v1/campaigns/{campaign_id}")).status == 403
     assert (await session_post(operator, "/api/v1/campaigns", json.dumps(VALID["Campaign"]).encode())).status == 403
@@ -385,7 +389,7 @@ async def test_web_roles_apply_to_every_api_route(site):
     # a session's POST still needs its CSRF token
     forged = await user.request("POST", "/api/v1/send", json.dumps(VALID["Send"]).encode(),
                                 {"content-type": "application/json"})
-    assert forged.status == 403 and "security token" in json.loads(forged.body)["error"]
+    assert forged.status == 403 and "security token" in json.loads(forged.body)["reason"]
 
     marketer = await site.logged_in("marketer")
     paused = await session_post(marketer, f"/api/v1/campaigns/{campaign_id}/pause")

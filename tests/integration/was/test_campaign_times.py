@@ -114,13 +114,13 @@ async def test_api_refuses_a_past_or_bad_start_with_a_reason(site):
 
     past = await post_json(client, "/api/v1/campaigns", campaign_json("too-late", "2020-01-01T09:00"), headers)
     assert past.status == 400, past.text
-    reason = json.loads(past.body)["error"]
+    reason = json.loads(past.body)["reason"]
     assert "'too-late'" in reason and "in the past" in reason and "2020-01-01 09:00 KST" in reason
     bad = await post_json(client, "/api/v1/campaigns", campaign_json("gibberish", "next tuesday"), headers)
-    assert bad.status == 400 and "Bad time 'next tuesday'" in json.loads(bad.body)["error"]
+    assert bad.status == 400 and "Bad time 'next tuesday'" in json.loads(bad.body)["reason"]
     bad_due = await post_json(client, "/api/v1/send", {"channel": "email", "recipient": "lee@example.com",
                                                       "subject": "Hi", "body": "x", "due_at": "soon"}, headers)
-    assert bad_due.status == 400 and "Bad time 'soon'" in json.loads(bad_due.body)["error"]
+    assert bad_due.status == 400 and "Bad time 'soon'" in json.loads(bad_due.body)["reason"]
     listed = json.loads((await client.get("/api/v1/campaigns", **headers)).body)["campaign"]
     assert listed == []
 
@@ -129,7 +129,7 @@ async def test_api_refuses_a_past_or_bad_start_with_a_reason(site):
     campaign_id = json.loads(made.body)["id"]
     refused = await post_json(client, f"/api/v1/campaigns/{campaign_id}/schedule",
                               {"at": "2020-01-01T09:00+09:00"}, headers)
-    assert refused.status == 400 and "in the past" in json.loads(refused.body)["error"]
+    assert refused.status == 400 and "in the past" in json.loads(refused.body)["reason"]
     assert (await stored(site.ctx, campaign_id))["state"] == "draft"
     now = site.ctx.clock()
     started = await post_json(client, f"/api/v1/campaigns/{campaign_id}/schedule", {"now": True}, headers)

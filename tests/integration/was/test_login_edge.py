@@ -143,7 +143,7 @@ async def test_an_oversized_body_is_refused_before_it_is_read(tmp_path, sqlite_u
     head, body = await send(b"POST /api/v1/send HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                             b"Content-Length: 10000000\r\n\r\n", b"{" * 10)
     assert head.startswith(b"HTTP/1.1 413") and b"x-frame-options: sameorigin" in head.lower()
-    assert "2000 bytes" in json.loads(body)["error"]
+    assert "2000 bytes" in json.loads(body)["reason"] and json.loads(body)["error"] == "too_large"
     chunk = b"%x\r\n%s\r\n" % (1500, b"a" * 1500)
     head, _ = await send(b"POST /login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", chunk * 2)
     assert head.startswith(b"HTTP/1.1 413")

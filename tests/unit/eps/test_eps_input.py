@@ -12,7 +12,7 @@ import pytest
 from eps import definitions
 from eps.conditions import Condition
 from eps.events import BadEvent, IncomingEvent, from_json, header_key
-from eps.http import ROUTES, match
+from eps.http import router
 from eps.telegrams import BAD_VALUE, TelegramError, decode, encode_fields, load_layouts
 from ums.web import Refusal
 
@@ -87,20 +87,22 @@ def test_a_telegram_field_with_a_control_character_is_a_bad_value():
 
 
 def test_every_route_matches_its_own_shape_and_nothing_else():
-    for (method, shape), route in ROUTES.items():
-        parts = ["x-1" if part == "*" else part for part in shape]
-        assert match(method, parts)[0] is route
-        assert match(method, parts + ["more", "more"])[0] is None
-    assert match("GET", ["events"]) == (None, [])
-    assert match("PUT", ["events", "1"]) == (None, [])
-    assert match("POST", ["services", "a b", "stop"])[1] == ["a b"]
+    assert len(router.routes) == 9
+    for route in router.routes:
+        parts = ["x-1" if want is None else want for want in route.shape]
+        assert router.match_parts(route.method, parts).route is route
+        assert router.match_parts(route.method, parts + ["more", "more"]).route is None
+    assert router.match_parts("GET", ["v1", "events"]) == (None, {}, True)      # POST only
+    assert router.match_parts("PUT", ["v1", "events", "1"]) == (None, {}, True)
+    assert router.match_parts("POST", ["v1", "services", "a b", "stop"]).params == {"name": "a b"}
+    assert router.match_parts("GET", ["v1", "services", "stop"]).params == {"name": "stop"}
 
 
 def test_a_refusal_is_a_whole_http_response_that_closes():
-    raw = Refusal(413, "too_large", "at most 10 bytes", {"X-Why": "size"}).response()
+    raw = Refusal(413, "at most 10 bytes", headers={"X-Why": "size"}).response()
     head, _, body = raw.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     assert lines[0] == b"HTTP/1.1 413 Request Entity Too Large"
     assert b"Connection: close" in lines and b"X-Why: size" in lines
     assert f"Content-Length: {len(body)}".encode() in lines
-    assert json.loads(body) == {"error": "too_large", "reason": "at most 10 bytes"}
+    assert json.loads(body) == {"error": "too_large", "reason": "at most 10 bytes", "status": 413}

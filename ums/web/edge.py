@@ -1,10 +1,10 @@
-"""twisted.web pieces shared by the HTTP services (WAS and EPS).
+"""The guarded edge of the HTTP services (WAS and EPS), on twisted.web.
 
 :class:`GuardedSite` is an HTTP edge that holds against hostile clients. Once
 a request's headers are in, and before any of its body is read, the site's
 :class:`Gate` says how large the body may be and whether the request is let in
-(e.g. from its API key); a refusal is answered at once, as JSON
-``{"error": code, "reason": text}`` with ``Connection: close``:
+(e.g. from its API key); a refusal (:class:`~ums.web.errors.Refusal`) is answered at once with the
+error body of :mod:`ums.web.responses` and ``Connection: close``:
 
 * 413 when ``Content-Length`` is over the limit; a chunked body is counted as
   it streams and cut at the limit the same way. At most the limit is ever
@@ -25,18 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import time
 
-from twisted.web.http import RESPONSES, HTTPChannel
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
+from ums.reactor import deferred_to_future
 
-def json_body(request, status: int, payload: dict) -> bytes:
-    request.setResponseCode(status)
-    request.setHeader(b"content-type", b"application/json; charset=utf-8")
-    return json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
+from .errors import Refusal, too_large
+from .responses import json_body
 
 
 class Health(Resource):
@@ -85,27 +83,6 @@ class ServiceSite(Site):
 
 
 # --- the guarded edge ----------------------------------------------------------------
-
-class Refusal(Exception):
-    """An answer given before (or instead of) reading a request's body."""
-
-    def __init__(self, status: int, code: str, reason: str, headers: dict | None = None):
-        super().__init__(reason)
-        self.status, self.code, self.reason = status, code, reason
-        self.headers = headers or {}
-
-    def response(self) -> bytes:
-        """The whole HTTP/1.1 response, closing the connection."""
-        body = json.dumps({"error": self.code, "reason": self.reason}, ensure_ascii=False).encode("utf-8")
-        lines = [f"HTTP/1.1 {self.status} {RESPONSES.get(self.status, b'Refused').decode('ascii')}",
-                 "Content-Type: application/json; charset=utf-8", f"Content-Length: {len(body)}",
-                 "Connection: close", *(f"{name}: {value}" for name, value in self.headers.items())]
-        return "\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body
-
-
-def too_large(limit: int) -> Refusal:
-    return Refusal(413, "too_large", f"the request body may be at most {limit} bytes")
-
 
 class Gate:
     """What a :class:`GuardedSite` asks about each request once its headers
@@ -237,9 +214,9 @@ class GuardedChannel(HTTPChannel):
         if left > 0:
             self._deadline = self.callLater(left, self._check_deadline)
             return
-        refusal = Refusal(408, "timeout", f"the request was not in within {self.request_timeout:g} seconds")
+        refusal = Refusal(408, f"the request was not in within {self.request_timeout:g} seconds")
         self.dataReceived = _drop
-        self.transport.write(refusal.response())
+        self.transport.write(refusal.response(self.site.refusal_headers))
         self.timeoutConnection()  # closes, and aborts if the client does not let go
 
     def _disarm(self) -> None:
@@ -258,7 +235,7 @@ class GuardedChannel(HTTPChannel):
         # from now on everything that comes in is dropped, whichever way it comes
         self.dataReceived = self.lineReceived = self.rawDataReceived = self.allContentReceived = _drop
         self._lingering = self.callLater(self.linger, self.transport.abortConnection)
-        self.transport.write(refusal.response())
+        self.transport.write(refusal.response(self.site.refusal_headers))
         self._networkProducer.resumeProducing()
         self.transport.loseWriteConnection()
 
@@ -274,14 +251,17 @@ def _drop(*_) -> None:
 
 
 class GuardedSite(ServiceSite):
-    """A :class:`ServiceSite` whose requests pass ``gate`` (see the module docstring)."""
+    """A :class:`ServiceSite` whose requests pass ``gate`` (see the module
+    docstring); ``refusal_headers`` go with every refusal (a refusal's own
+    headers win)."""
 
     requestFactory = GuardedRequest
 
     def __init__(self, resource, gate: Gate, idle_timeout: float = 60.0, request_timeout: float = 30.0,
-                 linger: float = 2.0, **kwargs):
+                 linger: float = 2.0, refusal_headers: dict | None = None, **kwargs):
         super().__init__(resource, timeout=idle_timeout, **kwargs)
         self.gate = gate
+        self.refusal_headers = dict(refusal_headers or {})
         self.request_timeout = request_timeout
         self.linger = linger
 
@@ -306,7 +286,5 @@ def port_address(listening) -> str:
 
 
 async def stop_listening(ctx, listening) -> None:
-    from .reactor import deferred_to_future
-
     if listening is not None:
         await deferred_to_future(listening.stopListening(), ctx.loop)

@@ -1,0 +1,12 @@
+"""Who is who in WAS: the web roles, which roles reach which area, and the
+role API keys act with. The app, the page modules and the API all read these
+(nothing here imports the rest of WAS)."""
+
+ALL_ROLES = ("admin", "operator", "marketer", "user")
+#: Which roles reach which area; admin reaches everything.
+OPERATORS = ("admin", "operator")
+MARKETERS = ("admin", "marketer")
+FINANCE = ("admin", "operator")
+ADMINS = ("admin",)
+#: The role API callers act with (:mod:`was.api_auth`); API routes list it among their roles.
+API_ROLE = "api"
