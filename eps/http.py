@@ -58,11 +58,10 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from ums.errors import UmsError
-from ums.store import apikeys
 from ums.store import events as event_store
 from ums.store import services as service_store
 from ums.store import timeline
-from ums.web import (Gate, HttpError, KeyCheck, Match, Refusal, Router, admission, checked_key, error_payload,
+from ums.web import (Gate, HttpError, KeyCheck, Match, Refusal, Router, admission, checked_key, error_payload, judge,
                      presented_key, unauthorized, write_json)
 
 from . import definitions, registry
@@ -93,16 +92,6 @@ def required_key(request) -> str:
     if key is None:
         raise unauthorized("an API key is required (Authorization: Bearer KEY)")
     return key
-
-
-def judge(credential: apikeys.Credential | None, match: Match) -> apikeys.Credential | Refusal:
-    """The verdict on a looked-up key for a route (no route: any key may hear 404)."""
-    if credential is None:
-        return unauthorized("unknown or revoked API key")
-    route = match.route
-    if route is not None and not credential.allows(route.scope):
-        return Refusal(403, f"this API key lacks the {route.scope} scope")
-    return credential
 
 
 class EpsGate(Gate):
@@ -140,10 +129,10 @@ class EpsGate(Gate):
         known, credential = self.keys.remembered(key)  # only well-formed keys are remembered
         if not known:
             return asyncio.ensure_future(self._verdict(checked_key(key), match))
-        return judge(credential, match)
+        return judge(credential, match.route)
 
     async def _verdict(self, key: str, match: Match):
-        return judge(await self.keys.credential(key), match)
+        return judge(await self.keys.credential(key), match.route)
 
     async def verdict(self, request, match: Match):
         """The whole check, for a request that did not pass the edge."""
@@ -205,7 +194,7 @@ class V1(Resource):
         match = self.gate.match(request.method, request.uri)[1]
         verdict = await admission(request) or await self.gate.verdict(request, match)
         if not isinstance(verdict, Refusal):  # the scope again, for the route as routed here
-            verdict = judge(verdict, match)
+            verdict = judge(verdict, match.route)
         if isinstance(verdict, Refusal):
             raise verdict
         if match.route is None:

@@ -1,9 +1,11 @@
 """The WAS service: the web front end on twisted.web.
 
-The site is the shared guarded edge (:class:`ums.web.GuardedSite`): a request
-body larger than ``[was] max_body`` is refused before it is read — a larger
+The site is the shared guarded edge (:class:`ums.web.GuardedSite`) with
+:class:`was.edge.WasGate`: a request body over its limit (``[was] max_body``
+for pages, less for ``/api/``) is refused before it is read — a larger
 ``Content-Length``, or a chunked body that grows past the limit, is answered
-413 at once (the one error body, with the security headers) and the
+413 at once; an ``/api/`` request without a key or login is a 401 from its
+headers (the one error body, with the security headers) and the
 connection is closed; nothing of it reaches a page. A request whose headers
 and body are not in within :data:`REQUEST_TIMEOUT` seconds is answered 408; a
 connection silent for 60 seconds is closed (twisted.web's default, as before).
@@ -15,9 +17,10 @@ from __future__ import annotations
 from twisted.web.resource import Resource
 
 from ums.service import Service
-from ums.web import Gate, GuardedSite, PauseGuard, listen_tcp, port_address, stop_listening
+from ums.web import GuardedSite, PauseGuard, listen_tcp, port_address, stop_listening
 
-from .app import create_app
+from .app import COOKIE, create_app
+from .edge import WasGate
 from .http import Dispatcher, security_headers
 
 #: seconds a request (headers and body, e.g. a contact file upload) may take to arrive
@@ -54,7 +57,9 @@ class WebApplicationServer(Service):
 
     async def start(self) -> None:
         cfg = self.ctx.config.section("was")
-        site = GuardedSite(PauseGuard(self.build_root(), self, Maintenance()), Gate(cfg["max_body"]),
+        root = PauseGuard(self.build_root(), self, Maintenance())
+        gate = WasGate(self.app.router, self.app.keys, cfg["max_body"], COOKIE)
+        site = GuardedSite(root, gate,
                            request_timeout=REQUEST_TIMEOUT,
                            refusal_headers=security_headers())
         self.listening = await listen_tcp(self.ctx, site, cfg["host"], cfg["port"])

@@ -18,7 +18,7 @@ smallest part (matching) and added a second way to answer errors; one
 shared module is smaller and keeps the edge and the router one thing.
 """
 
-from .credentials import KeyCheck, checked_key, presented_key, unauthorized
+from .credentials import KeyCheck, checked_key, judge, presented_key, unauthorized
 from .edge import (Gate, GuardedChannel, GuardedRequest, GuardedSite, Health, PauseGuard, ServiceSite, admission,
                    listen_tcp, port_address, stop_listening)
 from .errors import HttpError, Refusal, too_large
@@ -29,6 +29,6 @@ __all__ = [
     "JSON_TYPE", "XML_TYPE",
     "Gate", "GuardedChannel", "GuardedRequest", "GuardedSite", "Health", "HttpError", "KeyCheck", "Match",
     "PauseGuard", "Refusal", "Route", "Router", "ServiceSite", "admission", "checked_key", "error_body",
-    "error_payload", "json_body", "json_bytes", "listen_tcp", "port_address", "presented_key", "render_error", "stop_listening", "too_large",
+    "error_payload", "json_body", "json_bytes", "listen_tcp", "port_address", "judge", "presented_key", "render_error", "stop_listening", "too_large",
     "unauthorized", "write_json", "xml_document",
 ]

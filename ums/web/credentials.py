@@ -36,6 +36,21 @@ def unauthorized(reason: str) -> Refusal:
     return Refusal(401, reason, "unauthorized", UNAUTHORIZED_HEADERS)
 
 
+def judge(credential: apikeys.Credential | None, route) -> apikeys.Credential | Refusal:
+    """The verdict on a looked-up key for ``route`` (a :class:`~ums.web.routing.Route`;
+    None: no such route, and any key may hear its 404): 401 for an unknown or
+    revoked key, 403 when the route needs a scope the key lacks or takes no key."""
+    if credential is None:
+        return unauthorized("unknown or revoked API key")
+    if route is None:
+        return credential
+    if route.scope is None:
+        return Refusal(403, "this API key may not do this: it needs a web login")
+    if not credential.allows(route.scope):
+        return Refusal(403, f"this API key lacks the {route.scope} scope")
+    return credential
+
+
 def presented_key(request) -> str | None:
     """The key in a twisted.web request's headers, as sent (latin-1 text), or None."""
     scheme, _, raw = (request.getHeader(b"authorization") or b"").strip().partition(b" ")

@@ -30,7 +30,9 @@ from ums.web import Router
 from ..http import Page, redirect
 from ..roles import ALL_ROLES
 
-router = Router(roles=ALL_ROLES)
+#: a login, logout or password form is small; a bigger body is refused from its headers
+LOGIN_BODY = 64 * 1024
+router = Router(roles=ALL_ROLES, limit=LOGIN_BODY)
 
 log = logging.getLogger("ums.was")
 LOGIN_COOKIE = "ums_login"

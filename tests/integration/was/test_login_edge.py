@@ -139,8 +139,9 @@ async def test_an_oversized_body_is_refused_before_it_is_read(tmp_path, sqlite_u
         writer.close()
         return answer.partition(b"\r\n\r\n")[::2]
 
-    # 10 MB announced, 10 bytes sent: the answer comes without waiting for the rest
+    # 10 MB announced, 10 bytes sent: the answer comes without waiting for the rest (nor for the key's lookup)
     head, body = await send(b"POST /api/v1/send HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                            b"X-API-Key: " + b"k" * 40 + b"\r\n"
                             b"Content-Length: 10000000\r\n\r\n", b"{" * 10)
     assert head.startswith(b"HTTP/1.1 413") and b"x-frame-options: sameorigin" in head.lower()
     assert "2000 bytes" in json.loads(body)["reason"] and json.loads(body)["error"] == "too_large"
