@@ -369,6 +369,8 @@ async def test_web_roles_apply_to_every_api_route(site):
     operator = await site.logged_in("operator")
     refused = await session_post(operator, f"/api/v1/campaigns/{campaign_id}/pause")
     assert refused.status == 403 and "role" in json.loads(refused.body)["error"]
+    for action in ("schedule", "resume", "cancel"):
+        assert (await session_post(operator, f"/api/v1/campaigns/{campaign_id}/{action}")).status == 403, action
     assert (await operator.get("/api/v1/campaigns")).status == 403
     assert (await operator.get(f"/api/v1/campaigns/{campaign_id}")).status == 403
     assert (await session_post(operator, "/api/v1/campaigns", json.dumps(VALID["Campaign"]).encode())).status == 403
