@@ -82,7 +82,7 @@ def export(obj, fmt, vcard_version, book, output):
 
 
 class UnknownBook(UmsError):
-    """No address book named {name!r} made without an owner (see `ums contacts share --help`)."""
+    """No address book named {name!r} (the CLI names the books made without an owner: organisation and back-office books)."""
 
 
 async def known_book(conn, name: str) -> int:
