@@ -146,7 +146,8 @@ address_book_shares = Table(
 address_book_entries = Table(
     "address_book_entries", metadata,
     Column("book_id", Id, ForeignKey("address_books.id", ondelete="CASCADE"), primary_key=True),
-    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+    # indexed alone too: "is this contact in any book" (ums.store.addressbooks.visible_contacts)
+    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True, index=True),
 )
 
 consents = Table(

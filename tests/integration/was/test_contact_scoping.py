@@ -69,6 +69,11 @@ async def test_bob_sees_only_what_alice_shared_with_him(site, books):
     for other in ("Private Park", "Org Oh", "Loose Lee"):
         assert (await bob.get(f"/api/v1/contacts?id={ids[other]}")).status == 404
     assert (await bob.get(f"/api/v1/contacts?book={ids['private_book']}")).status == 404
+    for bad in ("?id=abc", "?id=99999999999999999999", "?book=-1"):
+        reply = await bob.get("/api/v1/contacts" + bad)
+        assert reply.status == 404 and json.loads(reply.body)["error"].startswith("no such"), bad
+    as_xml = await bob.get("/api/v1/contacts?format=xml")
+    assert b"<name>Shared Seo</name>" in as_xml.body and b"Private Park" not in as_xml.body
 
     listing = await bob.get("/contacts")
     assert page_names(listing.text) == {"Shared Seo"}

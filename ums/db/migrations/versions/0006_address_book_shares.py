@@ -1,5 +1,7 @@
 """address_book_shares: who a shared or organisation address book is shared
-with (a role, ``api`` for API keys, or a named user)
+with (a role, ``api`` for API keys, or a named user); an index on
+address_book_entries.contact_id (whether a contact is in any book decides who
+sees it, asked for every contact listed)
 
 Existing shared books had no sharing and were shown to everyone; they are
 shared with the staff roles (admin, operator, marketer) so staff keep seeing
@@ -32,6 +34,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('address_book_shares', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_address_book_shares_book_id'), ['book_id'], unique=False)
+    with op.batch_alter_table('address_book_entries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_address_book_entries_contact_id'), ['contact_id'], unique=False)
     books = sa.table('address_books', sa.column('id'), sa.column('scope'))
     shared = [row.id for row in op.get_bind().execute(sa.select(books.c.id).where(books.c.scope == 'shared'))]
     if shared:
@@ -39,6 +43,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('address_book_entries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_address_book_entries_contact_id'))
     with op.batch_alter_table('address_book_shares', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_address_book_shares_book_id'))
     op.drop_table('address_book_shares')
