@@ -10,7 +10,10 @@ Who may call what: an API key (``X-API-Key``, :mod:`was.api_auth`) reaches a
 route only with the scope the route names — ``send`` (send, delivery status),
 ``contacts``, ``campaigns``, ``mailbox``; a logged-in session reaches the
 routes its role reaches on the pages (campaigns belong to marketers and
-admins, contacts to staff, sending and the own mailbox to everyone). A
+admins; sending, the own mailbox and contacts to everyone — each person sees
+only the contacts the sharing model of :mod:`ums.store.addressbooks` gives
+them, a key those of organisation books, of books shared with role ``api``
+and in no book). A
 delivery's status is shown only to whoever queued it (admins and operators
 see every delivery).
 

@@ -15,7 +15,6 @@ from datetime import datetime
 
 from ums import advertising, contacts_io
 from ums.store import addressbooks
-
 from ums.store import web as web_store
 
 from ..app import router
