@@ -265,7 +265,7 @@ async def create(conn, spec: CampaignSpec, now: datetime) -> int:
 async def import_csv(conn, path: str, book: str, channel: str) -> int:
     """Stream a CSV (header: email/fax/phone, name, grade, customer_id…) into contacts
     and an address book, in batches; returns the number of rows imported."""
-    from .store import contacts as contact_store
+    from .store import addressbooks, contacts as contact_store
 
     column = {"email": "email", "fax": "fax", "voice": "phone"}[channel]
     try:
@@ -276,7 +276,7 @@ async def import_csv(conn, path: str, book: str, channel: str) -> int:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or column not in reader.fieldnames:
             raise BadCampaign(reason=f"CSV {path} has no {column!r} column")
-        book_id = await contact_store.ensure_book(conn, book)
+        book_id = await addressbooks.ensure_book(conn, book)
         imported, batch = 0, []
         for line, row in enumerate(reader, start=2):
             address = (row.get(column) or "").strip()

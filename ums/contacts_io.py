@@ -228,31 +228,43 @@ def read(data: bytes) -> tuple[list[Record], list[tuple[int, str]]]:
 
 # --- storing ----------------------------------------------------------------------------
 
-async def import_records(conn, records: list[Record], now: datetime, book_id: int | None = None,
-                         report: ImportReport | None = None) -> ImportReport:
+async def import_records(conn, viewer: addressbooks.Viewer, records: list[Record], now: datetime,
+                         book_id: int | None = None, report: ImportReport | None = None) -> ImportReport:
+    """Store ``records`` for ``viewer`` into ``book_id`` (a book the caller checked
+    the viewer may write; without one, :func:`addressbooks.landing_book`). A
+    record updates the contact it matches among those the viewer sees; a
+    customer number held by a contact the viewer cannot see refuses the row."""
     report = report or ImportReport()
+    if book_id is None:
+        book_id = await addressbooks.landing_book(conn, viewer)
     for record in records:
-        existing = await addressbooks.find_match(conn, record.fields)
-        if existing is None:
-            contact_id = await addressbooks.save_contact(conn, record.fields, now)
-            report.created += 1
-        else:
-            merged = {key: record.fields.get(key) or existing.get(key) for key in addressbooks.CONTACT_FIELDS}
-            contact_id = await addressbooks.save_contact(conn, merged, now, existing["id"])
-            report.updated += 1
+        existing = await addressbooks.find_match(conn, viewer, record.fields)
+        try:
+            if existing is None:
+                contact_id = await addressbooks.save_contact(conn, record.fields, now)
+                report.created += 1
+            else:
+                merged = {key: record.fields.get(key) or existing.get(key) for key in addressbooks.CONTACT_FIELDS}
+                contact_id = await addressbooks.save_contact(conn, merged, now, existing["id"])
+                report.updated += 1
+        except addressbooks.CustomerIdTaken as exc:
+            report.refused.append((record.line, str(exc)))
+            continue
         if book_id is not None:
             await addressbooks.add_to_book(conn, book_id, contact_id)
         if record.consent is not None:
             granted, source, date, night = record.consent
             await addressbooks.record_consent(conn, contact_id, granted, source, date, night)
+    report.refused.sort()
     return report
 
 
-async def import_file(conn, data: bytes, now: datetime, book_id: int | None = None) -> ImportReport:
-    """Read ``data`` (CSV or vCard, told apart by content) and store the good rows."""
+async def import_file(conn, viewer: addressbooks.Viewer, data: bytes, now: datetime,
+                      book_id: int | None = None) -> ImportReport:
+    """Read ``data`` (CSV or vCard, told apart by content) and store the good rows for ``viewer``."""
     records, refused = read(data)
     report = ImportReport(refused=refused)
-    return await import_records(conn, records, now, book_id, report)
+    return await import_records(conn, viewer, records, now, book_id, report)
 
 
 # --- writing ----------------------------------------------------------------------------
@@ -310,9 +322,10 @@ def to_vcards(contacts: list[dict], consents: dict[int, dict], version: str = "4
     return "".join(line + "\r\n" for line in lines)
 
 
-async def export(conn, fmt: str = "csv", book_id: int | None = None, text: str | None = None,
-                 version: str = "4.0") -> str:
-    contacts = await addressbooks.search(conn, text, book_id, limit=10_000_000)
+async def export(conn, viewer: addressbooks.Viewer, fmt: str = "csv", book_id: int | None = None,
+                 text: str | None = None, version: str = "4.0") -> str:
+    """The contacts ``viewer`` sees (of one book, matching ``text``) as CSV or vCard."""
+    contacts = await addressbooks.search(conn, viewer, text, book_id, limit=10_000_000)
     consents = await addressbooks.latest_consents(conn, [contact["id"] for contact in contacts])
     if fmt == "csv":
         return to_csv(contacts, consents)

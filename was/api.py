@@ -11,7 +11,10 @@ Who may call what: an API key (``Authorization: Bearer`` or ``X-Api-Key``,
 ``send`` (send, delivery status),
 ``contacts``, ``campaigns``, ``mailbox``; a logged-in session reaches the
 routes its role reaches on the pages (campaigns belong to marketers and
-admins, contacts to staff, sending and the own mailbox to everyone). A
+admins; sending, the own mailbox and contacts to everyone — each person sees
+only the contacts the sharing model of :mod:`ums.store.addressbooks` gives
+them, a key those of organisation books, of books shared with role ``api``
+and in no book). A
 delivery's status is shown only to whoever queued it (admins and operators
 see every delivery).
 
@@ -69,13 +72,12 @@ router = Router(roles=ALL_ROLES)
 XSD = SHIPPED_CONFIG_DIR / "xsd"
 #: web roles per area (API keys are checked by scope instead)
 SEND_ROLES = ALL_ROLES
-CONTACT_ROLES = ("admin", "operator", "marketer")
+#: every person; what each one sees and changes is the sharing model's (ums.store.addressbooks)
+CONTACT_ROLES = ALL_ROLES
 CAMPAIGN_ROLES = MARKETERS
 MAILBOX_ROLES = ALL_ROLES
 #: who sees every delivery's status, not only the ones they queued
 ALL_DELIVERIES = ("admin", "operator")
-#: who may add to an organisation address book (as on the contact pages)
-ORGANISATION_EDITORS = ("admin", "marketer", API_ROLE)
 MEDIA = ("email", "fax", "voice")
 MAX_NAME = 128
 #: bounds of a campaign made from XML (the JSON side has them in its schema)
@@ -283,13 +285,39 @@ def query_text(page: Page, name: str, limit: int = 200) -> str | None:
     return value or None
 
 
+def contact_viewer(page: Page) -> addressbooks.Viewer:
+    """Who asks: a person sees their own and what is shared with them; a key
+    (``contacts`` scope) sees organisation books, books shared with role
+    ``api`` and contacts in no book (:mod:`ums.store.addressbooks`)."""
+    return addressbooks.Viewer.of(page.user)
+
+
 @router.get("/api/v1/contacts", roles=CONTACT_ROLES, scope="contacts")
 async def contacts(page: Page):
+    """The contacts the caller sees; ``q`` searches, ``book`` (an id) and ``id``
+    narrow to one book or one contact (a book the caller does not see is a 404)."""
     text, limit = query_text(page, "q"), query_int(page, "limit", 200)
+    book_id, contact_id = query_id(page, "book"), query_id(page, "id")
     async with page.app.db.connect() as conn:
-        found = await addressbooks.search(conn, text, limit=limit)
+        if book_id is not None and await addressbooks.book(conn, contact_viewer(page), book_id) is None:
+            raise HttpError(404, "no such address book")
+        found = await addressbooks.search(conn, contact_viewer(page), text, book_id, limit=limit,
+                                          contact_id=contact_id)
+    if contact_id is not None and not found:
+        raise HttpError(404, "no such contact")
     fields = ("id",) + addressbooks.CONTACT_FIELDS
     return answer(page, "contacts", {"contact": [{key: row[key] for key in fields} for row in found]})
+
+
+def query_id(page: Page, name: str) -> int | None:
+    """A row id from the query string (None when absent; 404 when it cannot be one)."""
+    value = page.query.get(name)
+    if value is None or value == "":
+        return None
+    found = path_id(value)
+    if found is None:
+        raise HttpError(404, f"no such {'address book' if name == 'book' else 'contact'}")
+    return found
 
 
 def contact_record(data: dict) -> contacts_io.Record:
@@ -305,17 +333,17 @@ def contact_record(data: dict) -> contacts_io.Record:
 
 
 async def contact_book(page: Page, conn, name: str | None) -> int | None:
-    """The id of the shared or organisation book named ``name`` (created as a
-    shared book when missing); only marketing staff add to the organisation's."""
+    """The id of a book named ``name`` the caller may add to (made when the
+    caller sees none: an organisation book for a key, else a shared book of
+    the caller's); one they see but may not add to is a 403."""
     if not name:
         return None
     if len(name) > MAX_NAME:
         raise HttpError(422, f"book must be at most {MAX_NAME} characters")
-    book_id = await addressbooks.ensure_book(conn, name)
-    book = await addressbooks.book(conn, book_id)
-    if book["scope"] == "organisation" and page.user["role"] not in ORGANISATION_EDITORS:
-        raise HttpError(403, "only marketing staff change the organisation's address book")
-    return book_id
+    try:
+        return await addressbooks.writable_book_named(conn, contact_viewer(page), name)
+    except addressbooks.BookNotWritable as exc:
+        raise HttpError(403, str(exc)) from None
 
 
 @router.post("/api/v1/contacts", roles=CONTACT_ROLES, scope="contacts")
@@ -325,8 +353,10 @@ async def add_contact(page: Page):
 
     async def work(conn):
         book_id = await contact_book(page, conn, data.get("book"))
-        report = await contacts_io.import_records(conn, [record], page.app.now(), book_id)
-        found = await addressbooks.find_match(conn, record.fields)
+        report = await contacts_io.import_records(conn, contact_viewer(page), [record], page.app.now(), book_id)
+        if report.refused:
+            raise HttpError(409, short(report.refused[0][1]))
+        found = await addressbooks.find_match(conn, contact_viewer(page), record.fields)
         return 201 if report.created else 200, "contact", {"id": found["id"], "created": bool(report.created)}
 
     return await idempotent(page, work)

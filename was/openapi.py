@@ -119,10 +119,14 @@ DOCUMENT = {
             "summary": "A delivery's status (one this key or login queued)", "x-scope": "send", "parameters": [_ID],
             "responses": {"200": {"description": "The delivery"}, "404": {"description": "No such delivery"}}}},
         "/api/v1/contacts": {
-            "get": {"summary": "Search contacts", "x-scope": "contacts", "parameters": [
+            "get": {"summary": "Search the contacts the caller sees (own, shared with them, the organisation's)",
+                    "x-scope": "contacts", "parameters": [
                 {"name": "q", "in": "query", "schema": {"type": "string"}},
+                {"name": "book", "in": "query", "schema": {"type": "integer"}, "description": "one book's contacts"},
+                {"name": "id", "in": "query", "schema": {"type": "integer"}, "description": "one contact"},
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
-                "responses": {"200": {"description": "Matching contacts"}, "400": _ERROR}},
+                "responses": {"200": {"description": "Matching contacts"}, "400": _ERROR,
+                              "404": {"description": "No such book or contact (or not the caller's to see)"}}},
             "post": {"summary": "Add or update a contact", "x-scope": "contacts", "parameters": [_KEY],
                      "requestBody": _body("Contact"),
                      "responses": _responses({"201": {"description": "Created"}, "200": {"description": "Updated"},

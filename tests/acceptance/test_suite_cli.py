@@ -147,3 +147,20 @@ def test_run_status_pause_restart_stop(home):
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
+
+
+def test_contacts_share_sets_whom_a_book_is_shared_with(home):
+    assert ums(home, "init", "--admin-password", "s3cret-pw").returncode == 0
+    (home / "branch.csv").write_text("name,email\nKim Minji,minji@example.com\n", encoding="utf-8")
+    assert ums(home, "contacts", "import", "branch.csv", "--book", "Branch").returncode == 0
+    shared = ums(home, "contacts", "share", "Branch", "--role", "user", "--user", "admin")
+    assert shared.returncode == 0, shared.stderr
+    assert shared.stdout.strip() == "Branch (organisation): shared with user, admin"
+    again = ums(home, "contacts", "share", "Branch", "--scope", "shared", "--role", "api")
+    assert again.stdout.strip() == "Branch (shared): shared with api"
+    unknown = ums(home, "contacts", "share", "Branch", "--user", "nobody")
+    assert unknown.returncode != 0 and unknown.stderr.strip().splitlines() == ["Error: No user named 'nobody'."]
+    missing = ums(home, "contacts", "export", "--book", "No such book")
+    assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1, missing.stderr
+    exported = ums(home, "contacts", "export", "--book", "Branch")
+    assert exported.returncode == 0 and "minji@example.com" in exported.stdout

@@ -38,3 +38,19 @@ async def test_upgrade_is_idempotent(tmp_path):
     await upgrade(db)
     assert await current_revision(db) == head_revision()
     await db.close()
+
+
+async def test_existing_shared_books_stay_with_staff_after_0006(db):
+    from sqlalchemy import insert, select
+
+    from ums.db.models import address_book_shares, address_books
+
+    await downgrade(db, "0005")
+    async with db.begin() as conn:
+        await conn.execute(insert(address_books).values(id=1, name="Branch", scope="shared"))
+        await conn.execute(insert(address_books).values(id=2, name="Head office", scope="organisation"))
+    await upgrade(db)
+    async with db.connect() as conn:
+        rows = (await conn.execute(select(address_book_shares.c.book_id, address_book_shares.c.role,
+                                          address_book_shares.c.user_id))).all()
+    assert sorted(rows) == [(1, "admin", None), (1, "marketer", None), (1, "operator", None)]

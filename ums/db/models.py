@@ -128,15 +128,26 @@ address_books = Table(
     Column("name", String(128), nullable=False),
     # personal, shared or organisation
     Column("scope", String(16), nullable=False, server_default="shared"),
+    # personal: its owner; shared: who made it (and manages its sharing); NULL: made by the back office
     Column("owner_id", Id, ForeignKey("users.id", ondelete="CASCADE")),
     _created(),
     UniqueConstraint("name", "owner_id"),
 )
 
+#: who a shared or organisation book is shared with: one row per role (``api``
+#: for API keys) or per named user (ums.store.addressbooks holds the rules)
+address_book_shares = Table(
+    "address_book_shares", metadata, _id(),
+    Column("book_id", Id, ForeignKey("address_books.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("role", String(16)),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE")),
+)
+
 address_book_entries = Table(
     "address_book_entries", metadata,
     Column("book_id", Id, ForeignKey("address_books.id", ondelete="CASCADE"), primary_key=True),
-    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+    # indexed alone too: "is this contact in any book" (ums.store.addressbooks.visible_contacts)
+    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True, index=True),
 )
 
 consents = Table(

@@ -6,7 +6,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db.models import address_book_entries, address_books, consents, contacts
+from ..db.models import address_book_entries, consents, contacts
 from . import as_dicts
 
 
@@ -71,16 +71,6 @@ def advertising_consents(conn: Connection, ids) -> dict[int, list[dict]]:
     for row in rows:
         found[row.contact_id].append(dict(row._mapping))
     return found
-
-
-async def ensure_book(conn: AsyncConnection, name: str, scope: str = "shared") -> int:
-    found = await conn.scalar(
-        select(address_books.c.id).where(address_books.c.name == name, address_books.c.owner_id.is_(None))
-    )
-    if found is not None:
-        return found
-    result = await conn.execute(insert(address_books).values(name=name, scope=scope))
-    return result.inserted_primary_key[0]
 
 
 async def import_batch(conn: AsyncConnection, book_id: int, rows: list[dict], key: str = "email") -> int:

@@ -9,6 +9,7 @@ from tests.conftest import fresh_database_url
 from ums import contacts_io
 from ums.db import connect
 from ums.store import addressbooks
+from ums.store.addressbooks import ADMINISTRATOR
 from ums.clock import utcnow
 
 DATA = Path(__file__).parent / "data"
@@ -17,12 +18,12 @@ DATA = Path(__file__).parent / "data"
 async def _import(db, name: str, book: str = "Imported"):
     async with db.begin() as conn:
         book_id = await addressbooks.ensure_book(conn, book)
-        return await contacts_io.import_file(conn, (DATA / name).read_bytes(), utcnow(), book_id)
+        return await contacts_io.import_file(conn, ADMINISTRATOR, (DATA / name).read_bytes(), utcnow(), book_id)
 
 
 async def _snapshot(db) -> list[tuple]:
     async with db.connect() as conn:
-        contacts = await addressbooks.search(conn)
+        contacts = await addressbooks.search(conn, ADMINISTRATOR)
         consents = await addressbooks.latest_consents(conn, [c["id"] for c in contacts])
     rows = []
     for contact in contacts:
@@ -38,7 +39,7 @@ async def test_vcard_30_imports_and_reports_the_bad_card_by_line(db):
     assert report.created == 2
     assert report.refused == [(12, "no email, fax or phone number")]
     async with db.connect() as conn:
-        minji = await addressbooks.find_match(conn, {"customer_id": "C-1001"})
+        minji = await addressbooks.find_match(conn, ADMINISTRATOR, {"customer_id": "C-1001"})
         consent = await addressbooks.latest_consent(conn, minji["id"])
     assert (minji["email"], minji["phone"], minji["fax"], minji["grade"]) == (
         "minji.kim@example.com", "+821012345678", "+8225550100", "VIP")
@@ -50,7 +51,7 @@ async def test_vcard_40_imports_uri_numbers_and_ums_fields(db):
     assert report.created == 1
     assert report.refused == [(13, "bad email address 'not-an-address'")]
     async with db.connect() as conn:
-        seoyeon = await addressbooks.find_match(conn, {"customer_id": "C-2001"})
+        seoyeon = await addressbooks.find_match(conn, ADMINISTRATOR, {"customer_id": "C-2001"})
         consent = await addressbooks.latest_consent(conn, seoyeon["id"])
     assert (seoyeon["phone"], seoyeon["fax"], seoyeon["grade"]) == ("+821098765432", "+8227770200", "GOLD")
     assert consent["night_time"] is True
@@ -74,14 +75,14 @@ async def test_export_and_reimport_give_the_same_contacts(db, tmp_path, tmp_path
     assert len(before) == 6
     async with db.connect() as conn:
         exports = {
-            "csv": await contacts_io.export(conn, "csv"),
-            "vcard3": await contacts_io.export(conn, "vcard", version="3.0"),
-            "vcard4": await contacts_io.export(conn, "vcard", version="4.0"),
+            "csv": await contacts_io.export(conn, ADMINISTRATOR, "csv"),
+            "vcard3": await contacts_io.export(conn, ADMINISTRATOR, "vcard", version="3.0"),
+            "vcard4": await contacts_io.export(conn, ADMINISTRATOR, "vcard", version="4.0"),
         }
     # into the same database: nothing changes
     for text in exports.values():
         async with db.begin() as conn:
-            report = await contacts_io.import_file(conn, text.encode(), utcnow())
+            report = await contacts_io.import_file(conn, ADMINISTRATOR, text.encode(), utcnow())
         assert report.refused == [] and report.updated == 6 and report.created == 0
         assert await _snapshot(db) == before
     # each export alone rebuilds the same contacts in an empty database
@@ -91,7 +92,7 @@ async def test_export_and_reimport_give_the_same_contacts(db, tmp_path, tmp_path
         fresh = connect(await fresh_database_url("sqlite", fresh_dir, tmp_path_factory))
         try:
             async with fresh.begin() as conn:
-                report = await contacts_io.import_file(conn, text.encode(), utcnow())
+                report = await contacts_io.import_file(conn, ADMINISTRATOR, text.encode(), utcnow())
             assert report.created == 6 and report.refused == []
             assert await _snapshot(fresh) == before, kind
         finally:
