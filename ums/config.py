@@ -140,6 +140,8 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "mas.refusal_lines": _positive_int,
     "mas.max_recipients": _positive_int,
     "mas.max_mime_depth": _positive_int,
+    "mas.max_connections": _positive_int,
+    "mas.max_connections_per_client": _positive_int,
     "pass.concurrency": _positive_int,
     "pass.poll_interval": _positive_float,
     "pass.lease_seconds": _positive_int,
