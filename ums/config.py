@@ -142,6 +142,7 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "mas.max_mime_depth": _positive_int,
     "mas.max_connections": _positive_int,
     "mas.max_connections_per_client": _positive_int,
+    "mas.trusted_authserv_id": _str,
     "pass.concurrency": _positive_int,
     "pass.poll_interval": _positive_float,
     "pass.lease_seconds": _positive_int,

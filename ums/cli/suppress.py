@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..addresses import is_valid
 from ..errors import UmsError
@@ -59,15 +60,16 @@ def remove(obj, address, channel):
 @click.option("--limit", default=100, show_default=True)
 @pass_obj
 def list_(obj, channel, limit):
-    """The newest entries."""
+    """The newest entries: what each stops (scope), on which channel, where it came
+    from (source) and why it can be trusted (evidence)."""
     rows = run_async(_in_transaction(obj, lambda conn: suppression.entries(conn, channel, limit)))
     table = Table(box=None, header_style="bold")
-    for column in ("channel", "address", "reason", "scope", "source", "since"):
+    for column in ("channel", "address", "reason", "scope", "source", "evidence", "since"):
         table.add_column(column)
     for row in rows:
         table.add_row(row["channel"], row["address"], row["reason"], row["scope"], row["source"] or "",
-                      local_time(obj, row["created_at"]))
-    Console(width=140).print(table)
+                      Text(row["evidence"] or ""), local_time(obj, row["created_at"]))
+    Console(width=180).print(table)
 
 
 COMMANDS = [suppress]
