@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.exc import DataError, SQLAlchemyError
@@ -181,22 +181,6 @@ class Arrival:
         return any(kind.kind == "refusal" for kind in self.kinds.values())
 
 
-@dataclass
-class Visit:
-    """One transaction's work on an arrival (redone from scratch if the transaction is retried)."""
-
-    arrival: Arrival
-    #: the delivery acted on, by classification key
-    acted: dict = field(default_factory=dict)
-    _body_id: int | None = None
-
-    async def body_id(self, conn: AsyncConnection) -> int:
-        """The stored copy of the message, stored the first time a recipient files it."""
-        if self._body_id is None:
-            self._body_id = await mailboxes.store_body(conn, self.arrival.message.raw, self.arrival.digest)
-        return self._body_id
-
-
 class InboundHandler:
     """aiosmtpd handler hooks (RCPT, DATA) for MAS."""
 
@@ -331,29 +315,31 @@ class InboundHandler:
     async def receive(self, conn: AsyncConnection, arrival: "Arrival", rows: list) -> str:
         """Act on one message for each of its recipients; rows to store are appended to
         ``rows`` (stored at once when a notice must name them), all in the caller's
-        transaction. The message's bytes are stored once, when the first recipient files it."""
+        transaction. The message's bytes are stored once however many rows refer to them."""
         now = self.ctx.clock()
         message = arrival.message
-        visit = Visit(arrival)
+        acted: dict = {}  # the delivery acted on, by classification key (once per message, not per recipient)
         rejected = []
         for recipient in message.recipients:
-            reason = await self.receive_for(conn, visit, recipient, now, rows)
+            reason = await self.receive_for(conn, arrival, acted, recipient, now, rows)
             if reason is not None:
                 rejected.append(reason)
         if rejected and len(rejected) == len(message.recipients):
             return f"550 5.7.1 Message rejected: {rejected[0][:200]}".replace("\r", " ").replace("\n", " ")
         return "250 2.0.0 Message accepted"
 
-    async def receive_for(self, conn: AsyncConnection, visit: "Visit", recipient: str, now, rows: list) -> str | None:
+    async def receive_for(
+        self, conn: AsyncConnection, arrival: "Arrival", acted: dict, recipient: str, now, rows: list,
+    ) -> str | None:
         """Returns the reject reason if the rules rejected the message for this recipient."""
-        message = visit.arrival.message
+        message = arrival.message
         key = classification_key(recipient)
-        kind = visit.arrival.kinds[key]
+        kind = arrival.kinds[key]
         box = await self.mailbox_for(conn, recipient, now)
         sender_contact = await self.contact_id_for(conn, message.sender)
-        if key not in visit.acted:  # once per message (and per token), however many recipients
-            visit.acted[key] = await self.act_on(conn, visit.arrival, kind, sender_contact, now)
-        delivery = visit.acted[key]
+        if key not in acted:  # once per message (and per token), however many recipients
+            acted[key] = await self.act_on(conn, arrival, kind, sender_contact, now)
+        delivery = acted[key]
         verdict = evaluate(await self.scripts_for(conn, box["id"]), message, recipient)
         if verdict.reject is not None:
             return verdict.reject
@@ -362,11 +348,11 @@ class InboundHandler:
             "mailbox_id": box["id"], "media": kind.media.kind if kind.media else "email",
             "classification": kind.kind, "sender": message.sender[:320], "recipient": recipient[:320],
             "subject": message.subject, "message_id": message.message_id or None, "size": message.size,
-            "body_id": await visit.body_id(conn), "contact_id": contact_id,
+            "raw": message.raw, "digest": arrival.digest, "contact_id": contact_id,
             "delivery_id": (delivery or {}).get("id"),
             "pages": kind.media.pages if kind.media else None,
             "duration": kind.media.duration if kind.media else None,
-            "received_at": now, "defects": visit.arrival.defects,
+            "received_at": now, "defects": arrival.defects,
         }
         filed = [{**row, "folder": folder, "flags": flags} for folder, flags in self.folders(verdict, kind).items()]
         if filed and notify.wanted(box, verdict):

@@ -76,18 +76,26 @@ def body_digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-async def store_body(conn: AsyncConnection, raw: bytes, digest: str | None = None) -> int:
-    """The id of the stored copy of ``raw``, inserted unless the same bytes are stored already
-    (``digest``: :func:`body_digest` of ``raw``, when the caller computed it off the loop)."""
-    digest = digest or body_digest(raw)
+async def store_bodies(conn: AsyncConnection, bodies: dict[str, bytes]) -> dict[str, int]:
+    """The ids of the stored copies of many messages (:func:`body_digest` → raw bytes), each
+    inserted unless the same bytes are stored already: one statement for those that are new
+    (the common case), one more to find those that were not."""
+    if not bodies:
+        return {}
     module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    inserted = await conn.scalar(
-        module.insert(message_bodies).values(sha256=digest, size=len(raw), raw=raw)
-        .on_conflict_do_nothing(index_elements=[message_bodies.c.sha256]).returning(message_bodies.c.id)
+    inserted = await conn.execute(
+        module.insert(message_bodies)
+        .values([{"sha256": digest, "size": len(raw), "raw": raw} for digest, raw in bodies.items()])
+        .on_conflict_do_nothing(index_elements=[message_bodies.c.sha256])
+        .returning(message_bodies.c.sha256, message_bodies.c.id)
     )
-    if inserted is not None:
-        return inserted
-    return await conn.scalar(select(message_bodies.c.id).where(message_bodies.c.sha256 == digest))
+    found = dict(inserted.all())
+    known = [digest for digest in bodies if digest not in found]
+    if known:
+        rows = await conn.execute(select(message_bodies.c.sha256, message_bodies.c.id)
+                                  .where(message_bodies.c.sha256.in_(known)))
+        found.update(rows.all())
+    return found
 
 
 async def ensure_many(conn: AsyncConnection, addresses, now: datetime) -> dict[str, dict]:
@@ -110,12 +118,11 @@ async def _by_addresses(conn: AsyncConnection, addresses: set[str]) -> dict[str,
     return {row.address: dict(row._mapping) for row in rows}
 
 
-async def store_message(conn: AsyncConnection, raw: bytes | None = None, **fields) -> int:
-    """Insert one filed message; ``fields`` are ``mailbox_messages`` columns
-    (``body_id`` from :func:`store_body`, or ``raw`` to have it stored here)."""
-    if raw is not None:
-        fields["body_id"] = await store_body(conn, raw)
-    result = await conn.execute(insert(mailbox_messages).values(**fields))
+async def store_message(conn: AsyncConnection, **fields) -> int:
+    """Insert one filed message; ``fields`` are ``mailbox_messages`` columns, with
+    ``raw`` (and optionally its ``digest``) in place of ``body_id``."""
+    [row] = await _with_body_ids(conn, [fields])
+    result = await conn.execute(insert(mailbox_messages).values(**row))
     return result.inserted_primary_key[0]
 
 
@@ -128,9 +135,27 @@ async def contact_ids_by_email(conn: AsyncConnection, emails: set[str]) -> dict[
 
 
 async def store_messages(conn: AsyncConnection, rows: list[dict]) -> None:
-    """Insert many filed messages in one statement (rows share the same columns)."""
+    """Insert many filed messages (rows as for :func:`store_message`, sharing the same
+    columns): each distinct message stored once, then every entry in one statement."""
     if rows:
-        await conn.execute(insert(mailbox_messages), rows)
+        await conn.execute(insert(mailbox_messages), await _with_body_ids(conn, rows))
+
+
+async def _with_body_ids(conn: AsyncConnection, rows: list[dict]) -> list[dict]:
+    """``rows`` with ``raw``/``digest`` replaced by the ``body_id`` of the stored copy."""
+    bodies = {}
+    for row in rows:
+        if "raw" in row:
+            bodies.setdefault(row.get("digest") or body_digest(row["raw"]), row["raw"])
+    ids = await store_bodies(conn, bodies)
+    resolved = []
+    for row in rows:
+        row = dict(row)
+        if "raw" in row:
+            raw, digest = row.pop("raw"), row.pop("digest", None)
+            row["body_id"] = ids[digest or body_digest(raw)]
+        resolved.append(row)
+    return resolved
 
 
 async def messages(

@@ -66,10 +66,10 @@ async def active_scripts(conn: AsyncConnection, mailbox_id: int | None) -> list[
 
 async def active_scripts_by_mailbox(conn: AsyncConnection, mailbox_ids) -> dict[int, list[tuple[str, str]]]:
     """:func:`active_scripts` for many mailboxes in two queries (mailbox id → its list)."""
+    if not mailbox_ids:
+        return {}
     site = await active_scripts(conn, None)
     found: dict[int, list[tuple[str, str]]] = {mailbox_id: list(site) for mailbox_id in mailbox_ids}
-    if not found:
-        return found
     own = await conn.execute(
         select(rules.c.mailbox_id, rules.c.name, rules.c.script)
         .where(rules.c.scope == "mailbox", rules.c.mailbox_id.in_(list(found)), rules.c.active.is_(True))
