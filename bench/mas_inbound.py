@@ -139,6 +139,9 @@ async def smtp_run(url: str, home: Path, with_rules: bool, messages: int, connec
     config = ums_config.load(home, overrides={
         "database.url": url, "mas.port": "0", "was.port": "0", "eps.http_port": "0",
         "eps.telegram_port": "0", "mas.site_script": "", "log.level": "WARNING",
+        # the load generator is one client address with many connections
+        "mas.max_connections_per_client": str(max(connections, 20)),
+        "mas.max_connections": str(max(connections, 200)),
     }, config_file=home / "absent.cfg")
     suite = Suite(config, ["mas"], db=db)
     await suite.start()

@@ -3,8 +3,10 @@ transaction (the one that also stores the message, so both commit together).
 
 A refusal acts at once only when it provably comes from the customer
 (:func:`apply_refusal`): it answers — by In-Reply-To or References — a
-message UMS sent to its From address (Message-IDs are unguessable), or it
-went to a per-delivery ``unsubscribe+<token>`` address. Anything else — say
+message UMS sent to its From address (Message-IDs are unguessable), it
+went to a per-delivery ``unsubscribe+<token>`` address, or its From domain
+passes DMARC (:mod:`mas.authenticity`). Each records its evidence on the
+suppression (``reply to <message-id>``, ``dkim=pass d=… aligned``…). Anything else — say
 envelope ``attacker@evil.example`` with ``From: victim@bigcustomer.example``
 and the subject ``수신거부`` — suppresses nobody: MAS logs it and, when the
 From address is a customer's, asks that address to confirm with a
@@ -86,12 +88,14 @@ async def delivery_answered(conn: AsyncConnection, message: InboundMessage, sent
 
 async def apply_refusal(
     conn: AsyncConnection, message: InboundMessage, keyword: str, now: datetime,
-    contact_id: int | None, confirmations: Confirmations,
+    contact_id: int | None, confirmations: Confirmations, authenticated: str | None = None,
 ) -> dict | None:
     """A reply asking to stop (``keyword`` found). Suppresses its From address
     (advertising, every channel) when it answers a delivery sent to that
-    address, and returns that delivery; otherwise suppresses nobody, asks the
-    address to confirm (customers only, once a day) and returns None."""
+    address, and returns that delivery, or when its From domain is
+    ``authenticated`` (DMARC, :mod:`mas.authenticity`: the evidence in words);
+    otherwise suppresses nobody, asks the address to confirm (customers only,
+    once a day) and returns None."""
     sender = message.sender
     if not sender:
         log.info("refusal without a sender address: nothing to stop", extra={"keyword": keyword})
@@ -101,9 +105,15 @@ async def apply_refusal(
         await refusal.refuse_address(
             conn, "email", sender, now, source="mas:reply", reason="refusal",
             detail=f"keyword {keyword!r}", delivery_id=delivery["id"],
-            contact_id=delivery.get("contact_id") or contact_id,
+            contact_id=delivery.get("contact_id") or contact_id, evidence=reply_evidence(delivery),
         )
         return delivery
+    if authenticated:
+        await refusal.refuse_address(
+            conn, "email", sender, now, source="mas:dmarc", reason="refusal",
+            detail=f"keyword {keyword!r}", contact_id=contact_id, evidence=authenticated,
+        )
+        return None
     facts = {"from": sender, "envelope_from": message.envelope_from, "keyword": keyword}
     if contact_id is None:
         log.info("unproven refusal from an address that is no customer's: nobody suppressed", extra=facts)
@@ -116,6 +126,12 @@ async def apply_refusal(
     log.warning("unproven refusal: nobody suppressed, confirmation asked",
                 extra={**facts, "confirmation_delivery": confirmation})
     return None
+
+
+def reply_evidence(delivery: dict) -> str:
+    """How a reply proved itself: it names the Message-ID of a message UMS sent to that address."""
+    answered = f"reply to {delivery.get('message_id') or 'delivery ' + str(delivery['id'])}"
+    return f"confirmed by {answered}" if delivery.get("template_name") == refusal.CONFIRM_TEMPLATE else answered
 
 
 async def find_delivery(conn: AsyncConnection, token: str | None, message_id: str) -> dict | None:

@@ -12,10 +12,20 @@ with SMTPUTF8, ``Postmaster`` always accepted, at most ``[mas]
 max_recipients`` distinct recipients (452 beyond), a repeated RCPT stored
 once, and mail to an ``unsubscribe+<token>`` address whose token names no
 delivery refused at RCPT (nobody is unsubscribed by it).
+
+A message is stored once however many recipients file it (one
+``message_bodies`` row, one small entry per mailbox folder: see
+:mod:`ums.store.mailbox`). One heavy message never stalls other senders:
+what needs no database (parsing, classifying, hashing, the DMARC check of a
+refusal) is done before the message waits for the writer, in a thread for a
+big message (:data:`OFFLOAD_SIZE`); the writer's transaction reads what the
+batch needs in a few bulk queries (mailboxes, scripts, customers) and writes
+one body and one multi-row insert of entries (:mod:`mas.batch`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -31,7 +41,8 @@ from ums.store import bounces, contacts, mailbox as mailboxes, rules as rule_sto
 
 from . import envelope as envelope_rules, feedback, notify
 from .batch import GroupCommitter
-from .classify import UNSUBSCRIBE_PREFIX, Classification, Keywords, classify, token_of
+from .authenticity import Authenticity
+from .classify import BOUNCE_PREFIX, UNSUBSCRIBE_PREFIX, Classification, Keywords, classify, token_of
 from .message import BadMessage, InboundMessage, storable
 from .sieve import Chain, Script, Verdict, compile_script, evaluate
 
@@ -73,6 +84,8 @@ class Settings:
     max_recipients: int = 100
     max_mime_depth: int = 100
     bounce_stale_after: timedelta = timedelta(days=7)
+    #: an upstream whose ``Authentication-Results`` (its topmost one) MAS believes
+    trusted_authserv_id: str = ""
 
     @classmethod
     def from_config(cls, config) -> "Settings":
@@ -87,6 +100,7 @@ class Settings:
             max_recipients=cfg["max_recipients"],
             max_mime_depth=cfg["max_mime_depth"],
             bounce_stale_after=timedelta(days=cfg["bounce_stale_after"]),
+            trusted_authserv_id=cfg["trusted_authserv_id"].strip(),
         )
 
 
@@ -134,6 +148,44 @@ def mailbox_address(recipient: str) -> str:
     return f"{local.split('+', 1)[0]}@{domain}".lower()
 
 
+#: seconds the DMARC check of a refusal may take (DNS) before it counts as not authenticated
+AUTHENTICITY_SECONDS = 8.0
+#: messages at least this big are read (parsed, classified, hashed) in a thread, so the
+#: loop keeps answering other senders meanwhile
+OFFLOAD_SIZE = 64 * 1024
+
+
+async def off_the_loop(size: int, function, *args):
+    """``function(*args)``, in a thread when the message is big."""
+    if size >= OFFLOAD_SIZE:
+        return await asyncio.to_thread(function, *args)
+    return function(*args)
+
+
+def classification_key(recipient: str) -> tuple:
+    """What of a recipient address changes how a message is classified: its
+    ``bounce+``/``unsubscribe+`` token (every other recipient shares one classification)."""
+    return token_of(recipient, BOUNCE_PREFIX), token_of(recipient, UNSUBSCRIBE_PREFIX)
+
+
+@dataclass
+class Arrival:
+    """A message read and classified before it waits for the writer."""
+
+    message: InboundMessage
+    #: classification by :func:`classification_key`
+    kinds: dict
+    defects: str | None
+    #: the key its bytes are stored under (:func:`ums.store.mailbox.body_digest`)
+    digest: str
+    #: why its From domain is authenticated (DMARC), when it is a refusal and it is
+    authenticated: str | None = None
+
+    @property
+    def is_refusal(self) -> bool:
+        return any(kind.kind == "refusal" for kind in self.kinds.values())
+
+
 class InboundHandler:
     """aiosmtpd handler hooks (RCPT, DATA) for MAS."""
 
@@ -151,6 +203,7 @@ class InboundHandler:
         self.deferred = 0
         self.refused = 0
         self.confirmations = feedback.Confirmations()
+        self.authenticity = Authenticity(settings.trusted_authserv_id)
 
     # --- SMTP hooks -------------------------------------------------------------------
 
@@ -211,15 +264,18 @@ class InboundHandler:
         raw = envelope.original_content or envelope.content
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
+        peer = session.peer[0] if isinstance(session.peer, tuple) else ""
         try:
-            message = InboundMessage(raw, envelope.mail_from or "", list(envelope.rcpt_tos),
-                                     max_depth=self.settings.max_mime_depth)
+            arrival = await off_the_loop(len(raw), self.read, raw, envelope.mail_from or "", list(envelope.rcpt_tos))
         except Exception as exc:  # MIME nested too deep (BadMessage), or anything else the parser trips on
             return self.refuse(exc)
-        if not message.message.keys():
+        if not arrival.message.message.keys():
             return "550 5.6.0 Message refused: it has no header fields"
+        if arrival.is_refusal:
+            arrival.authenticated = await self.authenticated(raw, arrival, peer, envelope.mail_from or "",
+                                                             session.host_name or "")
         try:
-            reply = await self.committer.submit(message)
+            reply = await self.committer.submit(arrival)
         except Exception as exc:
             if not clears(exc):
                 return self.refuse(exc)
@@ -228,6 +284,29 @@ class InboundHandler:
             return failure_reply(exc)
         self.accepted += 1
         return reply
+
+    async def authenticated(self, raw: bytes, arrival: "Arrival", peer: str, mail_from: str, helo: str):
+        """The DMARC evidence for a refusal's From domain (:mod:`mas.authenticity`), looked
+        up in a thread (DNS blocks) within :data:`AUTHENTICITY_SECONDS`; None when it fails
+        or takes longer (the refusal is then confirmed by asking the address)."""
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(
+                self.authenticity.evidence, raw, arrival.message, peer, mail_from, helo), AUTHENTICITY_SECONDS)
+        except asyncio.TimeoutError:
+            log.info("DMARC check took too long: refusal not authenticated", extra={"from": arrival.message.sender})
+            return None
+
+    def read(self, raw: bytes, mail_from: str, recipients: list[str]) -> "Arrival":
+        """Everything about a message that needs neither the database nor DNS: parsed,
+        classified for each recipient, its defects and its storage key. CPU work, done
+        before the message waits for the writer (in a thread for a big message)."""
+        message = InboundMessage(raw, mail_from, recipients, max_depth=self.settings.max_mime_depth)
+        kinds: dict[tuple, Classification] = {}
+        for recipient in recipients:
+            key = classification_key(recipient)
+            if key not in kinds:
+                kinds[key] = self.classify(message, recipient)
+        return Arrival(message, kinds, storable("\n".join(message.defects()) or None), mailboxes.body_digest(raw))
 
     async def handle_exception(self, error: Exception) -> str:
         """What aiosmtpd answers when a command fails unexpectedly (never its
@@ -248,14 +327,16 @@ class InboundHandler:
 
     # --- processing -------------------------------------------------------------------
 
-    async def receive(self, conn: AsyncConnection, message: InboundMessage, rows: list) -> str:
+    async def receive(self, conn: AsyncConnection, arrival: "Arrival", rows: list) -> str:
         """Act on one message for each of its recipients; rows to store are appended to
-        ``rows`` (stored at once when a notice must name them), all in the caller's transaction."""
+        ``rows`` (stored at once when a notice must name them), all in the caller's
+        transaction. The message's bytes are stored once however many rows refer to them."""
         now = self.ctx.clock()
-        defects = "\n".join(message.defects()) or None
+        message = arrival.message
+        acted: dict = {}  # the delivery acted on, by classification key (once per message, not per recipient)
         rejected = []
         for recipient in message.recipients:
-            reason = await self.receive_for(conn, message, recipient, defects, now, rows)
+            reason = await self.receive_for(conn, arrival, acted, recipient, now, rows)
             if reason is not None:
                 rejected.append(reason)
         if rejected and len(rejected) == len(message.recipients):
@@ -263,13 +344,17 @@ class InboundHandler:
         return "250 2.0.0 Message accepted"
 
     async def receive_for(
-        self, conn: AsyncConnection, message: InboundMessage, recipient: str, defects, now, rows: list,
+        self, conn: AsyncConnection, arrival: "Arrival", acted: dict, recipient: str, now, rows: list,
     ) -> str | None:
         """Returns the reject reason if the rules rejected the message for this recipient."""
-        kind = self.classify(message, recipient)
+        message = arrival.message
+        key = classification_key(recipient)
+        kind = arrival.kinds[key]
         box = await self.mailbox_for(conn, recipient, now)
         sender_contact = await self.contact_id_for(conn, message.sender)
-        delivery = await self.act_on(conn, message, kind, sender_contact, now)
+        if key not in acted:  # once per message (and per token), however many recipients
+            acted[key] = await self.act_on(conn, arrival, kind, sender_contact, now)
+        delivery = acted[key]
         verdict = evaluate(await self.scripts_for(conn, box["id"]), message, recipient)
         if verdict.reject is not None:
             return verdict.reject
@@ -278,10 +363,11 @@ class InboundHandler:
             "mailbox_id": box["id"], "media": kind.media.kind if kind.media else "email",
             "classification": kind.kind, "sender": message.sender[:320], "recipient": recipient[:320],
             "subject": message.subject, "message_id": message.message_id or None, "size": message.size,
-            "raw": message.raw, "contact_id": contact_id, "delivery_id": (delivery or {}).get("id"),
+            "raw": message.raw, "digest": arrival.digest, "contact_id": contact_id,
+            "delivery_id": (delivery or {}).get("id"),
             "pages": kind.media.pages if kind.media else None,
             "duration": kind.media.duration if kind.media else None,
-            "received_at": now, "defects": storable(defects),
+            "received_at": now, "defects": arrival.defects,
         }
         filed = [{**row, "folder": folder, "flags": flags} for folder, flags in self.folders(verdict, kind).items()]
         if filed and notify.wanted(box, verdict):
@@ -299,9 +385,10 @@ class InboundHandler:
             return Classification("reply")
 
     async def act_on(
-        self, conn: AsyncConnection, message: InboundMessage, kind: Classification, sender_contact, now,
+        self, conn: AsyncConnection, arrival: "Arrival", kind: Classification, sender_contact, now,
     ):
         """Bounce and refusal handling; returns the outbound delivery the message concerns."""
+        message = arrival.message
         if kind.kind == "bounce":
             return await feedback.apply_bounce(conn, kind.bounce, kind.token, now, self.settings.bounce_threshold,
                                                self.settings.bounce_stale_after)
@@ -316,7 +403,8 @@ class InboundHandler:
             return {"id": result.delivery_id} if result else None
         if kind.kind == "refusal":
             proven = await feedback.apply_refusal(
-                conn, message, kind.keyword, now, sender_contact, self.confirmations)
+                conn, message, kind.keyword, now, sender_contact, self.confirmations,
+                authenticated=arrival.authenticated)
             return proven or await feedback.delivery_answered(conn, message)
         return await feedback.delivery_answered(conn, message)
 
@@ -336,20 +424,30 @@ class InboundHandler:
             found = self._mailboxes_now[address] = await mailboxes.ensure(conn, address, now)
         return found
 
-    def committed(self, messages: list[InboundMessage]) -> None:
+    def committed(self, arrivals: list) -> None:
         for address, box in self._mailboxes_now.items():
             self._mailboxes.put(address, box)
         self._mailboxes_now.clear()
 
-    async def prepare_batch(self, conn: AsyncConnection, messages: list[InboundMessage]) -> None:
-        """A transaction starts: nothing it creates is cached yet; every sender of the
-        batch is matched to a customer in one query."""
+    async def prepare_batch(self, conn: AsyncConnection, arrivals: list) -> None:
+        """A transaction starts: nothing it creates is cached yet. What the batch needs
+        from the database is read in a few queries for all its messages at once: every
+        sender matched to a customer, every recipient's mailbox (created if new) and its
+        scripts — not a query per recipient while the writer is held."""
         self._mailboxes_now.clear()
         missing = object()
+        messages = [arrival.message for arrival in arrivals]
         senders = {m.sender for m in messages if m.sender and self._contacts.get(m.sender, missing) is missing}
         found = await mailboxes.contact_ids_by_email(conn, senders)
         for sender in senders:
             self._contacts.put(sender, found.get(sender))
+        addresses = {mailbox_address(r) for m in messages for r in m.recipients}
+        unknown = {address for address in addresses if self._mailboxes.get(address) is None}
+        self._mailboxes_now.update(await mailboxes.ensure_many(conn, unknown, self.ctx.clock()))
+        boxes = [self._mailboxes.get(address) or self._mailboxes_now.get(address) for address in addresses]
+        uncompiled = {box["id"] for box in boxes if box and self._scripts.get(box["id"]) is None}
+        for mailbox_id, scripts in (await rule_store.active_scripts_by_mailbox(conn, uncompiled)).items():
+            self._scripts.put(mailbox_id, self.compile_chain(scripts))
 
     async def contact_id_for(self, conn: AsyncConnection, sender: str) -> int | None:
         if not sender:
@@ -365,10 +463,14 @@ class InboundHandler:
         cached = self._scripts.get(mailbox_id)
         if cached is not None:
             return cached
+        return self._scripts.put(mailbox_id, self.compile_chain(await rule_store.active_scripts(conn, mailbox_id)))
+
+    def compile_chain(self, stored: list[tuple[str, str]]) -> Chain:
+        """The site script file, then the stored scripts (name, text) compiled, in order."""
         scripts = [self.settings.site_script] if self.settings.site_script else []
-        for name, text in await rule_store.active_scripts(conn, mailbox_id):
+        for name, text in stored:
             try:
                 scripts.append(compile_script(text, name=name))
             except Exception as exc:  # stored scripts are checked on save; never stop mail for one
                 log.error("stored rule does not compile", extra={"rule": name, "error": str(exc)})
-        return self._scripts.put(mailbox_id, Chain(scripts))
+        return Chain(scripts)

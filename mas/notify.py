@@ -24,7 +24,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ums import outbox
+from ums import outbox, refusal
 from ums.store import templates
 
 from .sieve import Verdict
@@ -33,7 +33,7 @@ log = logging.getLogger("ums.mas.notify")
 
 NOTICE_TEMPLATE = "mas-new-message"
 REDIRECT_TEMPLATE = "mas-redirect"
-CONFIRM_TEMPLATE = "mas-refusal-confirm"
+CONFIRM_TEMPLATE = refusal.CONFIRM_TEMPLATE
 _SCHEMES = {"mailto": "email", "tel": "voice", "sms": "voice", "fax": "fax"}
 _DEFAULTS = {
     NOTICE_TEMPLATE: {

@@ -9,7 +9,7 @@ import ssl
 from ums.service import Service
 
 from .handler import InboundHandler, Settings
-from .smtp import InboundSMTP
+from .smtp import ConnectionLimits, InboundSMTP
 
 PAUSED_REPLY = b"421 4.3.2 Service paused by the operator, try again later\r\n"
 
@@ -29,6 +29,8 @@ class MessageApplicationServer(Service):
         super().__init__(ctx, name)
         self.server: asyncio.base_events.Server | None = None
         self.handler = self.build_handler()
+        cfg = self.ctx.config.section("mas")
+        self.limits = ConnectionLimits(cfg["max_connections"], cfg["max_connections_per_client"])
         self.tls_context = self.build_tls_context()
 
     def build_handler(self) -> InboundHandler:
@@ -62,7 +64,7 @@ class MessageApplicationServer(Service):
     def protocol(self) -> asyncio.Protocol:
         if self.paused:
             return PausedGreeter()
-        return InboundSMTP(self.handler, loop=self.ctx.loop, **self.smtp_options())
+        return InboundSMTP(self.handler, loop=self.ctx.loop, limits=self.limits, **self.smtp_options())
 
     async def start(self) -> None:
         cfg = self.ctx.config.section("mas")

@@ -1,5 +1,12 @@
-"""aiosmtpd's SMTP protocol with envelope checks, a clean end to a failed
-transaction, and a fast path for plain envelope addresses.
+"""aiosmtpd's SMTP protocol with connection limits, envelope checks, a clean
+end to a failed transaction, and a fast path for plain envelope addresses.
+
+At most ``[mas] max_connections`` connections are open at once, and at most
+``[mas] max_connections_per_client`` from one client address
+(:class:`ConnectionLimits`): a connection beyond either is greeted with
+``421 4.7.0`` and closed before any SMTP session starts, so one client (or a
+flood of them) cannot take every session the server has; a well-behaved
+client retries later.
 
 MAIL and RCPT arguments pass :func:`mas.envelope.argument_reply` before
 aiosmtpd reads them (raw non-UTF-8 bytes: 553 5.1.3; control characters:
@@ -18,7 +25,10 @@ sender ``<>``, comments) still goes through aiosmtpd's own parser.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
+from collections import Counter
 
 from aiosmtpd.smtp import SMTP, syntax
 
@@ -29,7 +39,72 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 PLAIN_ANGLE_ADDRESS = re.compile(rf"<({_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*)>(.*)", re.DOTALL)
 
 
+log = logging.getLogger("ums.mas")
+
+
+class ConnectionLimits:
+    """How many SMTP connections are open, in all and per client address."""
+
+    TOTAL_REPLY = b"421 4.7.0 Too many connections to this server, try again later\r\n"
+    CLIENT_REPLY = b"421 4.7.0 Too many connections from your address, try again later\r\n"
+
+    def __init__(self, total: int, per_client: int):
+        self.total, self.per_client = total, per_client
+        self.open: Counter[str] = Counter()
+        self.count = 0
+
+    def admit(self, client: str) -> bytes | None:
+        """Count a new connection from ``client``; the 421 greeting instead when it is one too many."""
+        if self.count >= self.total:
+            return self.TOTAL_REPLY
+        if self.open[client] >= self.per_client:
+            return self.CLIENT_REPLY
+        self.open[client] += 1
+        self.count += 1
+        return None
+
+    def release(self, client: str) -> None:
+        self.count -= 1
+        self.open[client] -= 1
+        if self.open[client] <= 0:
+            del self.open[client]
+
+
 class InboundSMTP(SMTP):
+    def __init__(self, *args, limits: ConnectionLimits | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.limits = limits
+        #: the client address this connection is counted under (None: not counted, or refused)
+        self._counted: str | None = None
+        self._turned_away = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.limits is not None and self.transport is None:  # not the STARTTLS re-entry
+            peer = transport.get_extra_info("peername")
+            client = peer[0] if isinstance(peer, tuple) else str(peer)
+            refused = self.limits.admit(client)
+            if refused:
+                self._turned_away = True
+                log.warning("connection refused: too many connections", extra={"client": client})
+                transport.write(refused)
+                transport.close()
+                return
+            self._counted = client
+        super().connection_made(transport)
+
+    def connection_lost(self, error) -> None:
+        if self._turned_away:
+            return
+        if self._counted is not None:
+            self.limits.release(self._counted)
+            self._counted = None
+        super().connection_lost(error)
+
+    def eof_received(self):
+        if self._turned_away:
+            return False
+        return super().eof_received()
+
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg):
         refused = argument_reply(arg)

@@ -19,8 +19,9 @@ it concerns are suppressed with it. Bounces, complaints and operator entries
 stop everything (scope ``all``) on their own channel and address only.
 
 Whether a refusal provably comes from the customer is the caller's to decide
-(MAS: a reply to a delivery sent to that address, or a per-delivery token;
-see :mod:`mas.feedback`): these functions record what they are given.
+(MAS: a reply to a delivery sent to that address, a per-delivery token, or a
+From domain passing DMARC; see :mod:`mas.feedback`): these functions record
+what they are given, with the caller's evidence (``suppressions.evidence``).
 
 Both functions run inside the caller's transaction (``async with db.begin()``);
 the refusal is durable when the caller commits. Example (WAS one-click)::
@@ -53,6 +54,9 @@ DEFAULT_SCOPE = {
     "unsubscribe": suppression.ADVERTISING, "refusal": suppression.ADVERTISING,
     "bounce": suppression.ALL, "complaint": suppression.ALL, "manual": suppression.ALL,
 }
+#: the template of the mail asking an address to confirm a refusal MAS could not
+#: authenticate (sent by :mod:`mas.notify`); answering it is the confirmation
+CONFIRM_TEMPLATE = "mas-refusal-confirm"
 #: a contact's column holding its address on each channel
 CONTACT_COLUMNS = {"email": "email", "fax": "fax", "voice": "phone"}
 
@@ -79,7 +83,7 @@ class Refusal:
 async def refuse_address(
     conn: AsyncConnection, channel: str, address: str, now: datetime, source: str,
     reason: str = "refusal", detail: str | None = None, delivery_id: int | None = None,
-    scope: str | None = None, contact_id: int | None = None,
+    scope: str | None = None, contact_id: int | None = None, evidence: str | None = None,
 ) -> Refusal:
     """Suppress ``address`` on ``channel`` from ``now`` on.
 
@@ -87,8 +91,10 @@ async def refuse_address(
     ``mas:list-unsubscribe``, ``one-click``, ``mas:bounce``, an operator name…);
     ``reason`` is one of :data:`REASONS`; ``detail`` is free text (the
     keyword matched, the DSN status…); ``scope`` defaults by reason
-    (:data:`DEFAULT_SCOPE`). An ``advertising`` refusal also suppresses the
-    other addresses of the contact (``contact_id``, else the contact with this
+    (:data:`DEFAULT_SCOPE`); ``evidence`` says why the refusal can be trusted
+    (``reply to <message-id>``, ``token of delivery N``, ``dkim=pass d=…
+    aligned``…). An ``advertising`` refusal also suppresses the other
+    addresses of the contact (``contact_id``, else the contact with this
     email address). Idempotent: refusing twice keeps the first record and
     returns ``added=False``.
     """
@@ -102,18 +108,19 @@ async def refuse_address(
     if scope not in suppression.SCOPES:
         raise BadRefusal(reason=f"unknown scope {scope!r}")
     address = normalize(channel, address)
-    added = await _suppress(conn, channel, address, now, source, reason, detail, scope)
+    added = await _suppress(conn, channel, address, now, source, reason, detail, scope, evidence)
     also = []
     if scope == suppression.ADVERTISING:
         for other_channel, other in await _contact_addresses(conn, channel, address, contact_id):
             note = f"refused on {channel} {address}" + (f": {detail}" if detail else "")
-            if await _suppress(conn, other_channel, other, now, source, reason, note, scope):
+            if await _suppress(conn, other_channel, other, now, source, reason, note, scope, evidence):
                 also.append((other_channel, other))
     return Refusal(channel, address, added, delivery_id, scope, tuple(also))
 
 
-async def _suppress(conn, channel, address, now, source, reason, detail, scope) -> bool:
-    added = await suppression.add(conn, channel, address, reason, source=source, detail=detail, scope=scope)
+async def _suppress(conn, channel, address, now, source, reason, detail, scope, evidence) -> bool:
+    added = await suppression.add(conn, channel, address, reason, source=source, detail=detail, scope=scope,
+                                  evidence=evidence)
     if added:
         await bounces.stamp_suppression(conn, channel, address, now)
         log.info(
@@ -159,4 +166,12 @@ async def refuse_by_token(
     return await refuse_address(
         conn, delivery["channel"], delivery["recipient"], now, source,
         reason=reason, detail=detail, delivery_id=delivery["id"], contact_id=delivery.get("contact_id"),
+        evidence=token_evidence(delivery),
     )
+
+
+def token_evidence(delivery: dict) -> str:
+    """How a token proved itself: it names one delivery, and only its recipient was given it."""
+    if delivery.get("template_name") == CONFIRM_TEMPLATE:
+        return f"confirmed by link (delivery {delivery['id']})"
+    return f"token of delivery {delivery['id']}"

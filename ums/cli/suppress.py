@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..addresses import is_valid
 from ..errors import UmsError
@@ -59,7 +60,9 @@ def remove(obj, address, channel):
 @click.option("--limit", default=100, show_default=True)
 @pass_obj
 def list_(obj, channel, limit):
-    """The newest entries, with each address's temporary-bounce count."""
+    """The newest entries: what each stops (scope), on which channel, where it came
+    from (source), why it can be trusted (evidence), and each address's
+    temporary-bounce count."""
     async def listing(conn):
         rows = await suppression.entries(conn, channel, limit)
         scores = {}
@@ -70,12 +73,13 @@ def list_(obj, channel, limit):
 
     rows, scores = run_async(_in_transaction(obj, listing))
     table = Table(box=None, header_style="bold")
-    for column in ("channel", "address", "reason", "scope", "source", "since", "temporary bounces"):
+    for column in ("channel", "address", "reason", "scope", "source", "evidence", "since", "temporary bounces"):
         table.add_column(column)
     for row in rows:
         table.add_row(row["channel"], row["address"], row["reason"], row["scope"], row["source"] or "",
-                      local_time(obj, row["created_at"]), str(scores.get((row["channel"], row["address"]), 0)))
-    Console(width=140).print(table)
+                      Text(row["evidence"] or ""), local_time(obj, row["created_at"]),
+                      str(scores.get((row["channel"], row["address"]), 0)))
+    Console(width=200).print(table)
 
 
 COMMANDS = [suppress]

@@ -177,6 +177,9 @@ suppressions = Table(
     Column("scope", String(16), nullable=False, server_default="all"),
     Column("source", String(128)),
     Column("detail", Text),
+    # why the entry can be trusted: "reply to <message-id>", "token", "dkim=pass d=… aligned",
+    # "confirmed by link"… (NULL for entries older than evidence)
+    Column("evidence", Text),
     _created(),
     UniqueConstraint("channel", "address"),
 )
@@ -369,6 +372,15 @@ mailboxes = Table(
     _created(),
 )
 
+message_bodies = Table(
+    "message_bodies", metadata, _id(),
+    # SHA-256 of raw (hex): one row per distinct message, however many mailboxes file it
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("size", Integer, nullable=False),
+    # the message exactly as received
+    Column("raw", LargeBinary, nullable=False),
+)
+
 mailbox_messages = Table(
     "mailbox_messages", metadata, _id(),
     Column("mailbox_id", Id, ForeignKey("mailboxes.id", ondelete="CASCADE")),
@@ -383,7 +395,8 @@ mailbox_messages = Table(
     Column("subject", Text),
     Column("message_id", String(255), index=True),
     Column("size", Integer, nullable=False),
-    Column("raw", LargeBinary, nullable=False),
+    # the stored message (shared by every mailbox entry of the same message)
+    Column("body_id", Id, ForeignKey("message_bodies.id"), nullable=False, index=True),
     Column("contact_id", Id, ForeignKey("contacts.id", ondelete="SET NULL"), index=True),
     Column("delivery_id", Id, ForeignKey("deliveries.id", ondelete="SET NULL")),
     Column("pages", Integer),

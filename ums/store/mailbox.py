@@ -1,23 +1,36 @@
 """The unified mailbox (MAS writes, WAS reads): mailboxes and their messages.
 
+A message is stored once, however many mailboxes and folders file it: its
+bytes are one ``message_bodies`` row (keyed by their SHA-256, so the same
+message arriving again is not stored twice either), and each filing is a
+``mailbox_messages`` entry pointing at it (``body_id``). A message to 100
+recipients costs its size once, not 100 times. Readers get ``raw`` through
+:func:`message` (and :mod:`ums.store.web`), never from the entry table.
+
 A ``mailbox_messages`` row is one message filed into one folder of one
 mailbox. Its columns: ``media`` (email, fax or voice), ``pages`` (fax page
 count), ``duration`` (voice mail seconds), ``classification`` (reply, refusal,
 unsubscribe, bounce, fax, voice, notice), ``flags`` (JSON list of IMAP flags
 such as ``\\Seen``), ``contact_id`` (the customer matched by sender address),
 ``delivery_id`` (the outbound delivery it answers or bounces), ``defects``
-(MIME problems, one per line) and ``raw`` (the message exactly as received).
+(MIME problems, one per line) and ``body_id`` (the message exactly as
+received, in ``message_bodies``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db.models import contacts, mailbox_messages, mailboxes
+from ..db.models import contacts, mailbox_messages, mailboxes, message_bodies
+
+#: what a reader gets for one entry: its columns and the stored message's bytes
+ENTRY_WITH_RAW = (*mailbox_messages.c, message_bodies.c.raw)
 
 
 async def by_address(conn: AsyncConnection, address: str) -> dict | None:
@@ -58,9 +71,58 @@ async def ensure(conn: AsyncConnection, address: str, now: datetime) -> dict:
     return found
 
 
+def body_digest(raw: bytes) -> str:
+    """The key a message is stored under (SHA-256, hex)."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+async def store_bodies(conn: AsyncConnection, bodies: dict[str, bytes]) -> dict[str, int]:
+    """The ids of the stored copies of many messages (:func:`body_digest` → raw bytes), each
+    inserted unless the same bytes are stored already: one statement for those that are new
+    (the common case), one more to find those that were not."""
+    if not bodies:
+        return {}
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    inserted = await conn.execute(
+        module.insert(message_bodies)
+        .values([{"sha256": digest, "size": len(raw), "raw": raw} for digest, raw in bodies.items()])
+        .on_conflict_do_nothing(index_elements=[message_bodies.c.sha256])
+        .returning(message_bodies.c.sha256, message_bodies.c.id)
+    )
+    found = dict(inserted.all())
+    known = [digest for digest in bodies if digest not in found]
+    if known:
+        rows = await conn.execute(select(message_bodies.c.sha256, message_bodies.c.id)
+                                  .where(message_bodies.c.sha256.in_(known)))
+        found.update(rows.all())
+    return found
+
+
+async def ensure_many(conn: AsyncConnection, addresses, now: datetime) -> dict[str, dict]:
+    """:func:`ensure` for many addresses in at most three statements (address → mailbox)."""
+    wanted = {address.strip().lower() for address in addresses}
+    if not wanted:
+        return {}
+    found = await _by_addresses(conn, wanted)
+    missing = wanted - set(found)
+    if missing:
+        module = postgresql if conn.dialect.name == "postgresql" else sqlite
+        await conn.execute(module.insert(mailboxes).on_conflict_do_nothing(index_elements=[mailboxes.c.address]),
+                           [{"address": address, "created_at": now} for address in sorted(missing)])
+        found.update(await _by_addresses(conn, missing))
+    return found
+
+
+async def _by_addresses(conn: AsyncConnection, addresses: set[str]) -> dict[str, dict]:
+    rows = await conn.execute(select(mailboxes).where(mailboxes.c.address.in_(addresses)))
+    return {row.address: dict(row._mapping) for row in rows}
+
+
 async def store_message(conn: AsyncConnection, **fields) -> int:
-    """Insert one filed message; ``fields`` are ``mailbox_messages`` columns."""
-    result = await conn.execute(insert(mailbox_messages).values(**fields))
+    """Insert one filed message; ``fields`` are ``mailbox_messages`` columns, with
+    ``raw`` (and optionally its ``digest``) in place of ``body_id``."""
+    [row] = await _with_body_ids(conn, [fields])
+    result = await conn.execute(insert(mailbox_messages).values(**row))
     return result.inserted_primary_key[0]
 
 
@@ -73,17 +135,34 @@ async def contact_ids_by_email(conn: AsyncConnection, emails: set[str]) -> dict[
 
 
 async def store_messages(conn: AsyncConnection, rows: list[dict]) -> None:
-    """Insert many filed messages in one statement (rows share the same columns)."""
+    """Insert many filed messages (rows as for :func:`store_message`, sharing the same
+    columns): each distinct message stored once, then every entry in one statement."""
     if rows:
-        await conn.execute(insert(mailbox_messages), rows)
+        await conn.execute(insert(mailbox_messages), await _with_body_ids(conn, rows))
+
+
+async def _with_body_ids(conn: AsyncConnection, rows: list[dict]) -> list[dict]:
+    """``rows`` with ``raw``/``digest`` replaced by the ``body_id`` of the stored copy."""
+    bodies = {}
+    for row in rows:
+        if "raw" in row:
+            bodies.setdefault(row.get("digest") or body_digest(row["raw"]), row["raw"])
+    ids = await store_bodies(conn, bodies)
+    resolved = []
+    for row in rows:
+        row = dict(row)
+        if "raw" in row:
+            raw, digest = row.pop("raw"), row.pop("digest", None)
+            row["body_id"] = ids[digest or body_digest(raw)]
+        resolved.append(row)
+    return resolved
 
 
 async def messages(
     conn: AsyncConnection, mailbox_id: int | None = None, folder: str | None = None, limit: int = 100,
 ) -> list[dict]:
     """Newest first, without the raw bytes."""
-    columns = [c for c in mailbox_messages.c if c.name != "raw"]
-    query = select(*columns).order_by(mailbox_messages.c.id.desc()).limit(limit)
+    query = select(mailbox_messages).order_by(mailbox_messages.c.id.desc()).limit(limit)
     if mailbox_id is not None:
         query = query.where(mailbox_messages.c.mailbox_id == mailbox_id)
     if folder is not None:
@@ -93,9 +172,19 @@ async def messages(
 
 async def message(conn: AsyncConnection, message_id: int) -> dict | None:
     """One message with its raw bytes."""
-    row = (await conn.execute(select(mailbox_messages).where(mailbox_messages.c.id == message_id))).first()
+    row = (await conn.execute(with_raw(select(*ENTRY_WITH_RAW)).where(mailbox_messages.c.id == message_id))).first()
     return dict(row._mapping) if row else None
+
+
+def with_raw(query):
+    """``query`` over :data:`ENTRY_WITH_RAW`, joined to the stored message."""
+    return query.select_from(mailbox_messages.join(message_bodies, message_bodies.c.id == mailbox_messages.c.body_id))
 
 
 async def count(conn: AsyncConnection) -> int:
     return await conn.scalar(select(func.count()).select_from(mailbox_messages))
+
+
+async def stored_bytes(conn: AsyncConnection) -> int:
+    """The bytes of every stored message, each counted once (what the mailbox costs)."""
+    return await conn.scalar(select(func.coalesce(func.sum(message_bodies.c.size), 0)))

@@ -62,3 +62,19 @@ async def active_scripts(conn: AsyncConnection, mailbox_id: int | None) -> list[
         )
         result += [(name, script) for name, script in own]
     return result
+
+
+async def active_scripts_by_mailbox(conn: AsyncConnection, mailbox_ids) -> dict[int, list[tuple[str, str]]]:
+    """:func:`active_scripts` for many mailboxes in two queries (mailbox id → its list)."""
+    if not mailbox_ids:
+        return {}
+    site = await active_scripts(conn, None)
+    found: dict[int, list[tuple[str, str]]] = {mailbox_id: list(site) for mailbox_id in mailbox_ids}
+    own = await conn.execute(
+        select(rules.c.mailbox_id, rules.c.name, rules.c.script)
+        .where(rules.c.scope == "mailbox", rules.c.mailbox_id.in_(list(found)), rules.c.active.is_(True))
+        .order_by(rules.c.name)
+    )
+    for mailbox_id, name, script in own:
+        found[mailbox_id].append((name, script))
+    return found

@@ -32,15 +32,16 @@ class BadScope(UmsError):
 
 async def add(
     conn: AsyncConnection, channel: str, address: str, reason: str,
-    source: str | None = None, detail: str | None = None, scope: str = ALL,
+    source: str | None = None, detail: str | None = None, scope: str = ALL, evidence: str | None = None,
 ) -> bool:
-    """Suppress an address; returns False if it already was, as widely (the first reason stays)."""
-    return await conn.run_sync(add_sync, channel, address, reason, source, detail, scope)
+    """Suppress an address; returns False if it already was, as widely (the first reason stays).
+    ``evidence`` says why the entry can be trusted (see ``suppressions.evidence``)."""
+    return await conn.run_sync(add_sync, channel, address, reason, source, detail, scope, evidence)
 
 
 def add_sync(
     conn: Connection, channel: str, address: str, reason: str,
-    source: str | None = None, detail: str | None = None, scope: str = ALL,
+    source: str | None = None, detail: str | None = None, scope: str = ALL, evidence: str | None = None,
 ) -> bool:
     """:func:`add` on a sync connection (inside PASS's record batch)."""
     if scope not in SCOPES:
@@ -56,7 +57,8 @@ def add_sync(
         with conn.begin_nested():
             conn.execute(
                 suppressions.insert().values(
-                    channel=channel, address=address, reason=reason, scope=scope, source=source, detail=detail
+                    channel=channel, address=address, reason=reason, scope=scope, source=source, detail=detail,
+                    evidence=evidence,
                 )
             )
     except IntegrityError:  # a concurrent writer got there first

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import deliveries, mailbox_messages, mailboxes, suppressions
 from . import as_utc
+from .mailbox import ENTRY_WITH_RAW, with_raw
 
 LIST_COLUMNS = [
     mailbox_messages.c.id, mailbox_messages.c.mailbox_id, mailbox_messages.c.folder,
@@ -56,7 +57,8 @@ async def folders(conn: AsyncConnection, user_id: int | None) -> list[str]:
 
 
 async def message(conn: AsyncConnection, user_id: int | None, message_id: int) -> dict | None:
-    query = _visible(select(mailbox_messages).where(mailbox_messages.c.id == message_id), user_id)
+    """One entry the user may see, with the stored message's bytes (``raw``)."""
+    query = _visible(with_raw(select(*ENTRY_WITH_RAW)).where(mailbox_messages.c.id == message_id), user_id)
     row = (await conn.execute(query)).first()
     if row is None:
         return None

@@ -66,7 +66,9 @@ def test_rules_commands_and_a_refusal_through_a_running_mas(tmp_path):
         lines = [line.split() for line in suppressed.stdout.splitlines()]
         assert ["email", "kim@customer.example", "refusal", "advertising", "mas:reply"] in [l[:5] for l in lines]
         assert ["fax", "025550101", "refusal", "advertising", "mas:reply"] in [l[:5] for l in lines]
-        assert "scope" in lines[0]
+        assert lines[0][:6] == ["channel", "address", "reason", "scope", "source", "evidence"]
+        [kim] = [line for line in suppressed.stdout.splitlines() if "kim@customer.example" in line]
+        assert f"confirmed by reply to {asked['Message-ID']}" in kim
     finally:
         stop(tmp_path, server)
         controller.stop()

@@ -109,6 +109,11 @@ async def test_a_reply_to_a_mailing_and_the_unsubscribe_token_act_at_once(mas_wi
 
     await eventually(both)
     assert offer["state"] == "sent"
+    # each entry records what proved it
+    async with suite.ctx.db.connect() as conn:
+        evidence = {e["address"]: e["evidence"] for e in await suppression.entries(conn, "email")}
+    assert evidence == {VICTIM: f"reply to {mailing['Message-ID']}",
+                        "second@bigcustomer.example": f"token of delivery {sent['id']}"}
 
 
 async def test_a_confirmation_whose_transaction_failed_is_asked_again(mas, monkeypatch):

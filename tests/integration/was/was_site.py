@@ -197,7 +197,8 @@ def with_attachment(subject: str, sender: str, content_type: str, filename: str,
 
 async def add_mailbox(db, owner_id: int, remote_base: str = "http://127.0.0.1:9") -> dict[str, int]:
     """A mailbox for ``owner_id`` with an evil HTML email, a 2-page fax and a voice mail."""
-    from ums.db.models import mailbox_messages, mailboxes
+    from ums.db.models import mailboxes
+    from ums.store import mailbox as mailbox_store
 
     async with db.begin() as conn:
         box = (await conn.execute(mailboxes.insert().values(address="user@ums.local", owner_id=owner_id))
@@ -211,8 +212,8 @@ async def add_mailbox(db, owner_id: int, remote_base: str = "http://127.0.0.1:9"
              with_attachment("Voice mail", "+821012345678", "audio/wav", "message.wav", voice_wav()),
              {"duration": 1.0}),
         ):
-            ids[media] = (await conn.execute(mailbox_messages.insert().values(
-                mailbox_id=box, media=media, subject=subject, sender=sender, recipient="user@ums.local",
+            ids[media] = await mailbox_store.store_message(
+                conn, mailbox_id=box, media=media, subject=subject, sender=sender, recipient="user@ums.local",
                 size=len(raw), raw=raw, folder="INBOX", flags=[], **extra,
-            ))).inserted_primary_key[0]
+            )
     return ids
