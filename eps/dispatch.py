@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ums.addresses import is_valid
 from ums.outbox import SendRequest, enqueue, row_for
 from ums.store import contacts as contact_store
 
@@ -71,12 +72,14 @@ class Plan:
 
 
 def channel_steps(definition: ServiceDefinition, contact: dict) -> tuple[list[dict], list[str]]:
-    """The policy's channels for this contact's grade that have an address,
-    as ``{"channel", "recipient", "template"}``; plus the channels skipped."""
+    """The policy's channels for this contact's grade that have a valid address
+    (:func:`ums.addresses.is_valid`: one addr-spec, no CR/LF, a phone number for
+    fax and voice), as ``{"channel", "recipient", "template"}``; plus the
+    channels skipped."""
     steps, skipped = [], []
     for channel in definition.channels_for(contact.get("grade")):
         address = (contact.get(ADDRESS_COLUMN[channel]) or "").strip()
-        if not address:
+        if not address or not is_valid(channel, address):
             skipped.append(channel)
             continue
         steps.append({"channel": channel, "recipient": address, "template": definition.templates[channel]})

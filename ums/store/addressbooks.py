@@ -91,6 +91,8 @@ class Viewer:
 
 #: ``ums contacts``: every book and every contact
 ADMINISTRATOR = Viewer(None, "admin", everything=True)
+#: whom a campaign's audience is drawn from: what the marketing role sees (never a personal book)
+CAMPAIGN_AUDIENCE = Viewer(None, "marketer")
 
 
 def _shared_with(viewer: Viewer):
