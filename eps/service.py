@@ -51,6 +51,7 @@ class ApiRoot(Resource):
 
 class EventProcessingServer(Service):
     name = "eps"
+    listeners = (("eps", "host", "http_port"), ("eps", "host", "telegram_port"))
 
     def __init__(self, ctx, name=None):
         super().__init__(ctx, name)

@@ -24,6 +24,7 @@ class PausedGreeter(asyncio.Protocol):
 
 class MessageApplicationServer(Service):
     name = "mas"
+    listeners = (("mas", "host", "port"),)
 
     def __init__(self, ctx, name=None):
         super().__init__(ctx, name)

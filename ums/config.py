@@ -112,6 +112,7 @@ def _channel_numbers(text: str) -> dict[str, float]:
 #: Converters for typed keys; any key not named here is a plain string.
 TYPES: dict[str, Callable[[str], Any]] = {
     "ums.run": _words,
+    "ums.min_free_mb": _non_negative,
     "database.pool_size": _positive_int,
     "database.echo": _bool,
     "log.level": _level,

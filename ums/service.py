@@ -18,6 +18,10 @@ The runtime (:mod:`ums.runtime`) loads each service by the dotted name in
     Where the service listens, ``host:port`` (empty for services with no port).
 ``info()``
     A small dict of live figures for ``ums status`` (queue depth, connections…).
+``listeners``
+    The configuration keys of every port the service listens on, as
+    ``(section, host key, port key)``; ``ums check`` and ``ums run`` try to
+    bind each before starting anything.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ class Service:
 
     #: Short name (``was``, ``eps``, ``mas``, ``pass``); set by the runtime from the config key.
     name: str = "service"
+    #: ``(section, host key, port key)`` of each port it listens on (none for PASS)
+    listeners: tuple[tuple[str, str, str], ...] = ()
 
     def __init__(self, ctx: "Context", name: str | None = None):
         self.ctx = ctx

@@ -45,6 +45,7 @@ class Maintenance(Resource):
 
 class WebApplicationServer(Service):
     name = "was"
+    listeners = (("was", "host", "port"),)
 
     def __init__(self, ctx, name=None):
         super().__init__(ctx, name)

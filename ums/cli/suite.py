@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import socket
+import sys
 import time
 from datetime import timedelta
 
@@ -19,8 +20,9 @@ from .. import runtime
 from ..db import migrate
 from ..errors import UmsError
 from ..security import hash_password, new_secret
-from ..store import as_utc, control, deliveries, users, utcnow
-from .common import pass_obj, ready_database, run_async
+from ..store import control, deliveries, users
+from .check import refuse_to_start
+from .common import json_option, live_instances, pass_obj, ready_database, run_async, write_json
 
 
 def _instance_config_text() -> str:
@@ -91,24 +93,64 @@ def run(obj, services):
     """Run the suite, or only the named SERVICES (was, eps, mas, pass), in this process.
 
     Stops on SIGTERM, Ctrl-C or `ums stop`; SIGHUP reopens the log file.
+    Refuses to start, with one line each, on the fatal problems `ums check`
+    reports (configuration, database, ports, time zone).
     """
+    refuse_to_start(obj, list(services) or None)
     config = obj.config
     ums_log.setup_from_config(config)
     runtime.run(config, list(services) or None)
 
 
-@click.command()
+STATUS_HELP = """Show each service: state, address, pid, uptime, and the queue depth.
+
+\b
+Exit status (as LSB init scripts and systemctl):
+  0  every service `ums run` starts ([ums] run) is running
+  1  one is degraded, paused or not running (and another runs)
+  3  none of them runs
+(and 1 with a one-line error when the database cannot be read).
+
+A service's state is running, paused, degraded (PASS cannot reach a relay
+or gateway) or stopped; several live instances (processes on other hosts)
+are each listed.
+"""
+
+#: ``ums status`` exit codes (LSB): all configured services run / some do not / none does
+RUNNING, DEGRADED, DOWN = 0, 1, 3
+STATUS_WORDS = {RUNNING: "running", DEGRADED: "degraded", DOWN: "stopped"}
+STATUS_FIELDS = ('{"state": running|degraded|stopped, "exit_code", "queue_pending", "services": '
+                 '[{"name", "expected" (in [ums] run), "state", "desired" (running|paused), '
+                 '"instances": [{"state", "address", "host", "pid", "started_at", "heartbeat_at", '
+                 '"uptime_seconds", "info"}]}]}')
+
+
+@click.command(help=STATUS_HELP)
+@json_option(STATUS_FIELDS, shape="one object")
 @pass_obj
-def status(obj):
-    """Show each service: state, address, pid, uptime, and the queue depth."""
-    rows, depth = run_async(_status(obj))
+def status(obj, as_json):
+    report = run_async(_status(obj))
+    if as_json:
+        write_json(obj, report)
+    else:
+        _print_status(report)
+    sys.exit(report["exit_code"])
+
+
+def _print_status(report: dict) -> None:
     table = Table(box=None, header_style="bold")
     for column in ("SERVICE", "STATE", "ADDRESS", "HOST", "PID", "UPTIME", "DETAIL"):
         table.add_column(column)
-    for row in rows:
-        table.add_row(*row)
+    for service in report["services"]:
+        if not service["instances"]:
+            paused = " (paused)" if service["desired"] == "paused" else ""
+            table.add_row(service["name"], "stopped" + paused, "-", "-", "-", "-", "")
+        for inst in service["instances"]:
+            detail = " ".join(f"{k}={v}" for k, v in inst["info"].items())
+            table.add_row(service["name"], inst["state"], inst["address"] or "-", inst["host"], str(inst["pid"]),
+                          _uptime(inst["uptime_seconds"]), detail)
     Console(width=120).print(table)
-    click.echo(f"delivery queue: {depth} pending")
+    click.echo(f"delivery queue: {report['queue_pending']} pending")
 
 
 def _uptime(seconds) -> str:
@@ -117,7 +159,7 @@ def _uptime(seconds) -> str:
     return str(timedelta(seconds=int(seconds)))
 
 
-async def _status(obj):
+async def _status(obj) -> dict:
     config = obj.config
     db = await ready_database(obj)
     try:
@@ -127,25 +169,34 @@ async def _status(obj):
             depth = await deliveries.count_pending(conn)
     finally:
         await db.close()
-    rows = []
-    for name in runtime.service_names(config):
-        live = _live(config, found, name)
-        wish = desired.get(name, "running")
-        if not live:
-            rows.append([name, "stopped" + (" (paused)" if wish == "paused" else ""), "-", "-", "-", "-", ""])
-        for inst in live:
-            info = dict(inst["info"] or {})
-            uptime = info.pop("uptime", None)
-            detail = " ".join(f"{k}={v}" for k, v in info.items())
-            rows.append([name, inst["state"], inst["address"] or "-", inst["host"], str(inst["pid"]),
-                         _uptime(uptime), detail])
-    return rows, depth
+    expected = config.get("ums", "run")
+    services = [_service_status(name, name in expected, live_instances(config, found, name),
+                                desired.get(name, "running"))
+                for name in runtime.service_names(config)]
+    code = _exit_code([s["state"] for s in services if s["expected"]])
+    return {"state": STATUS_WORDS[code], "exit_code": code, "queue_pending": depth, "services": services}
 
 
-def _live(config, instances: list[dict], service: str) -> list[dict]:
-    """The instances of ``service`` whose heartbeat is recent (the others died or stopped)."""
-    fresh_after = utcnow() - timedelta(seconds=config.get("control", "stale_after"))
-    return [i for i in instances if i["service"] == service and as_utc(i["heartbeat_at"]) >= fresh_after]
+def _service_status(name: str, expected: bool, live: list[dict], desired: str) -> dict:
+    instances = []
+    for inst in live:
+        info = dict(inst["info"] or {})
+        uptime = info.pop("uptime", None)
+        instances.append({"state": inst["state"], "address": inst["address"], "host": inst["host"],
+                          "pid": inst["pid"], "started_at": inst["started_at"], "heartbeat_at": inst["heartbeat_at"],
+                          "uptime_seconds": uptime, "info": info})
+    states = {inst["state"] for inst in instances}
+    state = next((s for s in ("running", "degraded", "paused") if s in states), "stopped")
+    return {"name": name, "expected": expected, "state": state, "desired": desired, "instances": instances}
+
+
+def _exit_code(states: list[str]) -> int:
+    """0 when every expected service runs, 3 when none has a live process, else 1."""
+    if all(state == "running" for state in states):
+        return RUNNING
+    if all(state == "stopped" for state in states):
+        return DOWN
+    return DEGRADED
 
 
 def _service_argument(obj, name: str) -> str:
@@ -163,7 +214,7 @@ async def _set_state(obj, service: str, desired: str) -> str:
         deadline = time.monotonic() + 5
         while True:
             async with db.connect() as conn:
-                fresh = _live(obj.config, await control.instances(conn), service)
+                fresh = live_instances(obj.config, await control.instances(conn), service)
             if not fresh:
                 note = "; it is not running now, the state applies when it starts"
                 break

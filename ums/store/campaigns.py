@@ -39,6 +39,12 @@ async def list_all(conn: AsyncConnection, limit: int = 200) -> list[dict]:
     return [dict(row._mapping) for row in rows]
 
 
+async def in_states(conn: AsyncConnection, wanted: tuple[str, ...]) -> list[dict]:
+    """Every campaign in one of the ``wanted`` states, oldest first."""
+    rows = await conn.execute(select(campaigns).where(campaigns.c.state.in_(wanted)).order_by(campaigns.c.id))
+    return [dict(row._mapping) for row in rows]
+
+
 async def set_state(
     conn: AsyncConnection, campaign_id: int, new: str, allowed_from: tuple[str, ...], **values
 ) -> bool:
