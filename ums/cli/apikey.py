@@ -8,8 +8,12 @@ from rich.table import Table
 
 from ..errors import UmsError
 from ..store import apikeys, utcnow
-from .common import local_time, pass_obj, run_async
+from .common import json_option, local_time, pass_obj, pick, run_async, write_json
 from .service import _with_db
+
+
+#: what ``apikey list --json`` prints of each key (never the key or its hash)
+KEY_FIELDS = ("id", "system", "prefix", "scopes", "created_at", "revoked_at", "last_used_at")
 
 
 class NoSuchKey(UmsError):
@@ -40,10 +44,15 @@ def create(obj, system, scopes):
 
 @apikey.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Also list revoked keys.")
+@json_option(KEY_FIELDS)
 @pass_obj
-def list_(obj, show_all):
+def list_(obj, show_all, as_json):
     """List keys (id, system, the first characters, dates)."""
     rows = run_async(_with_db(obj, lambda conn: apikeys.list_keys(conn, show_all)))
+    if as_json:
+        write_json(obj, [{**pick(row, KEY_FIELDS), "scopes": list(row["scopes"] or apikeys.BACK_OFFICE_SCOPES)}
+                         for row in rows])
+        return
     table = Table("id", "system", "prefix", "scopes", "created", "revoked")
     for row in rows:
         scopes = " ".join(row["scopes"] or apikeys.BACK_OFFICE_SCOPES)

@@ -19,8 +19,12 @@ from rich.table import Table
 from .. import campaigns
 from ..clock import duration, parse_time, shown, site_zone
 from ..store import utcnow
-from .common import pass_obj, ready_database, run_async
+from .common import json_option, pass_obj, pick, ready_database, run_async, write_json
 
+#: what ``campaign list --json`` prints of each campaign, and ``campaign show --json`` besides
+LIST_FIELDS = ("id", "name", "kind", "channel", "template_name", "state", "schedule_at", "cron", "total",
+               "created_by", "created_at", "started_at", "finished_at")
+SHOW_FIELDS = LIST_FIELDS + ("throttle", "expires_after", "audience")
 AT_HELP = "Start time, ISO 8601 (2026-12-24T09:00+09:00; without an offset it is in [ums] timezone)."
 NOW_HELP = "Start now (also when the campaign's own time has passed)."
 
@@ -77,10 +81,14 @@ def create(obj, file, schedule_now, at, start_now, created_by):
 
 
 @campaign.command(name="list")
+@json_option(LIST_FIELDS)
 @pass_obj
-def list_(obj):
+def list_(obj, as_json):
     """List campaigns, newest first."""
     rows = run_async(_in_transaction(obj, campaigns.list_campaigns))
+    if as_json:
+        write_json(obj, [pick(row, LIST_FIELDS) for row in rows])
+        return
     tz = site_zone(obj.config)
     table = Table(box=None, header_style="bold")
     for column in ("id", "name", "kind", "channel", "state", "scheduled", "total"):
@@ -95,8 +103,10 @@ def list_(obj):
 
 @campaign.command()
 @click.argument("campaign_ref", metavar="CAMPAIGN")
+@json_option(", ".join(SHOW_FIELDS) + ", deliveries {state: count} and waiting [why, one line each]",
+             shape="one object")
 @pass_obj
-def show(obj, campaign_ref):
+def show(obj, campaign_ref, as_json):
     """Show a campaign (by id or name) and its deliveries by state."""
 
     now = utcnow()
@@ -106,6 +116,10 @@ def show(obj, campaign_ref):
 
     row, progress = run_async(_in_transaction(obj, work))
     tz = site_zone(obj.config)
+    if as_json:
+        write_json(obj, {**pick(row, SHOW_FIELDS), "deliveries": dict(sorted(progress.counts.items())),
+                         "waiting": progress.hold_lines(now, tz)})
+        return
     for key in ("id", "name", "kind", "channel", "template_name", "state", "schedule_at", "cron",
                 "throttle", "expires_after", "total", "started_at", "finished_at", "created_by"):
         value = row[key]

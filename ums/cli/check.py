@@ -191,7 +191,8 @@ async def check_relay(config: Config, names: list[str]) -> list[Problem]:
         pool.release(await pool.acquire())
     except Exception as exc:  # aiosmtplib's errors, OSError, timeouts: all say the relay cannot be used
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        what = "cannot be reached" if isinstance(exc, OSError) else f"did not complete {steps}"  # aiosmtplib: connect, disconnect, timeout
+        # aiosmtplib's connect errors, disconnects and timeouts are OSErrors; refusals are not
+        what = "cannot be reached" if isinstance(exc, OSError) else f"did not complete {steps}"
         return [Problem("relay", False, f"the email relay {relay} ([email] relay_host, relay_port) {what}: "
                                         f"{reason}; PASS holds email until it answers — start the relay or "
                                         "fix [email].")]

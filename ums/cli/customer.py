@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 from rich.console import Console
 from rich.table import Table
@@ -12,7 +10,7 @@ from ..clock import shown, site_zone, utcnow
 from ..errors import UmsError
 from ..holds import HoldGroup, describe, hold_of
 from ..store import deliveries, timeline
-from .common import pass_obj, run_async
+from .common import json_option, pass_obj, run_async, write_json
 from .service import _with_db
 
 
@@ -51,7 +49,8 @@ def _summary(entry: dict, now, tz) -> str:
 
 @customer.command()
 @click.argument("customer_id")
-@click.option("--json", "as_json", is_flag=True, help="Print the timeline as JSON.")
+@json_option('{"contact": {customer_id, name, grade, email, fax, phone, …}, "entries": [{"kind": '
+             'event|delivery|inbound, "id", "at", …the entry\'s own fields}]}', shape="one object")
 @pass_obj
 def show(obj, customer_id, as_json):
     """Every event, delivery (all channels, with outcome) and inbound message, in time order."""
@@ -59,7 +58,7 @@ def show(obj, customer_id, as_json):
     if view is None:
         raise NoSuchCustomer(customer_id=customer_id)
     if as_json:
-        click.echo(json.dumps(view, ensure_ascii=False, indent=2, default=str))
+        write_json(obj, view)
         return
     contact = view["contact"]
     click.echo(f"{contact['customer_id']} {contact['name'] or ''} grade {contact['grade'] or '-'} "

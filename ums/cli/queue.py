@@ -10,7 +10,7 @@ from ..clock import site_zone, utcnow
 from ..holds import describe, summarise
 from ..store import deliveries
 from .campaign import _in_transaction
-from .common import pass_obj, run_async
+from .common import json_option, pass_obj, run_async, write_json
 
 
 @click.group()
@@ -19,14 +19,26 @@ def queue():
 
 
 @queue.command()
+@json_option('{"deliveries": {state: {channel: count}}, "waiting": [why, one line each]}', shape="one object")
 @pass_obj
-def stats(obj):
+def stats(obj, as_json):
     """Deliveries by state and channel, and why the waiting ones wait."""
 
     async def work(conn):
         return await deliveries.stats(conn), await deliveries.pending_holds(conn)
 
     rows, holds = run_async(_in_transaction(obj, work))
+    now, tz = utcnow(), site_zone(obj.config)
+    waiting = [describe(group, now, tz) for group in summarise(holds, now)]
+    if as_json:
+        by_state: dict[str, dict[str, int]] = {}
+        for state, channel, count in rows:
+            by_state.setdefault(state, {})[channel] = count
+        write_json(obj, {"deliveries": by_state, "waiting": waiting})
+        return
+    if not rows:
+        click.echo("the queue is empty")
+        return
     channels = sorted({channel for _, channel, _ in rows})
     counts = {(state, channel): count for state, channel, count in rows}
     table = Table(box=None, header_style="bold")
@@ -36,13 +48,9 @@ def stats(obj):
     for state in deliveries.PENDING_STATES + deliveries.FINAL_STATES:
         if any((state, channel) in counts for channel in channels):
             table.add_row(state, *[str(counts.get((state, channel), 0)) for channel in channels])
-    if not rows:
-        click.echo("the queue is empty")
-        return
     Console(width=120).print(table)
-    now, tz = utcnow(), site_zone(obj.config)
-    for group in summarise(holds, now):
-        click.echo(describe(group, now, tz))
+    for line in waiting:
+        click.echo(line)
 
 
 COMMANDS = [queue]

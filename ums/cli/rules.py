@@ -13,7 +13,11 @@ from ..store import mailbox as mailboxes
 from ..store import rules as rule_store
 from ..store import utcnow
 from .campaign import _in_transaction
-from .common import local_time, pass_obj, run_async
+from .common import json_option, local_time, pass_obj, run_async, write_json
+
+
+#: what ``rules list --json`` prints of each script
+RULE_FIELDS = ("scope", "mailbox", "name", "lines", "active", "updated_at", "script")
 
 
 class UnknownMailbox(UmsError):
@@ -61,10 +65,16 @@ def test(script, message, recipient, sender):
 
 
 @rules.command(name="list")
+@json_option(RULE_FIELDS)
 @pass_obj
-def list_(obj):
+def list_(obj, as_json):
     """Every stored script: site-wide first, then per mailbox."""
     rows = run_async(_in_transaction(obj, rule_store.list_all))
+    if as_json:
+        write_json(obj, [{"scope": row["scope"], "mailbox": row["address"], "name": row["name"],
+                          "lines": row["script"].count("\n") + 1, "active": bool(row["active"]),
+                          "updated_at": row["updated_at"], "script": row["script"]} for row in rows])
+        return
     table = Table(box=None, header_style="bold")
     for column in ("scope", "mailbox", "name", "lines", "active", "updated"):
         table.add_column(column)

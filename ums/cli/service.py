@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 from rich.console import Console
 from rich.table import Table
 
 from ..store import services as service_store
 from ..store import utcnow
-from .common import local_time, pass_obj, ready_database, run_async
+from .common import json_option, local_time, pass_obj, pick, ready_database, run_async, write_json
 
 
 async def _with_db(obj, work, write: bool = False):
@@ -20,6 +18,11 @@ async def _with_db(obj, work, write: bool = False):
             return await work(conn)
     finally:
         await db.close()
+
+
+#: what ``service list --json`` prints of each service
+SERVICE_FIELDS = ("name", "version", "event_type", "state", "kind", "priority", "system", "created_at", "created_by")
+SHOW_FIELDS = ("name", "version", "state", "system", "created_at", "created_by", "definition")
 
 
 def _registry():
@@ -35,10 +38,14 @@ def service():
 
 @service.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Also list removed services.")
+@json_option(SERVICE_FIELDS)
 @pass_obj
-def list_(obj, show_all):
+def list_(obj, show_all, as_json):
     """List registered services (newest version of each)."""
     rows = run_async(_with_db(obj, lambda conn: service_store.list_services(conn, show_all)))
+    if as_json:
+        write_json(obj, [pick(row, SERVICE_FIELDS) for row in rows])
+        return
     if not rows:
         click.echo("No services registered; add one with `ums service register FILE`.")
         return
@@ -51,15 +58,14 @@ def list_(obj, show_all):
 
 @service.command()
 @click.argument("name")
+@json_option(SHOW_FIELDS, shape="one object (always printed as JSON)")
 @pass_obj
-def show(obj, name):
+def show(obj, name, as_json):
     """Show a service's definition in force (JSON)."""
     row = run_async(_with_db(obj, lambda conn: service_store.get(conn, name)))
     if row is None or row["state"] == "removed":
         raise _registry().NoSuchService(name=name)
-    summary = {k: row[k] for k in ("name", "version", "state", "created_by")}
-    click.echo(json.dumps({**summary, "created_at": str(row["created_at"]), "definition": row["definition"]},
-                          ensure_ascii=False, indent=2))
+    write_json(obj, pick(row, SHOW_FIELDS))
 
 
 @service.command()

@@ -11,8 +11,11 @@ from ..addresses import is_valid
 from ..errors import UmsError
 from ..store import bounces, suppression
 from .campaign import _in_transaction
-from .common import local_time, pass_obj, run_async
+from .common import json_option, local_time, pass_obj, pick, run_async, write_json
 
+#: what ``suppress list --json`` prints of each entry
+ENTRY_FIELDS = ("channel", "address", "reason", "scope", "source", "detail", "evidence", "created_at",
+                "temporary_bounces")
 CHANNEL = click.option("--channel", default="email", show_default=True, type=click.Choice(["email", "fax", "voice"]))
 
 
@@ -58,8 +61,9 @@ def remove(obj, address, channel):
 @suppress.command(name="list")
 @click.option("--channel", type=click.Choice(["email", "fax", "voice"]))
 @click.option("--limit", default=100, show_default=True)
+@json_option(ENTRY_FIELDS)
 @pass_obj
-def list_(obj, channel, limit):
+def list_(obj, channel, limit, as_json):
     """The newest entries: what each stops (scope), on which channel, where it came
     from (source), why it can be trusted (evidence), and each address's
     temporary-bounce count."""
@@ -72,6 +76,10 @@ def list_(obj, channel, limit):
         return rows, scores
 
     rows, scores = run_async(_in_transaction(obj, listing))
+    if as_json:
+        write_json(obj, [pick({**row, "temporary_bounces": scores.get((row["channel"], row["address"]), 0)},
+                              ENTRY_FIELDS) for row in rows])
+        return
     table = Table(box=None, header_style="bold")
     for column in ("channel", "address", "reason", "scope", "source", "evidence", "since", "temporary bounces"):
         table.add_column(column)

@@ -13,9 +13,12 @@ from ..errors import UmsError
 from ..store import templates, utcnow
 from ..templates import EmailSkeleton
 from .campaign import _in_transaction
-from .common import pass_obj, run_async
+from .common import json_option, pass_obj, pick, run_async, write_json
 
 FIELDS = ("subject", "body_html", "body_text", "sender_name", "sender_contact", "kind")
+#: what ``template list --json`` prints of each template
+LIST_FIELDS = ("name", "channel", "kind", "version", "subject", "sender_name", "sender_contact", "created_at",
+               "updated_at")
 
 
 @click.group()
@@ -43,10 +46,14 @@ def add(obj, file):
 
 
 @template.command(name="list")
+@json_option(LIST_FIELDS)
 @pass_obj
-def list_(obj):
+def list_(obj, as_json):
     """All templates."""
     rows = run_async(_in_transaction(obj, templates.list_all))
+    if as_json:
+        write_json(obj, [pick(row, LIST_FIELDS) for row in rows])
+        return
     table = Table(box=None, header_style="bold")
     for column in ("name", "channel", "kind", "version", "subject"):
         table.add_column(column)
