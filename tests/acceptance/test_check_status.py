@@ -21,12 +21,12 @@ from tests.helpers import free_port, port_is_free
 SERVICES = ("was", "eps", "mas", "pass")
 
 
-def configure(home: Path, relay_port: int, mas_port: int | None = None) -> dict:
+def configure(home: Path, relay_port: int, mas_port: int | None = None, email: str = "") -> dict:
     ports = {"was": free_port(), "eps": free_port(), "telegram": free_port(), "mas": mas_port or free_port()}
     (home / "ums.cfg").write_text(
         f"[was]\nport = {ports['was']}\n[eps]\nhttp_port = {ports['eps']}\n"
         f"telegram_port = {ports['telegram']}\n[mas]\nport = {ports['mas']}\n"
-        f"[email]\nrelay_port = {relay_port}\ntimeout = 5\n"
+        f"[email]\nrelay_port = {relay_port}\ntimeout = 5\n{email}"
         "[control]\npoll_interval = 0.2\n[ums]\nmin_free_mb = 1\n"
     )
     assert ums(home, "init").returncode == 0
@@ -146,3 +146,55 @@ def test_check_names_relay_down_busy_port_and_missing_template_and_run_refuses(t
     assert relay_line not in refused.stderr and "Traceback" not in refused.stderr
     assert all(port_is_free(port) for name, port in ports.items() if name != "mas")  # nothing started
 
+
+
+def test_check_tries_auth_as_configured_and_never_prints_the_password(tmp_path, sink):
+    configure(tmp_path, relay_port=sink[0], email="username = ums\npassword = s3cret-relay-pw\n")
+    result = ums(tmp_path, "check")
+    assert result.returncode == 1
+    (line,) = result.stdout.splitlines()  # the sink offers no AUTH
+    assert line.startswith(f"warning: relay: the email relay 127.0.0.1:{sink[0]} ") and "EHLO, AUTH" in line
+    assert "s3cret-relay-pw" not in result.stdout + result.stderr
+
+
+def test_every_list_and_show_command_prints_json(tmp_path, sink):
+    """Each --json output parses, keeps its documented fields, writes times with
+    the site's offset — and an API key list never shows the key."""
+    from click.testing import CliRunner
+
+    from ums.cli import cli
+
+    configure(tmp_path, relay_port=sink[0])
+    key = ums(tmp_path, "apikey", "create", "--system", "account").stdout.strip()
+    add_template(tmp_path, "deposit-email")
+    register_service(tmp_path, "deposit-email")
+    assert ums(tmp_path, "suppress", "add", "kim@example.com").returncode == 0
+    runner = CliRunner()
+
+    def as_json(*args):
+        result = runner.invoke(cli, ["--home", str(tmp_path), *args, "--json"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    (listed_key,) = as_json("apikey", "list")
+    assert listed_key["system"] == "account" and key.startswith(listed_key["prefix"])
+    assert key not in json.dumps(listed_key)
+    (template,) = as_json("template", "list")
+    assert template["name"] == "deposit-email" and template["updated_at"].endswith("+09:00")
+    (service,) = as_json("service", "list")
+    assert (service["name"], service["state"], service["event_type"]) == ("deposit-alert", "active", "deposit")
+    assert as_json("service", "show", "deposit-alert")["definition"]["templates"] == {"email": "deposit-email"}
+    (entry,) = as_json("suppress", "list")
+    assert (entry["address"], entry["temporary_bounces"]) == ("kim@example.com", 0)
+    assert as_json("event", "list") == {"events": [], "counts": dict.fromkeys(
+        ("received", "dispatched", "held", "unmatched", "failed"), 0)}
+    assert as_json("rules", "list") == []
+    sample = Path(__file__).resolve().parents[2] / "config" / "samples" / "campaign-notice.json"
+    assert ums(tmp_path, "campaign", "create", str(sample)).returncode == 0
+    (listed,) = as_json("campaign", "list")
+    shown = as_json("campaign", "show", listed["name"])
+    assert (shown["id"], shown["state"], shown["template_name"]) == (listed["id"], "draft", "terms-change")
+    assert shown["created_at"].endswith("+09:00") and shown["waiting"] == ["not started (draft)"]
+    assert as_json("queue", "stats") == {"deliveries": {}, "waiting": []}
+    report = as_json("billing", "report", "--period", "2026-12")
+    assert report["total"]["cost"] == "0.00" and report["lines"] == []

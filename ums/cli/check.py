@@ -89,7 +89,7 @@ async def check_database(db: Database) -> list[Problem]:
     try:
         revision = await current_revision(db)
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = _first_line(exc)
         return [Problem("database", True, f"cannot reach {db.url} ({reason}); start the database "
                                           "or fix [database] url.")]
     head = head_revision()
@@ -190,7 +190,7 @@ async def check_relay(config: Config, names: list[str]) -> list[Problem]:
     try:
         pool.release(await pool.acquire())
     except Exception as exc:  # aiosmtplib's errors, OSError, timeouts: all say the relay cannot be used
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = _first_line(exc)
         # aiosmtplib's connect errors, disconnects and timeouts are OSErrors; refusals are not
         what = "cannot be reached" if isinstance(exc, OSError) else f"did not complete {steps}"
         return [Problem("relay", False, f"the email relay {relay} ([email] relay_host, relay_port) {what}: "
@@ -230,6 +230,12 @@ def _existing_parent(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
+
+
+def _first_line(exc: Exception) -> str:
+    """An exception as a clause of one line (its first line, no final stop)."""
+    text = str(exc).strip()
+    return text.splitlines()[0].rstrip(".") if text else type(exc).__name__
 
 
 # --- running them -----------------------------------------------------------------------------

@@ -16,8 +16,9 @@ from typing import Iterable
 import click
 
 from .. import config as ums_config
-from ..clock import as_utc, shown, site_zone, utcnow
+from ..clock import UTC, as_utc, shown, site_zone, utcnow
 from ..db import Database, from_config
+from ..errors import UmsError
 from ..runtime import check_schema
 
 JSON_TIMES = "Times are ISO 8601 with the site's offset (2026-12-02T13:22:05+09:00), or null."
@@ -85,8 +86,12 @@ def pick(row: dict, fields: Iterable[str]) -> dict:
 
 def write_json(obj: Obj, value) -> None:
     """Print ``value`` as JSON (UTF-8, indented): times ISO 8601 in the site's
-    zone with its offset, decimals as strings (exact amounts), sets as lists."""
-    tz = site_zone(obj.config)
+    zone with its offset (UTC when the configuration does not load: `ums check`
+    still reports that as JSON), decimals as strings (exact amounts), sets as lists."""
+    try:
+        tz = site_zone(obj.config)
+    except UmsError:
+        tz = UTC
 
     def plain(item):
         if isinstance(item, datetime):
