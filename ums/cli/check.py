@@ -70,7 +70,7 @@ def check_services(config: Config, names: list[str]) -> list[Problem]:
         try:
             runtime.load_service_class(config, name)
         except UmsError as exc:
-            found.append(Problem("config", True, f"{exc} Fix [ums] run or [services] {name}."))
+            found.append(Problem("config", True, f"{exc} Name a service of [services] (to `ums run` or in [ums] run), or fix [services] {name}."))
     return found
 
 
