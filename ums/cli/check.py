@@ -19,6 +19,7 @@ list of them in the order checked.
 from __future__ import annotations
 
 import errno
+import re
 import shutil
 import socket
 from dataclasses import dataclass
@@ -70,7 +71,8 @@ def check_services(config: Config, names: list[str]) -> list[Problem]:
         try:
             runtime.load_service_class(config, name)
         except UmsError as exc:
-            found.append(Problem("config", True, f"{exc} Name a service of [services] (to `ums run` or in [ums] run), or fix [services] {name}."))
+            found.append(Problem("config", True, f"{exc} Name a service of [services] (to `ums run` or in "
+                                                 f"[ums] run), or fix [services] {name}."))
     return found
 
 
@@ -146,13 +148,18 @@ def _port_problem(service: str, host: str, port: int, key: str, held, starting: 
         return Problem("port", True, f"{where} is in use (the database cannot tell whether by this instance); "
                                      f"free it or change {key}.")
     mine = held.get(service)
-    if mine is None:
+    if mine is None or port not in _ports_in(mine["address"] or ""):
         return Problem("port", True, f"{where} is in use by another program (`ums status` shows no {service} "
                                      f"of this instance running here); stop that program or change {key}.")
     if starting:
         return Problem("port", True, f"{where} is held by this instance's running {service} (pid {mine['pid']}); "
                                      "it is already running — `ums stop` it first.")
     return None
+
+
+def _ports_in(address: str) -> set[int]:
+    """The port numbers in an instance's address ("127.0.0.1:8081 telegram 9100")."""
+    return {int(number) for number in re.findall(r"(?<![\d.])\d{1,5}(?![\d.])", address)}
 
 
 def _bind_error(host: str, port: int) -> OSError | None:
