@@ -91,8 +91,6 @@ class Viewer:
 
 #: ``ums contacts``: every book and every contact
 ADMINISTRATOR = Viewer(None, "admin", everything=True)
-#: whom a campaign's audience is drawn from: what the marketing role sees (never a personal book)
-CAMPAIGN_AUDIENCE = Viewer(None, "marketer")
 
 
 def _shared_with(viewer: Viewer):
@@ -119,6 +117,24 @@ def readable_books(viewer: Viewer):
         (scope == "shared") & shared,
         (scope == "organisation") & organisation,
     )
+
+
+def campaign_books():
+    """The condition on ``address_books`` rows a campaign's audience may name:
+    any book but a personal one (a personal book is its owner's alone)."""
+    return address_books.c.scope != "personal"
+
+
+def campaign_contacts():
+    """The condition on ``contacts`` rows a campaign without books reaches: those
+    in a book a campaign may name, or in no book — not those kept only in
+    somebody's personal book."""
+    in_campaign_book = contacts.c.id.in_(
+        select(address_book_entries.c.contact_id)
+        .join(address_books, address_books.c.id == address_book_entries.c.book_id)
+        .where(campaign_books()))
+    in_no_book = ~exists().where(address_book_entries.c.contact_id == contacts.c.id)
+    return or_(in_campaign_book, in_no_book)
 
 
 def visible_contacts(viewer: Viewer):

@@ -109,23 +109,22 @@ async def needing_expansion(conn: AsyncConnection) -> list[dict]:
 
 
 def _audience_filter(campaign: dict):
-    """The contacts a campaign reaches: those of its books (or, without books,
-    every contact) that :data:`~ums.store.addressbooks.CAMPAIGN_AUDIENCE`
-    sees — nobody's personal book — with an address for its channel, in its
-    segment."""
+    """The contacts a campaign reaches: those of its books, or without books
+    every contact — never through somebody's personal book
+    (:func:`~ums.store.addressbooks.campaign_books`) — with an address for
+    its channel, in its segment."""
     audience = campaign["audience"] or {}
     conditions = [ADDRESS_COLUMN[campaign["channel"]].is_not(None), ADDRESS_COLUMN[campaign["channel"]] != ""]
-    viewer = addressbooks.CAMPAIGN_AUDIENCE
     books = audience.get("books") or []
     if books:
         members = (
             select(address_book_entries.c.contact_id)
             .join(address_books, address_books.c.id == address_book_entries.c.book_id)
-            .where(address_books.c.name.in_(books), addressbooks.readable_books(viewer))
+            .where(address_books.c.name.in_(books), addressbooks.campaign_books())
         )
         conditions.append(contacts.c.id.in_(members))
     else:
-        conditions.append(addressbooks.visible_contacts(viewer))
+        conditions.append(addressbooks.campaign_contacts())
     for field, wanted in (audience.get("segment") or {}).items():
         column = contacts.c[field]
         conditions.append(column.in_(wanted) if isinstance(wanted, list) else column == wanted)

@@ -17,7 +17,8 @@ async def _setup(conn):
     now = utcnow()
     private = await addressbooks.ensure_book(conn, "Alice private", "personal", alice)
     customers = await addressbooks.ensure_book(conn, "Customers", "organisation")
-    for name, book in [("secret", private), ("kim", customers), ("lee", None), ("both", private)]:
+    team = await addressbooks.ensure_book(conn, "Team", "shared")
+    for name, book in [("secret", private), ("kim", customers), ("lee", None), ("both", private), ("park", team)]:
         contact = await addressbooks.save_contact(conn, {"name": name, "email": f"{name}@example.com"}, now)
         if book is not None:
             await addressbooks.add_to_book(conn, book, contact)
@@ -40,5 +41,6 @@ async def test_campaigns_reach_the_organisations_contacts_and_no_personal_book(d
         assert await _reached(conn, "to-alice-private", {"books": ["Alice private"]}) == set()
         assert await _reached(conn, "to-customers", {"books": ["Customers"]}) == {"kim@example.com",
                                                                                    "both@example.com"}
+        assert await _reached(conn, "to-team", {"books": ["Team"]}) == {"park@example.com"}
         assert await _reached(conn, "to-everyone", {}) == {"kim@example.com", "lee@example.com",
-                                                           "both@example.com"}
+                                                           "both@example.com", "park@example.com"}
