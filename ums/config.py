@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ConfigFileError, ConfigValueError, UnknownConfigKey
+from .errors import ConfigFileError, ConfigValueError, NoInstance, UnknownConfigKey
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG_DIR = PROJECT_DIR / "config"
@@ -218,7 +218,22 @@ class Config:
 
 
 def instance_home() -> Path:
-    return Path(os.environ.get("UMS_HOME") or os.getcwd()).resolve()
+    """``UMS_HOME``, else the current directory — if it is an instance (or
+    ``UMS_CONFIG`` names the configuration). Never a guess: anywhere else
+    :class:`~ums.errors.NoInstance`, so a command run in the wrong directory
+    creates nothing there."""
+    if os.environ.get("UMS_HOME"):
+        return Path(os.environ["UMS_HOME"]).resolve()
+    here = Path.cwd().resolve()
+    if os.environ.get("UMS_CONFIG") or is_instance(here):
+        return here
+    raise NoInstance(path=here)
+
+
+def is_instance(directory: Path) -> bool:
+    """An instance has its ums.cfg (`ums init` writes it) or, made with an outside
+    configuration file, its database under var/."""
+    return (directory / "ums.cfg").is_file() or (directory / "var" / "ums.db").is_file()
 
 
 def instance_config_file(home: Path) -> Path:

@@ -53,3 +53,11 @@ class ServiceStartError(UmsError):
 
 class NotRunning(UmsError):
     """No UMS process is running here."""
+
+
+class NoInstance(UmsError):
+    """No UMS instance here: {path} has no ums.cfg; use --home DIR, UMS_HOME or cd into it."""
+
+
+class CannotListen(UmsError):
+    """{service} cannot listen on {host}:{port}: {reason} Set {variable} or [{section}] {key}."""
