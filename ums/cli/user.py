@@ -102,6 +102,7 @@ def passwd(obj, name, password_stdin):
 
     The user's open web sessions end and their failed logins are forgotten.
     """
+    run_async(_in_transaction(obj, lambda conn: users.existing(conn, name)))  # before asking for a password
     password_hash = hash_password(_new_password(password_stdin))
     run_async(_in_transaction(obj, lambda conn: users.set_password(conn, name, password_hash)))
     click.echo(f"password of {name} changed; their web sessions have ended")
