@@ -97,11 +97,8 @@ class UmsGroup(click.Group):
         limit = formatter.width - 6 - max(len(name) for name in names)
         rows = []
         for name in names:
-            if name in COMMAND_MODULES:
-                summary = click.utils.make_default_short_help(COMMAND_MODULES[name][1], limit)
-            else:
-                summary = self.commands[name].get_short_help_str(limit)
-            rows.append((name, summary))
+            listed = self.commands.get(name) or click.Command(name, help=COMMAND_MODULES[name][1])
+            rows.append((name, listed.get_short_help_str(limit)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -136,7 +133,7 @@ class OneLineUsageError(click.ClickException):
 
     def __init__(self, error: click.UsageError):
         where = error.ctx.command_path if error.ctx else "ums"
-        super().__init__(f"{error.format_message()} (see `{where} --help`)")
+        super().__init__(f"{error.format_message().rstrip('.')} — see `{where} --help`.")
 
 
 @click.group(cls=UmsGroup, context_settings={"help_option_names": ["-h", "--help"]})
