@@ -67,3 +67,12 @@ def test_an_os_error_is_one_line_even_when_debugging():
     result = CliRunner().invoke(toy, ["--debug", "missing"])
     assert result.exit_code == 1
     assert result.output.splitlines() == ["Error: /missing/dir/x: No such file or directory"]
+
+
+def test_a_group_without_a_command_shows_its_help_not_an_error():
+    from ums.cli import cli
+
+    for args in ([], ["user"]):
+        result = CliRunner().invoke(cli, args, prog_name="ums")
+        assert result.output.startswith("Usage: ums") and "Commands:" in result.output, args
+        assert "Error" not in result.output

@@ -21,6 +21,7 @@ import os
 import pkgutil
 
 import click
+from click.exceptions import NoArgsIsHelpError
 
 #: Each top-level command: the module of this package defining it, and its
 #: summary for `ums --help` (the first paragraph of its docstring).
@@ -105,6 +106,8 @@ class UmsGroup(click.Group):
     def make_context(self, info_name, args, parent=None, **extra):
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
+        except NoArgsIsHelpError:
+            raise
         except click.UsageError as exc:
             raise OneLineUsageError(exc) from None
 
@@ -113,6 +116,8 @@ class UmsGroup(click.Group):
 
         try:
             return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            raise
         except click.UsageError as exc:
             raise OneLineUsageError(exc) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
