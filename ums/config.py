@@ -217,17 +217,16 @@ class Config:
         return load(self.home, overrides=overrides, config_file=self.sources.get("file"))
 
 
-def instance_home() -> Path:
-    """``UMS_HOME``, else the current directory — if it is an instance (or
-    ``UMS_CONFIG`` names the configuration). Never a guess: anywhere else
-    :class:`~ums.errors.NoInstance`, so a command run in the wrong directory
+def instance_home(home: str | os.PathLike | None = None, must_exist: bool = True) -> Path:
+    """``home``, else ``UMS_HOME``, else the current directory — which must be
+    an instance unless ``must_exist`` is false (``ums init``) or ``UMS_CONFIG``
+    names the configuration. Never a guess: otherwise
+    :class:`~ums.errors.NoInstance`, so a command run in the wrong place
     creates nothing there."""
-    if os.environ.get("UMS_HOME"):
-        return Path(os.environ["UMS_HOME"]).resolve()
-    here = Path.cwd().resolve()
-    if os.environ.get("UMS_CONFIG") or is_instance(here):
-        return here
-    raise NoInstance(path=here)
+    directory = Path(home or os.environ.get("UMS_HOME") or os.getcwd()).resolve()
+    if must_exist and not os.environ.get("UMS_CONFIG") and not is_instance(directory):
+        raise NoInstance(path=directory)
+    return directory
 
 
 def is_instance(directory: Path) -> bool:

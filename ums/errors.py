@@ -56,7 +56,7 @@ class NotRunning(UmsError):
 
 
 class NoInstance(UmsError):
-    """No UMS instance here: {path} has no ums.cfg; use --home DIR, UMS_HOME or cd into it."""
+    """No UMS instance in {path} (no ums.cfg there); use --home DIR, UMS_HOME or cd into one."""
 
 
 class CannotListen(UmsError):

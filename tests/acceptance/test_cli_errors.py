@@ -114,8 +114,12 @@ def test_outside_an_instance_ums_says_so_and_creates_nothing(tmp_path):
     for args in (["status"], ["user", "list"], ["contacts", "export"]):
         result = subprocess.run([UMS, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 1
-        assert result.stderr.strip() == (f"Error: No UMS instance here: {tmp_path.resolve()} has no ums.cfg; "
-                                         "use --home DIR, UMS_HOME or cd into it.")
+        assert result.stderr.strip() == (f"Error: No UMS instance in {tmp_path.resolve()} (no ums.cfg there); "
+                                         "use --home DIR, UMS_HOME or cd into one.")
+    elsewhere = tmp_path / "typo"
+    mistyped = subprocess.run([UMS, "--home", str(elsewhere), "status"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
+    assert mistyped.returncode == 1 and f"No UMS instance in {elsewhere}" in mistyped.stderr
     assert subprocess.run([UMS, "--help"], cwd=tmp_path, env=env, capture_output=True).returncode == 0
     assert list(tmp_path.iterdir()) == []
     created = subprocess.run([UMS, "init"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)

@@ -156,11 +156,11 @@ def cli(ctx, home, config_file, debug):
 
     Start with `ums init`, then `ums run`. `ums COMMAND --help` explains each command.
     """
-    from .common import Obj
+    from .instance import Instance
 
     if config_file and not home:  # a configuration named outright: this directory is the home
         home = os.getcwd()
-    ctx.obj = Obj(home=home, config_file=config_file)
+    ctx.obj = Instance(home=home, config_file=config_file)
 
 
 def main() -> None:

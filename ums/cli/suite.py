@@ -46,8 +46,7 @@ def init(obj, admin_password):
     admin's password is reset with `ums user passwd admin`). Without --home or
     UMS_HOME the instance is the current directory.
     """
-    if not obj.home and not os.environ.get("UMS_CONFIG"):
-        obj.home = os.getcwd()  # the one command that may make a directory an instance
+    obj.may_create = True  # the one command that may make a directory an instance
     changes = []
     cfg_path = ums_config.instance_config_file(obj.home_dir) if not obj.config_file else None
     if cfg_path is not None and not cfg_path.exists():
