@@ -74,9 +74,11 @@ class EventProcessingServer(Service):
         site = GuardedSite(PauseGuard(self.build_root(), self, Unavailable()), self.gate,
                            idle_timeout=cfg.get("idle_timeout", 60.0), request_timeout=cfg.get("request_timeout", 30.0),
                            parsePOSTFormSubmission=False)
-        self.http = await listen_tcp(self.ctx, site, cfg["host"], cfg["http_port"])
+        with self.listening_on("eps", "http_port") as (host, port):
+            self.http = await listen_tcp(self.ctx, site, host, port)
         factory = TelegramFactory(self, layouts, cfg.get("max_frame", 8192))
-        self.telegrams = await listen_tcp(self.ctx, factory, cfg["host"], cfg["telegram_port"])
+        with self.listening_on("eps", "telegram_port") as (host, port):
+            self.telegrams = await listen_tcp(self.ctx, factory, host, port)
         self.sweeper = asyncio.ensure_future(self._sweep_held(cfg.get("held_sweep_interval", 5.0)))
 
     async def _sweep_held(self, interval: float) -> None:

@@ -68,8 +68,8 @@ class MessageApplicationServer(Service):
         return InboundSMTP(self.handler, loop=self.ctx.loop, limits=self.limits, **self.smtp_options())
 
     async def start(self) -> None:
-        cfg = self.ctx.config.section("mas")
-        self.server = await self.ctx.loop.create_server(self.protocol, cfg["host"], cfg["port"])
+        with self.listening_on("mas", "port") as (host, port):
+            self.server = await self.ctx.loop.create_server(self.protocol, host, port)
 
     async def stop(self) -> None:
         if self.server:

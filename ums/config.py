@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ConfigFileError, ConfigValueError, UnknownConfigKey
+from .errors import ConfigFileError, ConfigValueError, NoInstance, UnknownConfigKey
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG_DIR = PROJECT_DIR / "config"
@@ -218,8 +218,22 @@ class Config:
         return load(self.home, overrides=overrides, config_file=self.sources.get("file"))
 
 
-def instance_home() -> Path:
-    return Path(os.environ.get("UMS_HOME") or os.getcwd()).resolve()
+def instance_home(home: str | os.PathLike | None = None, must_exist: bool = True) -> Path:
+    """``home``, else ``UMS_HOME``, else the current directory — which must be
+    an instance unless ``must_exist`` is false (``ums init``) or ``UMS_CONFIG``
+    names the configuration. Never a guess: otherwise
+    :class:`~ums.errors.NoInstance`, so a command run in the wrong place
+    creates nothing there."""
+    directory = Path(home or os.environ.get("UMS_HOME") or os.getcwd()).resolve()
+    if must_exist and not os.environ.get("UMS_CONFIG") and not is_instance(directory):
+        raise NoInstance(path=directory)
+    return directory
+
+
+def is_instance(directory: Path) -> bool:
+    """An instance has its ums.cfg (`ums init` writes it) or, made with an outside
+    configuration file, its database under var/."""
+    return (directory / "ums.cfg").is_file() or (directory / "var" / "ums.db").is_file()
 
 
 def instance_config_file(home: Path) -> Path:

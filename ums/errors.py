@@ -53,3 +53,11 @@ class ServiceStartError(UmsError):
 
 class NotRunning(UmsError):
     """No UMS process is running here."""
+
+
+class NoInstance(UmsError):
+    """No UMS instance in {path} (no ums.cfg there); use --home DIR, UMS_HOME or cd into one."""
+
+
+class CannotListen(UmsError):
+    """{service} cannot listen on {host}:{port}: {reason} Set {variable} or [{section}] {key}."""

@@ -25,7 +25,7 @@ from . import reactor as ums_reactor
 from .config import Config
 from .db import Database, from_config
 from .db.migrate import current_revision, head_revision
-from .errors import DatabaseError, DatabaseNotReady, ServiceLoadError, ServiceStartError, UnknownService
+from .errors import DatabaseError, DatabaseNotReady, ServiceLoadError, ServiceStartError, UmsError, UnknownService
 from .service import Service
 from .store import control, utcnow
 
@@ -108,14 +108,25 @@ class Suite:
                 await service.pause()
             try:
                 await service.start()
-            except OSError as exc:
+            except (OSError, UmsError) as exc:
+                await self._abandon(service)
                 await self.stop()
+                if isinstance(exc, UmsError):
+                    raise
                 raise ServiceStartError(name=name, reason=exc.strerror or exc) from None
             self.ctx.services[name] = service
             log.info("service started", extra={"service": name, "address": service.address})
         await self._register_instances()
         self.started_at = time.monotonic()
         self._control_task = asyncio.create_task(self._control_loop(), name="ums-control")
+
+    async def _abandon(self, service: Service) -> None:
+        """Close what a service opened before its start failed (one of EPS's two
+        ports, say), so the error is all that remains."""
+        try:
+            await asyncio.wait_for(service.stop(), self.config.get("control", "stop_timeout"))
+        except Exception:
+            log.debug("could not stop a service that failed to start", exc_info=True)
 
     async def _register_instances(self) -> None:
         async with self.ctx.db.begin() as conn:

@@ -16,6 +16,9 @@ The runtime (:mod:`ums.runtime`) loads each service by the dotted name in
     gives it ``control.stop_timeout`` seconds.
 ``address``
     Where the service listens, ``host:port`` (empty for services with no port).
+    A service opens each listener inside ``with self.listening_on(section, key)``:
+    an address it cannot bind (in use, not allowed) then stops the start with
+    one :class:`~ums.errors.CannotListen` line naming the setting to change.
 ``info()``
     A small dict of live figures for ``ums status`` (queue depth, connections…).
 ``listeners``
@@ -26,11 +29,28 @@ The runtime (:mod:`ums.runtime`) loads each service by the dotted name in
 
 from __future__ import annotations
 
+import errno
 import logging
-from typing import TYPE_CHECKING
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator
+
+from .config import ENV_PREFIX
+from .errors import CannotListen
 
 if TYPE_CHECKING:
     from .runtime import Context
+
+
+#: What a failed bind means for the operator, by errno.
+_BIND_FAILURES = {
+    errno.EADDRINUSE: "address in use — is UMS already running?",
+    errno.EACCES: "permission denied — ports below 1024 need privileges.",
+    errno.EADDRNOTAVAIL: "this host has no such address.",
+}
+
+
+def _bind_failure(error: OSError) -> str:
+    return _BIND_FAILURES.get(error.errno) or f"{(error.strerror or str(error)).rstrip('.')}."
 
 
 class Service:
@@ -50,6 +70,18 @@ class Service:
 
     async def start(self) -> None:
         raise NotImplementedError
+
+    @contextmanager
+    def listening_on(self, section: str, key: str) -> Iterator[tuple[str, int]]:
+        """``(host, port)`` from ``[section] host`` and ``[section] key``; an
+        ``OSError`` while binding them becomes :class:`~ums.errors.CannotListen`."""
+        cfg = self.ctx.config.section(section)
+        host, port = cfg["host"], cfg[key]
+        try:
+            yield host, port
+        except OSError as error:
+            raise CannotListen(service=self.name.upper(), host=host, port=port, reason=_bind_failure(error),
+                               variable=f"{ENV_PREFIX}{section}_{key}".upper(), section=section, key=key) from None
 
     async def stop(self) -> None:
         raise NotImplementedError

@@ -2,7 +2,11 @@
 role API keys act with. The app, the page modules and the API all read these
 (nothing here imports the rest of WAS)."""
 
-ALL_ROLES = ("admin", "operator", "marketer", "user")
+from ums.store import users
+
+#: The web roles, kept with the users (`ums user` reads them too).
+ALL_ROLES = users.ROLES
+
 #: Which roles reach which area; admin reaches everything.
 OPERATORS = ("admin", "operator")
 MARKETERS = ("admin", "marketer")

@@ -63,7 +63,8 @@ class WebApplicationServer(Service):
         site = GuardedSite(root, gate,
                            request_timeout=REQUEST_TIMEOUT,
                            refusal_headers=security_headers())
-        self.listening = await listen_tcp(self.ctx, site, cfg["host"], cfg["port"])
+        with self.listening_on("was", "port") as (host, port):
+            self.listening = await listen_tcp(self.ctx, site, host, port)
 
     async def stop(self) -> None:
         await stop_listening(self.ctx, self.listening)

@@ -60,3 +60,19 @@ def running(home: Path, *services: str, shift: float | None = None):
     finally:
         if not stop(home, server, shift):
             pytest.fail(f"`ums run {' '.join(services)}` did not end on `ums stop`")
+
+
+def command_paths(group=None, prefix=()):
+    """Every command and subcommand of `ums` as (path, command), loading each
+    lazily listed group the way `ums NAME` does."""
+    import click
+
+    from ums.cli import cli
+
+    group = group or cli
+    ctx = click.Context(group, info_name=prefix[-1] if prefix else "ums")
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        yield (*prefix, name), command
+        if isinstance(command, click.Group):
+            yield from command_paths(command, (*prefix, name))

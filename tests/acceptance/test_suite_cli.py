@@ -9,11 +9,10 @@ import subprocess
 import time
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner
 
-from tests.acceptance.cli import spawn_run, ums
+from tests.acceptance.cli import command_paths, spawn_run, ums
 from tests.helpers import free_port, port_is_free
 from ums.cli import cli
 
@@ -94,17 +93,10 @@ def test_commands_before_init_say_what_to_do(home):
     assert "run `ums init` first" in result.stderr and "Traceback" not in result.stderr
 
 
-def _command_paths(group, prefix=()):
-    for name, command in group.commands.items():
-        yield (*prefix, name)
-        if isinstance(command, click.Group):
-            yield from _command_paths(command, (*prefix, name))
-
-
 def test_every_command_has_help(home):
     listing = ums(home, "--help")  # the installed entry point itself
     assert listing.returncode == 0 and "Commands:" in listing.stdout
-    paths = list(_command_paths(cli))
+    paths = [path for path, _command in command_paths()]
     assert {("init",), ("run",), ("status",), ("pause",), ("resume",), ("stop",)} <= set(paths)
     runner = CliRunner()
     for path in paths:  # every command and subcommand, in process for speed

@@ -54,3 +54,27 @@ async def test_existing_shared_books_stay_with_staff_after_0006(db):
         rows = (await conn.execute(select(address_book_shares.c.book_id, address_book_shares.c.role,
                                           address_book_shares.c.user_id))).all()
     assert sorted(rows) == [(1, "admin", None), (1, "marketer", None), (1, "operator", None)]
+
+
+def _alembic_revision(sync_conn):
+    return MigrationContext.configure(sync_conn).get_current_revision()
+
+
+async def test_the_quick_schema_check_agrees_with_alembic(db, tmp_path):
+    """`ums` commands check the schema without loading Alembic; the answers are Alembic's."""
+    from alembic.script import ScriptDirectory
+
+    from ums.db.migrate import alembic_config
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+    for revision in ("0001", "base"):
+        await downgrade(db, revision)
+        async with db.connect() as conn:
+            assert await current_revision(db) == await conn.run_sync(_alembic_revision)
+    assert await current_revision(db) is None
+    await upgrade(db)
+    async with db.connect() as conn:
+        assert await current_revision(db) == await conn.run_sync(_alembic_revision) == head_revision()
+    empty = connect(f"sqlite+aiosqlite:///{tmp_path}/empty.db")
+    assert await current_revision(empty) is None
+    await empty.close()

@@ -1,9 +1,15 @@
 """All four services on one loop, on port 0, against SQLite and PostgreSQL."""
 
 import asyncio
+import socket
 
+import pytest
+
+from tests.conftest import make_config
+from tests.helpers import eventually, free_port, http_get, port_is_free, smtp_banner, split_address
+from ums.errors import CannotListen
+from ums.runtime import Suite
 from ums.store import control
-from tests.helpers import eventually, http_get, smtp_banner, split_address
 
 
 async def test_all_four_services_serve_on_one_loop(config, start_suite):
@@ -74,3 +80,25 @@ async def test_status_rows_follow_heartbeats(config, start_suite):
     await suite.stop()
     async with suite.ctx.db.connect() as conn:
         assert await control.instances(conn) == []
+
+
+@pytest.mark.parametrize("taken, setting", [
+    ("mas.port", "UMS_MAS_PORT or [mas] port"),
+    ("eps.telegram_port", "UMS_EPS_TELEGRAM_PORT or [eps] telegram_port"),
+])
+async def test_a_busy_port_stops_the_start_with_one_line_and_frees_the_others(tmp_path, database_url, taken, setting):
+    """EPS's HTTP port is open by the time its telegram port fails: the runtime closes it again."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        ports = {"was.port": free_port(), "eps.http_port": free_port(), "eps.telegram_port": free_port(),
+                 "mas.port": free_port(), taken: port}
+        suite = Suite(make_config(tmp_path, database_url, **{key.replace(".", "__"): value
+                                                             for key, value in ports.items()}))
+        with pytest.raises(CannotListen) as raised:
+            await suite.start()
+    service = taken.split(".")[0].upper()
+    assert str(raised.value) == (f"{service} cannot listen on 127.0.0.1:{port}: address in use — "
+                                 f"is UMS already running? Set {setting}.")
+    assert all(port_is_free(number) for key, number in ports.items() if key != taken)

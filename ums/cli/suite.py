@@ -44,8 +44,11 @@ def _instance_config_text() -> str:
 def init(obj, admin_password):
     """Create the configuration, migrate the database and create the admin user.
 
-    Safe to run again: it only does what is missing and says so.
+    Safe to run again: it only does what is missing and says so (an existing
+    admin's password is reset with `ums user passwd admin`). Without --home or
+    UMS_HOME the instance is the current directory.
     """
+    obj.may_create = True  # the one command that may make a directory an instance
     changes = []
     cfg_path = ums_config.instance_config_file(obj.home_dir) if not obj.config_file else None
     if cfg_path is not None and not cfg_path.exists():
@@ -77,6 +80,9 @@ async def _init_database(obj, admin_password: str | None) -> list[str]:
                 await users.create(conn, "admin", hash_password(password), "admin", display_name="Administrator")
                 shown = "(as given)" if admin_password else password
                 changes.append(f"created user admin with password {shown}")
+            elif admin_password:
+                changes.append("an admin user exists: --admin-password changes nothing; "
+                               "reset a password with `ums user passwd NAME`")
     except UmsError:
         raise
     except Exception as exc:

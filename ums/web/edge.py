@@ -27,6 +27,7 @@ import asyncio
 import io
 import time
 
+from twisted.internet.error import CannotListenError
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
@@ -276,8 +277,14 @@ class GuardedSite(ServiceSite):
 
 
 async def listen_tcp(ctx, factory, host: str, port: int):
-    """Listen on the shared reactor; returns the listening port."""
-    return ctx.reactor.listenTCP(port, factory, interface=host)
+    """Listen on the shared reactor; returns the listening port. An address that
+    cannot be bound raises the ``OSError`` itself (as asyncio's servers do)."""
+    try:
+        return ctx.reactor.listenTCP(port, factory, interface=host)
+    except CannotListenError as error:
+        if isinstance(error.socketError, OSError):
+            raise error.socketError from None
+        raise OSError(str(error)) from None
 
 
 def port_address(listening) -> str:

@@ -6,6 +6,7 @@ import asyncio
 
 from sqlalchemy.exc import IntegrityError
 
+from ums.errors import UmsError
 from ums.security import hash_password
 from ums.store import users, web
 from ums.web import HttpError, Router
@@ -28,12 +29,12 @@ async def user_list(page: Page):
 async def add_user(page: Page):
     form = page.form
     username, password, role = form.get("username", "").strip(), form.get("password", ""), form.get("role", "")
-    if not username or len(username) > 64:
-        raise HttpError(400, "a user name of 1 to 64 characters is needed")
-    if len(password) < 10:
-        raise HttpError(400, "the password must have at least 10 characters")
-    if role not in ALL_ROLES:
-        raise HttpError(400, f"unknown role {role!r}")
+    try:  # the same rules as `ums user add`
+        users.check_name(username)
+        users.check_password(password)
+        users.check_role(role)
+    except UmsError as exc:
+        raise HttpError(400, str(exc)) from None
     hashed = await asyncio.to_thread(hash_password, password)
     try:
         async with page.app.db.begin() as conn:
