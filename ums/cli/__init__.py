@@ -31,6 +31,7 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
     "bounce": ("bounce", "Bounces (delivery status notifications) as UMS reads them."),
     "campaign": ("campaign", "Marketing campaigns: create from a file, schedule, watch, pause, resume, cancel."),
     "cdr": ("cdr", "Call detail records (one per delivery attempt)."),
+    "check": ("check", "Check that this instance can run, one line per problem."),
     "contacts": ("contacts", "Import and export contacts (CSV, vCard 3.0 and 4.0)."),
     "customer": ("customer", "Look at one customer across every channel."),
     "event": ("event", "List and show events received by EPS."),

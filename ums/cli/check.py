@@ -290,11 +290,13 @@ def refuse_to_start(obj, names: list[str] | None) -> None:
 @json_option(CHECK_FIELDS, shape="one object")
 @pass_obj
 def check(obj, as_json):
-    """Check that this instance can run: configuration, database (reachable and
-    migrated), ports (free or held by this instance), [ums] timezone — fatal:
-    `ums run` refuses to start on them — and the email relay (EHLO, STARTTLS and
-    AUTH as configured), the templates that EPS services and scheduled, running
-    or paused campaigns name, and free space under var/ — warnings.
+    """Check that this instance can run, one line per problem.
+
+    Fatal (`ums run` refuses to start on them): configuration, database
+    (reachable and migrated), ports (free or held by this instance), [ums]
+    timezone. Warnings: the email relay (EHLO, STARTTLS and AUTH as
+    configured), the templates that EPS services and scheduled, running or
+    paused campaigns name, and free space under var/.
 
     Prints one line per problem ("fatal: port: …", "warning: relay: …"), each
     saying what to do, and a summary on stderr. Exits 0 when there is no
