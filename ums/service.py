@@ -53,6 +53,12 @@ def _bind_failure(error: OSError) -> str:
     return _BIND_FAILURES.get(error.errno) or f"{(error.strerror or str(error)).rstrip('.')}."
 
 
+def cannot_listen(service: str, section: str, key: str, host: str, port: int, error: OSError) -> CannotListen:
+    """The one-line error for ``service`` failing to bind ``[section] key`` (``host:port``)."""
+    return CannotListen(service=service.upper(), host=host, port=port, reason=_bind_failure(error),
+                        variable=f"{ENV_PREFIX}{section}_{key}".upper(), section=section, key=key)
+
+
 class Service:
     """Base class: keeps the paused flag and the logger; subclasses add the work."""
 
@@ -80,8 +86,7 @@ class Service:
         try:
             yield host, port
         except OSError as error:
-            raise CannotListen(service=self.name.upper(), host=host, port=port, reason=_bind_failure(error),
-                               variable=f"{ENV_PREFIX}{section}_{key}".upper(), section=section, key=key) from None
+            raise cannot_listen(self.name, section, key, host, port, error) from None
 
     async def stop(self) -> None:
         raise NotImplementedError

@@ -102,8 +102,8 @@ def test_busy_port_is_one_line_naming_the_setting(tmp_path):
         assert ums(tmp_path, "init").returncode == 0
         result = ums(tmp_path, "run", "was", timeout=60)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        f"Error: WAS cannot listen on 127.0.0.1:{port}: address in use — is UMS already running? "
+    assert result.stderr.strip().splitlines() == [  # ums run's check of its ports, before anything starts
+        f"fatal: port: WAS cannot listen on 127.0.0.1:{port}: address in use — is UMS already running? "
         "Set UMS_WAS_PORT or [was] port."
     ]
 

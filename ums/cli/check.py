@@ -33,6 +33,7 @@ from ..config import Config
 from ..db import Database
 from ..db.migrate import current_revision, head_revision
 from ..errors import UmsError
+from ..service import cannot_listen
 from ..store import campaigns as campaign_store
 from ..store import control
 from ..store import services as service_store
@@ -128,29 +129,29 @@ def check_ports(config: Config, names: list[str], held: dict[str, dict] | None, 
             continue  # already reported by check_services
         for section, host_key, port_key in listeners:
             host, port = config.get(section, host_key), config.get(section, port_key)
-            problem = _port_problem(name, host, port, f"{section}.{port_key}", held, starting)
+            problem = _port_problem(name, host, port, section, port_key, held, starting)
             if problem:
                 found.append(problem)
     return found
 
 
-def _port_problem(service: str, host: str, port: int, key: str, held, starting: bool) -> Problem | None:
+def _port_problem(service: str, host: str, port: int, section: str, port_key: str, held,
+                  starting: bool) -> Problem | None:
     if port == 0:
         return None  # any free port, chosen when it starts
     error = _bind_error(host, port)
     if error is None:
         return None
+    key = f"{section}.{port_key}"
     where = f"port {port} ({key}) on {host or 'every address'}"
     if error.errno != errno.EADDRINUSE:
-        return Problem("port", True, f"cannot listen on {where}: {error.strerror or error}; "
-                                     f"fix {key} or the host key beside it.")
+        return Problem("port", True, str(cannot_listen(service, section, port_key, host, port, error)))
     if held is None:
         return Problem("port", True, f"{where} is in use (the database cannot tell whether by this instance); "
                                      f"free it or change {key}.")
     mine = held.get(service)
-    if mine is None or port not in _ports_in(mine["address"] or ""):
-        return Problem("port", True, f"{where} is in use by another program (`ums status` shows no {service} "
-                                     f"of this instance running here); stop that program or change {key}.")
+    if mine is None or port not in _ports_in(mine["address"] or ""):  # not this instance's: another program's
+        return Problem("port", True, str(cannot_listen(service, section, port_key, host, port, error)))
     if starting:
         return Problem("port", True, f"{where} is held by this instance's running {service} (pid {mine['pid']}); "
                                      "it is already running — `ums stop` it first.")
@@ -280,9 +281,8 @@ def refuse_to_start(obj, names: list[str] | None) -> None:
     """``ums run``'s gate: the fatal problems' lines on stderr and exit 1, else nothing."""
     fatal = run_async(find_problems(obj, names, starting=True))
     if fatal:
-        for problem in fatal:
+        for problem in fatal:  # one line each, and nothing more: the lines say what to do
             click.echo(problem.line, err=True)
-        click.echo(f"ums run: not started ({len(fatal)} fatal problem{'s' if len(fatal) > 1 else ''}).", err=True)
         raise SystemExit(1)
 
 
