@@ -83,11 +83,13 @@ async def store_bodies(conn: AsyncConnection, bodies: dict[str, bytes]) -> dict[
     if not bodies:
         return {}
     module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    # one cached statement for any number of rows (SQLAlchemy's "insertmanyvalues"
+    # batches them into one INSERT … RETURNING), not a new statement compiled per batch
     inserted = await conn.execute(
         module.insert(message_bodies)
-        .values([{"sha256": digest, "size": len(raw), "raw": raw} for digest, raw in bodies.items()])
         .on_conflict_do_nothing(index_elements=[message_bodies.c.sha256])
-        .returning(message_bodies.c.sha256, message_bodies.c.id)
+        .returning(message_bodies.c.sha256, message_bodies.c.id),
+        [{"sha256": digest, "size": len(raw), "raw": raw} for digest, raw in bodies.items()],
     )
     found = dict(inserted.all())
     known = [digest for digest in bodies if digest not in found]
