@@ -4,6 +4,7 @@ and a lost admin password reset so that the new one logs in to a running WAS."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
 
@@ -29,10 +30,16 @@ def ums_with_stdin(home, text: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def listing(home) -> dict[str, str]:
-    """`ums user list` as {name: role}."""
+    """`ums user list` as {name: role}, read from the table and from --json (they agree)."""
     result = ums(home, "user", "list")
     assert result.returncode == 0, result.stderr
-    return {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:] if line.strip()}
+    table = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:] if line.strip()}
+    as_json = ums(home, "user", "list", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    people = json.loads(as_json.stdout)
+    assert all(person["created_at"].endswith("+09:00") and "password_hash" not in person for person in people)
+    assert {person["username"]: person["role"] for person in people} == table
+    return table
 
 
 def test_add_role_passwd_remove_round_trip(home):

@@ -17,7 +17,7 @@ import click
 from ..errors import UmsError
 from ..security import hash_password
 from ..store import users
-from .common import local_time, pass_obj, ready_database, run_async
+from .common import json_option, local_time, pass_obj, pick, ready_database, run_async, write_json
 
 ROLE = click.Choice(users.ROLES)
 PASSWORD_STDIN = click.option("--password-stdin", is_flag=True,
@@ -73,9 +73,13 @@ def add(obj, name, role, display_name, email, password_stdin):
     click.echo(f"added user {name} ({role})")
 
 
+USER_FIELDS = ("username", "role", "display_name", "email", "disabled", "created_at")
+
+
 @user.command(name="list")
+@json_option(USER_FIELDS)
 @pass_obj
-def list_users(obj):
+def list_users(obj, as_json):
     """List the users: name, role, display name, email, state, created."""
     from rich.console import Console
     from rich.table import Table
@@ -83,6 +87,9 @@ def list_users(obj):
     from ..store import web
 
     people = run_async(_in_transaction(obj, web.all_users))
+    if as_json:
+        write_json(obj, [pick(person, USER_FIELDS) for person in people])
+        return
     table = Table(box=None, header_style="bold")
     for column in ("NAME", "ROLE", "DISPLAY NAME", "EMAIL", "STATE", "CREATED"):
         table.add_column(column)
