@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import billing as ums_billing
-from .campaign import _in_transaction
+from .common import in_transaction as _in_transaction
 from .common import json_option, pass_obj, run_async, write_json
 
 

@@ -19,6 +19,7 @@ from rich.table import Table
 from .. import campaigns
 from ..clock import duration, parse_time, shown, site_zone
 from ..store import utcnow
+from .common import in_transaction as _in_transaction
 from .common import json_option, pass_obj, pick, ready_database, run_async, write_json
 
 #: what ``campaign list --json`` prints of each campaign, and ``campaign show --json`` besides
@@ -34,15 +35,6 @@ def _when(obj, row: dict) -> str:
     at = row["schedule_at"]
     wait = (at - utcnow()).total_seconds()
     return shown(at, site_zone(obj.config)) + (f" (in {duration(wait)})" if wait > 1 else " (now)")
-
-
-async def _in_transaction(obj, work):
-    db = await ready_database(obj)
-    try:
-        async with db.begin() as conn:
-            return await work(conn)
-    finally:
-        await db.close()
 
 
 @click.group()

@@ -64,6 +64,16 @@ async def ready_database(obj: Obj) -> Database:
     return db
 
 
+async def in_transaction(obj, work):
+    """``await work(conn)`` in one transaction on the instance's database, closed after."""
+    db = await ready_database(obj)
+    try:
+        async with db.begin() as conn:
+            return await work(conn)
+    finally:
+        await db.close()
+
+
 def live_instances(config, instances: list[dict], service: str) -> list[dict]:
     """The instances of ``service`` whose heartbeat is recent (the others died or stopped)."""
     fresh_after = utcnow() - timedelta(seconds=config.get("control", "stale_after"))

@@ -9,7 +9,7 @@ from rich.table import Table
 from ..clock import site_zone, utcnow
 from ..holds import describe, summarise
 from ..store import deliveries
-from .campaign import _in_transaction
+from .common import in_transaction as _in_transaction
 from .common import json_option, pass_obj, run_async, write_json
 
 

@@ -12,7 +12,7 @@ from ..errors import UmsError
 from ..store import mailbox as mailboxes
 from ..store import rules as rule_store
 from ..store import utcnow
-from .campaign import _in_transaction
+from .common import in_transaction as _in_transaction
 from .common import json_option, local_time, pass_obj, run_async, write_json
 
 

@@ -18,7 +18,7 @@ from ..clock import parse_time, shown, site_zone
 from ..errors import UmsError
 from ..outbox import BadSendRequest, SendRequest, enqueue, kind_for
 from ..store import contacts, templates, utcnow
-from .campaign import _in_transaction
+from .common import in_transaction as _in_transaction
 from .common import pass_obj, run_async
 
 #: a time this close behind now still counts as "now" (the time it took to type the command)

@@ -10,7 +10,7 @@ from rich.text import Text
 from ..addresses import is_valid
 from ..errors import UmsError
 from ..store import bounces, suppression
-from .campaign import _in_transaction
+from .common import in_transaction as _in_transaction
 from .common import json_option, local_time, pass_obj, pick, run_async, write_json
 
 #: what ``suppress list --json`` prints of each entry

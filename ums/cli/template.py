@@ -12,7 +12,7 @@ from rich.table import Table
 from ..errors import UmsError
 from ..store import templates, utcnow
 from ..templates import EmailSkeleton
-from .campaign import _in_transaction
+from .common import in_transaction as _in_transaction
 from .common import json_option, pass_obj, pick, run_async, write_json
 
 FIELDS = ("subject", "body_html", "body_text", "sender_name", "sender_contact", "kind")

@@ -17,7 +17,8 @@ import click
 from ..errors import UmsError
 from ..security import hash_password
 from ..store import users
-from .common import json_option, local_time, pass_obj, pick, ready_database, run_async, write_json
+from .common import in_transaction as _in_transaction
+from .common import json_option, local_time, pass_obj, pick, run_async, write_json
 
 ROLE = click.Choice(users.ROLES)
 PASSWORD_STDIN = click.option("--password-stdin", is_flag=True,
@@ -36,15 +37,6 @@ def _new_password(from_stdin: bool) -> str:
     else:
         password = click.prompt("New password", hide_input=True, confirmation_prompt="Repeat it")
     return users.check_password(password)
-
-
-async def _in_transaction(obj, work):
-    db = await ready_database(obj)
-    try:
-        async with db.begin() as conn:
-            return await work(conn)
-    finally:
-        await db.close()
 
 
 @click.group()
