@@ -19,8 +19,9 @@ A message is stored once however many recipients file it (one
 what needs no database (parsing, classifying, hashing, the DMARC check of a
 refusal) is done before the message waits for the writer, in a thread for a
 big message (:data:`OFFLOAD_SIZE`); the writer's transaction reads what the
-batch needs in a few bulk queries (mailboxes, scripts, customers) and writes
-one body and one multi-row insert of entries (:mod:`mas.batch`).
+batch needs in a few bulk queries (mailboxes, scripts) and writes its bodies
+and its entries (each matched to its sender's customer in the statement) in
+two statements (:mod:`mas.batch`).
 """
 
 from __future__ import annotations
@@ -351,19 +352,20 @@ class InboundHandler:
         key = classification_key(recipient)
         kind = arrival.kinds[key]
         box = await self.mailbox_for(conn, recipient, now)
-        sender_contact = await self.contact_id_for(conn, message.sender)
+        # only a refusal needs the sender's customer now; the stored entry is matched to it in SQL
+        sender_contact = await self.contact_id_for(conn, message.sender) if kind.kind == "refusal" else None
         if key not in acted:  # once per message (and per token), however many recipients
             acted[key] = await self.act_on(conn, arrival, kind, sender_contact, now)
         delivery = acted[key]
         verdict = evaluate(await self.scripts_for(conn, box["id"]), message, recipient)
         if verdict.reject is not None:
             return verdict.reject
-        contact_id = sender_contact or (delivery or {}).get("contact_id")
+        contact_id = (delivery or {}).get("contact_id")
         row = {
             "mailbox_id": box["id"], "media": kind.media.kind if kind.media else "email",
             "classification": kind.kind, "sender": message.sender[:320], "recipient": recipient[:320],
             "subject": message.subject, "message_id": message.message_id or None, "size": message.size,
-            "raw": message.raw, "digest": arrival.digest, "contact_id": contact_id,
+            "raw": message.raw, "digest": arrival.digest, "contact_id": contact_id, "match_contact": message.sender or None,
             "delivery_id": (delivery or {}).get("id"),
             "pages": kind.media.pages if kind.media else None,
             "duration": kind.media.duration if kind.media else None,
@@ -432,15 +434,11 @@ class InboundHandler:
     async def prepare_batch(self, conn: AsyncConnection, arrivals: list) -> None:
         """A transaction starts: nothing it creates is cached yet. What the batch needs
         from the database is read in a few queries for all its messages at once: every
-        sender matched to a customer, every recipient's mailbox (created if new) and its
-        scripts — not a query per recipient while the writer is held."""
+        recipient's mailbox (created if new) and its scripts — not a query per recipient
+        while the writer is held. (Senders are matched to customers as the entries are
+        inserted, :func:`ums.store.mailbox.store_messages`.)"""
         self._mailboxes_now.clear()
-        missing = object()
         messages = [arrival.message for arrival in arrivals]
-        senders = {m.sender for m in messages if m.sender and self._contacts.get(m.sender, missing) is missing}
-        found = await mailboxes.contact_ids_by_email(conn, senders)
-        for sender in senders:
-            self._contacts.put(sender, found.get(sender))
         addresses = {mailbox_address(r) for m in messages for r in m.recipients}
         unknown = {address for address in addresses if self._mailboxes.get(address) is None}
         self._mailboxes_now.update(await mailboxes.ensure_many(conn, unknown, self.ctx.clock()))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Integer, bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -76,28 +76,16 @@ def body_digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-async def store_bodies(conn: AsyncConnection, bodies: dict[str, bytes]) -> dict[str, int]:
-    """The ids of the stored copies of many messages (:func:`body_digest` → raw bytes), each
-    inserted unless the same bytes are stored already: one statement for those that are new
-    (the common case), one more to find those that were not."""
+async def store_bodies(conn: AsyncConnection, bodies: dict[str, bytes]) -> None:
+    """Store many messages' bytes (:func:`body_digest` → raw bytes), each unless the same
+    bytes are stored already: one cached statement, executed for every row at once."""
     if not bodies:
-        return {}
+        return
     module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    # one cached statement for any number of rows (SQLAlchemy's "insertmanyvalues"
-    # batches them into one INSERT … RETURNING), not a new statement compiled per batch
-    inserted = await conn.execute(
-        module.insert(message_bodies)
-        .on_conflict_do_nothing(index_elements=[message_bodies.c.sha256])
-        .returning(message_bodies.c.sha256, message_bodies.c.id),
+    await conn.execute(
+        module.insert(message_bodies).on_conflict_do_nothing(index_elements=[message_bodies.c.sha256]),
         [{"sha256": digest, "size": len(raw), "raw": raw} for digest, raw in bodies.items()],
     )
-    found = dict(inserted.all())
-    known = [digest for digest in bodies if digest not in found]
-    if known:
-        rows = await conn.execute(select(message_bodies.c.sha256, message_bodies.c.id)
-                                  .where(message_bodies.c.sha256.in_(known)))
-        found.update(rows.all())
-    return found
 
 
 async def ensure_many(conn: AsyncConnection, addresses, now: datetime) -> dict[str, dict]:
@@ -120,44 +108,47 @@ async def _by_addresses(conn: AsyncConnection, addresses: set[str]) -> dict[str,
     return {row.address: dict(row._mapping) for row in rows}
 
 
+#: one filed message: its stored bytes found by their digest, and its customer matched by
+#: the sender's address (``match_contact``; the oldest such customer) or else ``contact_id``
+#: — in the statement itself, so a batch of mail costs two statements whatever its senders
+_INSERT_ENTRY = insert(mailbox_messages).values(
+    body_id=select(message_bodies.c.id).where(message_bodies.c.sha256 == bindparam("digest")).scalar_subquery(),
+    contact_id=func.coalesce(
+        select(func.min(contacts.c.id)).where(contacts.c.email == bindparam("match_contact")).scalar_subquery(),
+        bindparam("known_contact_id", type_=Integer),
+    ),
+)
+
+
 async def store_message(conn: AsyncConnection, **fields) -> int:
-    """Insert one filed message; ``fields`` are ``mailbox_messages`` columns, with
-    ``raw`` (and optionally its ``digest``) in place of ``body_id``."""
-    [row] = await _with_body_ids(conn, [fields])
-    result = await conn.execute(insert(mailbox_messages).values(**row))
+    """Insert one filed message; ``fields`` are ``mailbox_messages`` columns, with ``raw``
+    (and optionally its ``digest``) in place of ``body_id``, and optionally ``match_contact``:
+    an address whose customer, if there is one, takes the place of ``contact_id``."""
+    [params] = await _stored_bodies(conn, [fields])
+    result = await conn.execute(_INSERT_ENTRY, params)
     return result.inserted_primary_key[0]
-
-
-async def contact_ids_by_email(conn: AsyncConnection, emails: set[str]) -> dict[str, int]:
-    """Customers matched by address for many senders at once (lower-cased emails → contact id)."""
-    if not emails:
-        return {}
-    rows = await conn.execute(select(contacts.c.email, contacts.c.id).where(contacts.c.email.in_(emails)))
-    return {email: contact_id for email, contact_id in rows}
 
 
 async def store_messages(conn: AsyncConnection, rows: list[dict]) -> None:
     """Insert many filed messages (rows as for :func:`store_message`, sharing the same
     columns): each distinct message stored once, then every entry in one statement."""
     if rows:
-        await conn.execute(insert(mailbox_messages), await _with_body_ids(conn, rows))
+        await conn.execute(_INSERT_ENTRY, await _stored_bodies(conn, rows))
 
 
-async def _with_body_ids(conn: AsyncConnection, rows: list[dict]) -> list[dict]:
-    """``rows`` with ``raw``/``digest`` replaced by the ``body_id`` of the stored copy."""
-    bodies = {}
-    for row in rows:
-        if "raw" in row:
-            bodies.setdefault(row.get("digest") or body_digest(row["raw"]), row["raw"])
-    ids = await store_bodies(conn, bodies)
-    resolved = []
+async def _stored_bodies(conn: AsyncConnection, rows: list[dict]) -> list[dict]:
+    """Store the bytes of ``rows``; returns the parameters of :data:`_INSERT_ENTRY` for each."""
+    bodies, params = {}, []
     for row in rows:
         row = dict(row)
-        if "raw" in row:
-            raw, digest = row.pop("raw"), row.pop("digest", None)
-            row["body_id"] = ids[digest or body_digest(raw)]
-        resolved.append(row)
-    return resolved
+        raw = row.pop("raw")
+        digest = row.pop("digest", None) or body_digest(raw)
+        bodies.setdefault(digest, raw)
+        row["match_contact"] = row.get("match_contact")
+        row["known_contact_id"] = row.pop("contact_id", None)
+        params.append({**row, "digest": digest})
+    await store_bodies(conn, bodies)
+    return params
 
 
 async def messages(
