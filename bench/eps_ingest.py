@@ -110,7 +110,7 @@ def load_main(argv):
 async def _setup(home: Path, url: str):
     from sqlalchemy import insert
 
-    from eps import definitions, registry
+    from ums.event_services import definitions, registry
     from ums import config as ums_config
     from ums.db import connect
     from ums.db.migrate import upgrade

@@ -158,8 +158,8 @@ async def smtp_run(url: str, home: Path, with_rules: bool, messages: int, connec
 
 def evaluation_rate(seconds: float = 2.0) -> tuple[float, float]:
     """Messages evaluated per second against all 200 rules, and single rule evaluations per second."""
-    from mas.message import InboundMessage
-    from mas.sieve import Chain, compile_script, evaluate
+    from ums.inbound import InboundMessage
+    from ums.sieve import Chain, compile_script, evaluate
 
     scripts = Chain(compile_script(RULE.format(n=n), name=str(n)) for n in range(SITE_RULES + MAILBOX_RULES))
     raws = [sample(n) for n in range(100)]

@@ -64,7 +64,7 @@ from ums.store import timeline
 from ums.web import (Gate, HttpError, KeyCheck, Match, Refusal, Router, admission, checked_key, error_payload, judge,
                      presented_key, unauthorized, write_json)
 
-from . import definitions, registry
+from ums.event_services import definitions, registry
 from .events import MAX_EVENT_BYTES, from_json, from_xml, header_key
 
 log = logging.getLogger("ums.eps.http")

@@ -30,7 +30,7 @@ from ums.store import services as service_store
 
 from ums.db import writer
 
-from . import dispatch
+from ums.event_services import dispatch
 from .events import IncomingEvent, fingerprint
 
 log = logging.getLogger("ums.eps.ingest")

@@ -4,7 +4,7 @@ It documents what back-office systems send and what they may do with their
 key's scopes (``x-scope``), and it is what the property-based fuzz of the
 edge (``tests/http_fuzz.py``) draws its requests from, so every route of
 :data:`eps.http.ROUTES` must be here. The request schemas say what
-:func:`eps.events.from_json` and :func:`eps.definitions.parse` accept; those
+:func:`eps.events.from_json` and :func:`ums.event_services.definitions.parse` accept; those
 readers, not this document, are the authority on a body (they name the
 field that is wrong).
 """

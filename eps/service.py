@@ -16,7 +16,7 @@ from ums.service import Service
 from ums.store import events as event_store
 from ums.web import GuardedSite, HttpError, KeyCheck, PauseGuard, listen_tcp, port_address, render_error, stop_listening
 
-from . import registry
+from ums.event_services import registry
 from .http import V1, EpsGate
 from .ingest import Ingestor
 from .telegrams import TelegramFactory, load_layouts

@@ -29,7 +29,7 @@ import authres
 import spf
 from authheaders.dmarc_lookup import get_org_domain
 
-from .message import InboundMessage
+from ums.inbound import InboundMessage
 
 log = logging.getLogger("ums.mas.authenticity")
 

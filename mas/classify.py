@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from ums import bounces
 
 from .media import Media, recognise
-from .message import InboundMessage
+from ums.inbound import InboundMessage
 
 BOUNCE_PREFIX = "bounce+"
 UNSUBSCRIBE_PREFIX = "unsubscribe+"

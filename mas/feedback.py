@@ -29,7 +29,7 @@ from ums.bounces import IGNORED, Bounce, Failure
 from ums.store import bounces as store, deliveries
 
 from . import notify
-from .message import InboundMessage
+from ums.inbound import InboundMessage
 
 log = logging.getLogger("ums.mas.feedback")
 

@@ -44,8 +44,8 @@ from . import envelope as envelope_rules, feedback, notify
 from .batch import GroupCommitter
 from .authenticity import Authenticity
 from .classify import BOUNCE_PREFIX, UNSUBSCRIBE_PREFIX, Classification, Keywords, classify, token_of
-from .message import BadMessage, InboundMessage, storable
-from .sieve import Chain, Script, Verdict, compile_script, evaluate
+from ums.inbound import BadMessage, InboundMessage, storable
+from ums.sieve import Chain, Script, Verdict, compile_script, evaluate
 
 log = logging.getLogger("ums.mas")
 

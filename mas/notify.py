@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ums import outbox, refusal
 from ums.store import templates
 
-from .sieve import Verdict
+from ums.sieve import Verdict
 
 log = logging.getLogger("ums.mas.notify")
 

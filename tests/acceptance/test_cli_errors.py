@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import tempfile
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,7 +18,8 @@ import pytest
 from tests.acceptance.cli import UMS, command_paths, environment, ums
 from tests.helpers import free_port
 
-MISSING = "/missing/dir/x"
+#: a file in a directory no one has made (unique, so nothing another run wrote can be there)
+MISSING = str(Path(tempfile.gettempdir()) / f"ums-absent-{uuid.uuid4().hex}" / "x")
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
+import uuid
+from pathlib import Path
 
 import click
 from click.testing import CliRunner
 
 from ums.cli import COMMAND_MODULES, UmsGroup, all_commands
+
+#: a file in a directory no one has made
+MISSING = str(Path(tempfile.gettempdir()) / f"ums-absent-{uuid.uuid4().hex}" / "x")
 
 
 def test_the_table_lists_every_command_with_its_own_summary():
@@ -47,7 +53,7 @@ def crash():
 @toy.command()
 def missing():
     """Read a file that is not there."""
-    open("/missing/dir/x")
+    open(MISSING)
 
 
 def test_an_unexpected_error_is_one_line_unless_debugging(monkeypatch):
@@ -66,7 +72,7 @@ def test_an_unexpected_error_is_one_line_unless_debugging(monkeypatch):
 def test_an_os_error_is_one_line_even_when_debugging():
     result = CliRunner().invoke(toy, ["--debug", "missing"])
     assert result.exit_code == 1
-    assert result.output.splitlines() == ["Error: /missing/dir/x: No such file or directory"]
+    assert result.output.splitlines() == [f"Error: {MISSING}: No such file or directory"]
 
 
 def test_a_group_without_a_command_shows_its_help_not_an_error():

@@ -52,8 +52,8 @@ def rules():
 @click.option("--sender", default="", help="Envelope sender (default: the message's From).")
 def test(script, message, recipient, sender):
     """Print the actions SCRIPT would take on MESSAGE (an .eml file); nothing is stored."""
-    from mas.message import InboundMessage
-    from mas.sieve import compile_script, evaluate
+    from ums.inbound import InboundMessage
+    from ums.sieve import compile_script, evaluate
 
     compiled = compile_script(read_text(script, "script").decode("utf-8"), name=Path(script).name)
     inbound = InboundMessage(read_text(message, "message"))
@@ -91,7 +91,7 @@ def list_(obj, as_json):
 @pass_obj
 def set_(obj, name, script, address):
     """Store SCRIPT as rule NAME; a script with an error is refused with its line and column."""
-    from mas.sieve import check
+    from ums.sieve import check
 
     text = read_text(script, "script").decode("utf-8")
     check(text)

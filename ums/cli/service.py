@@ -26,7 +26,7 @@ SHOW_FIELDS = ("name", "version", "state", "system", "created_at", "created_by",
 
 
 def _registry():
-    from eps import registry
+    from ums.event_services import registry
 
     return registry
 
@@ -73,7 +73,7 @@ def show(obj, name, as_json):
 @pass_obj
 def register(obj, file):
     """Register the service defined in FILE (.xml or .json); a new version if it exists."""
-    from eps import definitions
+    from ums.event_services import definitions
 
     definition = definitions.load(file)
     version = run_async(_with_db(

@@ -16,7 +16,7 @@ router = Router(roles=ALL_ROLES)
 def sieve_error(text: str) -> dict | None:
     """The script's first error: message, line, column and the offending line
     (for a caret under the column); ``None`` when the script is valid."""
-    from mas import sieve
+    from ums import sieve
 
     try:
         sieve.check(text)

@@ -4,7 +4,7 @@ import asyncio
 
 from sqlalchemy import func, select
 
-from eps import definitions, registry
+from ums.event_services import definitions, registry
 from eps_support import SAMPLES, add_customer
 from ums.db.models import deliveries, events
 from ums.store import utcnow

@@ -9,7 +9,7 @@ import json
 
 from sqlalchemy import select
 
-from eps import definitions, registry
+from ums.event_services import definitions, registry
 from eps_support import SAMPLES, add_customer, new_key, new_key_with
 from ums.db.models import eps_services
 from ums.store import utcnow

@@ -2,8 +2,8 @@
 email holds a line break (a header injection) or whose fax is not a number
 is skipped for that channel, and the next channel of the policy is used."""
 
-from eps.definitions import from_dict
-from eps.dispatch import channel_steps
+from ums.event_services.definitions import from_dict
+from ums.event_services.dispatch import channel_steps
 
 DEFINITION = from_dict({
     "name": "deposit-alert", "event_type": "deposit",

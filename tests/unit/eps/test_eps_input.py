@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from eps import definitions
-from eps.conditions import Condition
+from ums.event_services import definitions
+from ums.event_services.conditions import Condition
 from eps.events import BadEvent, IncomingEvent, from_json, header_key
 from eps.http import router
 from eps.telegrams import BAD_VALUE, TelegramError, decode, encode_fields, load_layouts

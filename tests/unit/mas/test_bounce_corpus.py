@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from mas.classify import Keywords, classify
-from mas.message import InboundMessage
+from ums.inbound import InboundMessage
 from ums import bounces
 
 EXPECTED = Path(__file__).resolve().parents[2] / "data" / "bounce_corpus.json"

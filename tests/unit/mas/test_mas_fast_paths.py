@@ -8,8 +8,8 @@ import dataclasses
 import pytest
 from aiosmtpd.smtp import SMTP
 
-from mas.message import InboundMessage
-from mas.sieve import Chain, compile_script, evaluate
+from ums.inbound import InboundMessage
+from ums.sieve import Chain, compile_script, evaluate
 from mas.smtp import InboundSMTP
 
 from tests.unit.mas import mas_samples as samples

@@ -11,7 +11,7 @@ import pytest
 
 from mas import envelope
 from mas.classify import Keywords, classify
-from mas.message import InboundMessage, TooDeep, depth, parse, walk
+from ums.inbound import InboundMessage, TooDeep, depth, parse, walk
 from ums import config as ums_config
 
 from tests.unit.mas import mas_samples as samples

@@ -2,8 +2,8 @@
 
 import pytest
 
-from mas.message import InboundMessage
-from mas.sieve import SieveError, check, compile_script, evaluate
+from ums.inbound import InboundMessage
+from ums.sieve import SieveError, check, compile_script, evaluate
 
 from tests.unit.mas import mas_samples as samples
 

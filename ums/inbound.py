@@ -80,7 +80,7 @@ def storable(text: str | None) -> str | None:
 
 
 class InboundMessage:
-    """One received message. Satisfies :class:`mas.sieve.interpreter.MessageView`."""
+    """One received message. Satisfies :class:`ums.sieve.interpreter.MessageView`."""
 
     def __init__(self, raw: bytes, envelope_from: str = "", recipients: list[str] | None = None,
                  max_depth: int = MAX_DEPTH):

@@ -33,7 +33,7 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 
 
 class MessageView(Protocol):
-    """What the rules see of a message (see :class:`mas.message.InboundMessage`)."""
+    """What the rules see of a message (see :class:`ums.inbound.InboundMessage`)."""
 
     size: int
     envelope_from: str
