@@ -98,6 +98,26 @@ def _non_negative(text: str) -> float:
     return number
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise ValueError("not a whole number") from None
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+def _alert_events(text: str) -> list[str]:
+    from .alerts import EVENTS
+
+    events = _words(text)
+    unknown = [event for event in events if event not in EVENTS]
+    if unknown:
+        raise ValueError(f"unknown event {unknown[0]!r}; expected some of {', '.join(EVENTS)}")
+    return events
+
+
 def _channel_numbers(text: str) -> dict[str, float]:
     """``email=50 fax=4`` → {"email": 50.0, "fax": 4.0} (0 means no limit)."""
     numbers = {}
@@ -183,6 +203,13 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "voice.ring_timeout": _positive_float,
     "voice.max_call_seconds": _positive_float,
     "voice.asterisk_wait": _positive_float,
+    "alerts.webhook_url": _words,
+    "alerts.email_to": _words,
+    "alerts.events": _alert_events,
+    "alerts.relay_unreachable_minutes": _non_negative,
+    "alerts.retries": _non_negative_int,
+    "alerts.retry_base": _positive_float,
+    "alerts.timeout": _positive_float,
 }
 
 

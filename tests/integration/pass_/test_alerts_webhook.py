@@ -1,0 +1,184 @@
+"""Operator alerts reach a real loopback webhook receiver (http.server in a
+thread), signed: a campaign completing, the relay unreachable for the
+configured minutes (and reachable again), a service stopping; a receiver that
+fails at first gets the same alert again, and one that never answers costs
+one WARNING and leaves the campaign alone. The test checks each signature
+itself with the shared secret, as a receiver would."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from pass_support import Sink, SinkHandler, add_template, pass_config, seed_audience, start_campaign, states
+from tests.helpers import eventually, free_port
+from ums import alerts
+
+SECRET = "whsec-test-3f9a2c"
+
+
+class Receiver:
+    """A webhook endpoint on loopback: keeps every POST; answers 500 to the first ``fail_first``."""
+
+    def __init__(self, fail_first: int = 0):
+        self.received: list[dict] = []
+        self.fail_first = fail_first
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append({"headers": self.headers, "body": body, "path": self.path})
+                failing = len(receiver.received) <= receiver.fail_first
+                self.send_response(500 if failing else 204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/ums"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def events(self, event: str) -> list[dict]:
+        return [r for r in self.received if json.loads(r["body"])["event"] == event]
+
+
+def signature_is_valid(request: dict, body: bytes | None = None, secret: str = SECRET) -> bool:
+    """What a receiver does: HMAC-SHA256 over "<timestamp>.<raw body>", compared in constant time."""
+    stamp = request["headers"]["X-UMS-Timestamp"]
+    expected = hmac.new(secret.encode(), f"{stamp}.".encode() + (request["body"] if body is None else body),
+                        hashlib.sha256).hexdigest()
+    return hmac.compare_digest(f"sha256={expected}", request["headers"]["X-UMS-Signature"])
+
+
+def alert_config(tmp_path, database_url, relay_port, url, **more):
+    return pass_config(tmp_path, database_url, relay_port, alerts__webhook_url=url, alerts__webhook_secret=SECRET,
+                       alerts__retry_base="0.05", alerts__timeout="5", **more)
+
+
+async def test_a_completed_campaign_reaches_the_webhook_signed(tmp_path, database_url, pass_db, sink, start_suite):
+    await seed_audience(pass_db, 20)
+    await add_template(pass_db)
+    with Receiver() as receiver:
+        suite = await start_suite(alert_config(tmp_path, database_url, sink.port, receiver.url), ["pass"])
+        campaign_id = await start_campaign(pass_db, name="winter-offer")
+        await eventually(lambda: receiver.events("campaign.completed"), timeout=60, interval=0.2)
+        [request] = receiver.events("campaign.completed")
+        body = json.loads(request["body"])
+        assert (await states(pass_db, campaign_id))["sent"] == 20
+        assert body["data"]["campaign"] == "winter-offer" and body["data"]["counts"] == {"sent": 20}
+        assert "winter-offer completed" in body["summary"] and body["at"].endswith("+09:00")
+        assert request["path"] == "/hooks/ums" and request["headers"]["X-UMS-Event"] == "campaign.completed"
+        assert request["headers"]["X-UMS-Delivery"] == body["id"]
+
+        assert signature_is_valid(request)
+        tampered = request["body"].replace(b'"sent": 20', b'"sent": 21')
+        assert tampered != request["body"] and not signature_is_valid(request, tampered)
+        assert not signature_is_valid(request, secret="another-secret")
+        stamp = request["headers"]["X-UMS-Timestamp"]
+        assert alerts.verify(SECRET, request["body"], stamp, request["headers"]["X-UMS-Signature"])
+        assert not alerts.verify(SECRET, tampered, stamp, request["headers"]["X-UMS-Signature"])
+        assert not alerts.verify(SECRET, request["body"], stamp, request["headers"]["X-UMS-Signature"],
+                                 now=int(stamp) + 600)   # a replay ten minutes later
+        assert SECRET.encode() not in request["body"]
+
+        await suite.stop()   # service.stopped is sent before the suite's stop returns
+        [stopped] = receiver.events("service.stopped")
+        assert json.loads(stopped["body"])["data"]["service"] == "pass" and signature_is_valid(stopped)
+
+
+async def test_an_unreachable_relay_reaches_the_webhook_after_the_minutes_set(
+        tmp_path, database_url, pass_db, start_suite):
+    relay_port = free_port()   # nothing listens here yet
+    await seed_audience(pass_db, 3)
+    await add_template(pass_db)
+    with Receiver() as receiver:
+        config = alert_config(tmp_path, database_url, relay_port, receiver.url, pass__retry_base="0.2",
+                              pass__retry_max="0.5", alerts__relay_unreachable_minutes="0.02")  # 1.2 s
+        await start_suite(config, ["pass"])
+        started = time.monotonic()
+        await start_campaign(pass_db)
+        await eventually(lambda: receiver.events("relay.unreachable"), timeout=30, interval=0.1)
+        assert time.monotonic() - started >= 1.2
+        [request] = receiver.events("relay.unreachable")
+        body = json.loads(request["body"])
+        assert signature_is_valid(request)
+        assert body["data"]["channel"] == "email" and f"127.0.0.1:{relay_port}" in body["data"]["error"]
+        assert "unreachable for 0.02 minutes" in body["summary"]
+        assert not signature_is_valid(request, request["body"].replace(b"email", b"fax"))
+
+        relay = await Sink(SinkHandler()).start_on(relay_port)
+        try:
+            await eventually(lambda: receiver.events("relay.reachable"), timeout=30, interval=0.2)
+            assert signature_is_valid(receiver.events("relay.reachable")[0])
+            assert len(receiver.events("relay.unreachable")) == 1
+        finally:
+            await relay.close()
+
+
+async def test_a_short_outage_sends_no_alert(tmp_path, database_url, pass_db, start_suite):
+    relay_port = free_port()
+    await seed_audience(pass_db, 2)
+    await add_template(pass_db)
+    with Receiver() as receiver:
+        config = alert_config(tmp_path, database_url, relay_port, receiver.url, pass__retry_base="0.2",
+                              pass__retry_max="0.3", alerts__relay_unreachable_minutes="1")
+        suite = await start_suite(config, ["pass"])
+        campaign_id = await start_campaign(pass_db)
+        await eventually(lambda: suite.services["pass"].state == "degraded", timeout=30, interval=0.1)
+        relay = await Sink(SinkHandler()).start_on(relay_port)
+        try:
+            await eventually(lambda: receiver.events("campaign.completed"), timeout=30, interval=0.2)
+        finally:
+            await relay.close()
+        assert (await states(pass_db, campaign_id))["sent"] == 2
+        assert not receiver.events("relay.unreachable") and not receiver.events("relay.reachable")
+
+
+async def test_a_failing_receiver_gets_the_same_alert_again_and_a_dead_one_is_logged_once(
+        tmp_path, database_url, pass_db, sink, start_suite, caplog):
+    await seed_audience(pass_db, 5)
+    await add_template(pass_db)
+    dead = f"http://127.0.0.1:{free_port()}/never"
+    caplog.set_level(logging.INFO, logger="ums.alerts")
+    with Receiver(fail_first=2) as receiver:
+        config = alert_config(tmp_path, database_url, sink.port, f"{receiver.url} {dead}", alerts__retries="3")
+        await start_suite(config, ["pass"])
+        campaign_id = await start_campaign(pass_db)
+        await eventually(lambda: len(receiver.events("campaign.completed")) == 3, timeout=30, interval=0.1)
+        assert (await states(pass_db, campaign_id))["sent"] == 5   # the alerts held nothing up
+        tries = receiver.events("campaign.completed")
+        assert len({t["headers"]["X-UMS-Delivery"] for t in tries}) == 1 and all(map(signature_is_valid, tries))
+
+        def dead_warnings():
+            return [r for r in caplog.records if r.levelno == logging.WARNING and r.getMessage() == "alert not delivered"]
+
+        await eventually(dead_warnings, timeout=10, interval=0.1)
+        [warning] = dead_warnings()
+        assert warning.to == dead and warning.attempts == 4
+        assert SECRET not in caplog.text
+
+
+@pytest.mark.parametrize("url, secret", [("", ""), ("http://127.0.0.1:9/x", "")])
+async def test_no_destination_or_no_secret_sends_nothing(tmp_path, database_url, url, secret):
+    from tests.conftest import make_config
+
+    config = make_config(tmp_path, database_url, alerts__webhook_url=url, alerts__webhook_secret=secret)
+    alerts.notify(config, "service.stopped", "Service pass stopped", service="pass")
+    assert not [key for key in alerts._dispatchers if key[1] == id(config)]
