@@ -44,14 +44,22 @@ def _port(text: str) -> int:
     return number
 
 
-def _positive_int(text: str) -> int:
+def _int_at_least(text: str, minimum: int) -> int:
     try:
         number = int(text)
     except ValueError:
         raise ValueError("not a whole number") from None
-    if number < 1:
-        raise ValueError("must be at least 1")
+    if number < minimum:
+        raise ValueError(f"must be at least {minimum}")
     return number
+
+
+def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0)
 
 
 def _positive_float(text: str) -> float:
@@ -93,16 +101,6 @@ def _non_negative(text: str) -> float:
         number = float(text)
     except ValueError:
         raise ValueError("not a number") from None
-    if number < 0:
-        raise ValueError("must not be negative")
-    return number
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise ValueError("not a whole number") from None
     if number < 0:
         raise ValueError("must not be negative")
     return number
