@@ -80,6 +80,7 @@ class Reservations:
         now = self.ctx.clock()
         completed = await self._transaction(lambda conn: campaign_store.complete_finished(conn, now))
         alerts.campaigns_finished(self.ctx, completed)
+        alerts.check_rates(self.ctx)
         await self.arm_timer()
 
     async def start_due_campaigns(self) -> None:

@@ -8,7 +8,14 @@ Events (``[alerts] events`` chooses among them):
   ``service.stopped`` — a service stopped (``ums stop``, SIGTERM);
 * ``relay.unreachable`` — a channel's relay or gateway has not answered for
   ``[alerts] relay_unreachable_minutes``; ``relay.reachable`` — it answers
-  again after such an alert.
+  again after such an alert;
+* ``bounce_rate.exceeded`` / ``refusal_rate.exceeded`` — over the last
+  ``rate_window_minutes``, permanent bounces (refusals: refusal, unsubscribe,
+  complaint) per delivery the relay accepted went over
+  ``bounce_rate_threshold`` (``refusal_rate_threshold``), with at least
+  ``rate_min_sent`` delivered; told once, and again only after the rate fell
+  back under. PASS looks every ``rate_check_seconds``, counting rows by id
+  (:mod:`ums.store.alert_figures`), so the window starts when PASS does.
 
 Each alert goes to every destination configured: ``webhook_url`` (HTTP POST
 of a JSON body) and ``email_to`` (a plain-text mail through the ``[email]``
@@ -46,6 +53,7 @@ import logging
 import socket
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Awaitable, Callable
@@ -55,7 +63,10 @@ from .clock import site_zone, utcnow
 log = logging.getLogger("ums.alerts")
 
 EVENTS = ("campaign.completed", "campaign.failed", "service.paused", "service.stopped",
-          "relay.unreachable", "relay.reachable")
+          "relay.unreachable", "relay.reachable", "bounce_rate.exceeded", "refusal_rate.exceeded")
+#: rate event → (the count it is of, its threshold key, what the count is called)
+RATES = {"bounce_rate.exceeded": ("bounced", "bounce_rate_threshold", "permanent bounces"),
+         "refusal_rate.exceeded": ("refused", "refusal_rate_threshold", "refusals")}
 SIGNATURE_HEADER, TIMESTAMP_HEADER = "X-UMS-Signature", "X-UMS-Timestamp"
 #: how old a signed timestamp :func:`verify` accepts by default (Stripe's five minutes)
 REPLAY_TOLERANCE_SECONDS = 300
@@ -104,8 +115,62 @@ class Alert:
         return json.dumps(entry, ensure_ascii=False, default=plain).encode("utf-8")
 
 
-#: builds the alert in the background (reading the database, say); None: nothing to tell
-Pending = Callable[[], Awaitable["Alert | None"]]
+#: builds the alert(s) in the background (reading the database, say); None or []: nothing to tell
+Pending = Callable[[], Awaitable["Alert | list[Alert] | None"]]
+
+
+class RateWatch:
+    """Bounce and refusal rates over a sliding window of samples, each the
+    counts between two looks; remembers which rates are over, to tell once."""
+
+    def __init__(self, section: dict):
+        self.section = section
+        self.seen: tuple[int, int] | None = None
+        self.samples: deque[tuple[float, dict]] = deque()
+        self.next_look = 0.0
+        self.over: set[str] = set()
+
+    def due(self) -> bool:
+        if not any(self.section[key] for _count, key, _name in RATES.values()):
+            return False
+        now = time.monotonic()
+        if now < self.next_look:
+            return False
+        self.next_look = now + self.section["rate_check_seconds"]
+        return True
+
+    async def look(self, ctx) -> list[Alert]:
+        from .store import alert_figures
+
+        async with ctx.db.connect() as conn:
+            ids = await alert_figures.last_ids(conn)
+            counts = None if self.seen is None else await alert_figures.counts_after(conn, *self.seen, *ids)
+        self.seen = ids
+        if counts is None:   # the first look only sets where counting starts
+            return []
+        now = time.monotonic()
+        self.samples.append((now, counts))
+        while self.samples[0][0] < now - self.section["rate_window_minutes"] * 60:
+            self.samples.popleft()
+        totals = {name: sum(sample[name] for _at, sample in self.samples) for name in counts}
+        return [alert for event in RATES if (alert := self._judge(event, totals, ctx)) is not None]
+
+    def _judge(self, event: str, totals: dict, ctx) -> Alert | None:
+        count_name, key, words = RATES[event]
+        threshold, sent = self.section[key], totals["sent"]
+        rate = totals[count_name] / sent if sent else 0.0
+        if not threshold or sent < self.section["rate_min_sent"] or rate <= threshold:
+            if rate <= threshold:
+                self.over.discard(event)
+            return None
+        if event in self.over:
+            return None
+        self.over.add(event)
+        minutes = self.section["rate_window_minutes"]
+        return Alert(event, f"{words.capitalize()} at {rate:.1%} of {sent} delivered in the last {minutes:g} "
+                            f"minutes (threshold {threshold:.1%})",
+                     {"rate": round(rate, 4), "threshold": threshold, count_name: totals[count_name], "sent": sent,
+                      "window_minutes": minutes}, at=ctx.clock())
 
 
 # --- sending ------------------------------------------------------------------------------
@@ -129,6 +194,7 @@ class Dispatcher:
         self.queue: asyncio.Queue = asyncio.Queue(QUEUE_LIMIT)
         self.sending: set[asyncio.Task] = set()
         self.outages: dict[str, dict] = {}
+        self.rates = RateWatch(self.section)
         self.task = loop.create_task(self._run(), name="ums-alerts")
         self.warned_full = False
 
@@ -147,17 +213,21 @@ class Dispatcher:
         while True:
             pending = await self.queue.get()
             try:
-                alert = await pending()
+                built = await pending()
             except Exception:
                 log.exception("could not build an alert")
-                alert = None
+                built = None
             finally:
                 self.queue.task_done()
-            if alert is not None and self.wants(alert.event):
-                for destination in self._destinations():
-                    task = self.loop.create_task(self._deliver(destination, alert))
-                    self.sending.add(task)
-                    task.add_done_callback(self.sending.discard)
+            for alert in built if isinstance(built, list) else [built] if built else []:
+                if self.wants(alert.event):
+                    self._send(alert)
+
+    def _send(self, alert: Alert) -> None:
+        for destination in self._destinations():
+            task = self.loop.create_task(self._deliver(destination, alert))
+            self.sending.add(task)
+            task.add_done_callback(self.sending.discard)
 
     def _destinations(self) -> list[tuple[str, Callable[[Alert], Awaitable[None]]]]:
         found = []
@@ -323,6 +393,15 @@ def relay_reachable(ctx, channel: str) -> None:
         down = (ctx.clock() - outage["since"]).total_seconds()
         notify(ctx.config, "relay.reachable", f"The {channel} relay answers again after {down / 60:.0f} minutes",
                channel=channel, since=outage["since"], down_seconds=round(down))
+
+
+def check_rates(ctx) -> None:
+    """PASS calls this on each pass of its scheduler: when a look is due, the
+    bounce and refusal rates are counted in the background (see the module's
+    docstring)."""
+    dispatcher = _dispatcher(ctx.config)
+    if dispatcher is not None and dispatcher.rates.due():
+        dispatcher.submit(lambda: dispatcher.rates.look(ctx))
 
 
 async def drain(config, timeout: float | None = None) -> None:

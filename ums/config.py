@@ -208,6 +208,11 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "alerts.retries": _non_negative_int,
     "alerts.retry_base": _positive_float,
     "alerts.timeout": _positive_float,
+    "alerts.bounce_rate_threshold": _non_negative,
+    "alerts.refusal_rate_threshold": _non_negative,
+    "alerts.rate_window_minutes": _positive_float,
+    "alerts.rate_min_sent": _non_negative_int,
+    "alerts.rate_check_seconds": _positive_float,
 }
 
 

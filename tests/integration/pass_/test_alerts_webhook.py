@@ -7,6 +7,7 @@ itself with the shared secret, as a receiver would."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -182,3 +183,66 @@ async def test_no_destination_or_no_secret_sends_nothing(tmp_path, database_url,
     config = make_config(tmp_path, database_url, alerts__webhook_url=url, alerts__webhook_secret=secret)
     alerts.notify(config, "service.stopped", "Service pass stopped", service="pass")
     assert not [key for key in alerts._dispatchers if key[1] == id(config)]
+
+
+async def test_a_paused_service_reaches_the_webhook(tmp_path, database_url, pass_db, sink, start_suite):
+    from ums.store import control
+
+    with Receiver() as receiver:
+        await start_suite(alert_config(tmp_path, database_url, sink.port, receiver.url), ["pass"])
+        async with pass_db.begin() as conn:   # what `ums pause pass` writes
+            await control.set_desired(conn, "pass", "paused", by="operator")
+        await eventually(lambda: receiver.events("service.paused"), timeout=15, interval=0.1)
+        [request] = receiver.events("service.paused")
+        assert signature_is_valid(request) and json.loads(request["body"])["data"]["service"] == "pass"
+
+
+async def test_a_bounce_rate_over_its_threshold_reaches_the_webhook_once(
+        tmp_path, database_url, pass_db, sink, start_suite):
+    from ums.store import suppression
+
+    await seed_audience(pass_db, 20)
+    await add_template(pass_db)
+    with Receiver() as receiver:
+        config = alert_config(tmp_path, database_url, sink.port, receiver.url, alerts__bounce_rate_threshold="0.1",
+                              alerts__refusal_rate_threshold="0.5", alerts__rate_min_sent="10",
+                              alerts__rate_check_seconds="0.2")
+        await start_suite(config, ["pass"])
+        await start_campaign(pass_db)
+        await eventually(lambda: receiver.events("campaign.completed"), timeout=60, interval=0.2)
+        async with pass_db.begin() as conn:
+            await suppression.add(conn, "email", "user0@example.com", "refusal")
+            await suppression.add(conn, "email", "user1@example.com", "bounce")
+        await asyncio.sleep(1)   # looked at several times: 1 bounce in 20 (5%) is under the threshold
+        assert not receiver.events("bounce_rate.exceeded")
+        async with pass_db.begin() as conn:
+            for n in (2, 3):   # 3 in 20: 15%
+                await suppression.add(conn, "email", f"user{n}@example.com", "bounce")
+        await eventually(lambda: receiver.events("bounce_rate.exceeded"), timeout=15, interval=0.1)
+        [request] = receiver.events("bounce_rate.exceeded")
+        body = json.loads(request["body"])
+        assert signature_is_valid(request)
+        assert body["data"]["bounced"] == 3 and body["data"]["sent"] == 20 and body["data"]["rate"] == 0.15
+        assert "15.0% of 20 delivered" in body["summary"]
+        async with pass_db.begin() as conn:
+            await suppression.add(conn, "email", "user4@example.com", "bounce")
+        await asyncio.sleep(1)
+        assert len(receiver.events("bounce_rate.exceeded")) == 1   # told once while it stays over
+        assert not receiver.events("refusal_rate.exceeded")   # 1 in 20 is under 50%
+
+
+async def test_alerts_by_mail_reach_the_operator_through_the_relay(tmp_path, database_url, pass_db, sink,
+                                                                    start_suite):
+    await seed_audience(pass_db, 3)
+    await add_template(pass_db)
+    config = pass_config(tmp_path, database_url, sink.port, alerts__email_to="ops@bank.example",
+                         alerts__retry_base="0.05")
+    await start_suite(config, ["pass"])
+    await start_campaign(pass_db, name="mail-alert")
+
+    def operator_mail():
+        return [data for rcpt, _id, data in sink.handler.received if rcpt == "ops@bank.example"]
+
+    await eventually(operator_mail, timeout=60, interval=0.2)
+    [data] = operator_mail()
+    assert b"Subject: [UMS] Campaign mail-alert completed" in data and b"campaign.completed" in data
