@@ -4,16 +4,19 @@ The units name their install places: the checkout with its virtualenv at
 /opt/ums and the instance (StateDirectory) at /var/lib/ums. Each test lays
 that out in a private mount namespace (``unshare -m``: this checkout bound
 on /opt/ums, the test's instance on /var/lib/ums, nothing changed outside
-the namespace) and then runs the unit's own lines unchanged: ``systemd-analyze
-verify`` on the unit files, and ExecStart in WorkingDirectory with exactly
-the unit's Environment (plus systemd's default PATH). It stops as systemd
-stops it (SIGTERM), reopens its log as ExecReload makes it (SIGHUP), and
-``ums logs`` reads what it wrote.
+the namespace, which also has a system user ``ums``) and then runs the
+unit's own lines unchanged: ``systemd-analyze verify`` on the unit files, and
+ExecStart in WorkingDirectory with exactly the unit's Environment (plus
+systemd's default PATH). It stops as systemd stops it (SIGTERM); logrotate
+with the shipped deploy/logrotate/ums rotates its log and ExecReload (SIGHUP)
+makes it reopen the file; ``ums logs`` reads what it wrote, and follows it
+across the rotation.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import signal
@@ -32,11 +35,14 @@ UNITS = PROJECT_DIR / "deploy" / "systemd"
 INSTALL_DIR, STATE_DIR = "/opt/ums", "/var/lib/ums"
 #: the PATH systemd gives a service
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
+#: the system user the units run as, only inside the namespace
+UMS_UID = 64123
 #: make the install places inside a private mount namespace, then run "$@" there
 LAYOUT = """set -e
 mount -t tmpfs ums-opt /opt; mkdir /opt/ums; mount --bind "$1" /opt/ums
 mount -t tmpfs ums-lib /var/lib; mkdir /var/lib/ums; mount --bind "$2" /var/lib/ums
-cd "$3"; shift 3; exec "$@"
+mount --bind "$3/passwd" /etc/passwd; mount --bind "$3/group" /etc/group
+cd "$4"; shift 4; exec "$@"
 """
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="systemd units are for Linux")
@@ -67,13 +73,24 @@ def unit_environment(settings: dict[str, list[str]]) -> dict[str, str]:
     return env
 
 
+def system_files(home: Path) -> Path:
+    """/etc/passwd and /etc/group with the user ``ums`` added, for the namespace."""
+    etc = home.parent / "etc"
+    if not etc.exists():
+        etc.mkdir()
+        (etc / "passwd").write_text(Path("/etc/passwd").read_text()
+                                    + f"ums:x:{UMS_UID}:{UMS_UID}::{STATE_DIR}:/usr/sbin/nologin\n")
+        (etc / "group").write_text(Path("/etc/group").read_text() + f"ums:x:{UMS_UID}:\n")
+    return etc
+
+
 def in_install_layout(home: Path, workdir: str, argv: list[str], env: dict | None = None, **popen) -> subprocess.Popen:
     """``argv`` in a mount namespace where /opt/ums is this checkout and
     /var/lib/ums is ``home``; the process becomes ``argv[0]`` (exec), so its
     pid is the service's MAINPID."""
     assert (PROJECT_DIR / ".venv" / "bin" / "ums").exists(), "the checkout's .venv (scripts/bootstrap) is missing"
     return subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", LAYOUT, "layout",
-                             str(PROJECT_DIR), str(home), workdir, *argv], env=env, **popen)
+                             str(PROJECT_DIR), str(home), str(system_files(home)), workdir, *argv], env=env, **popen)
 
 
 class Home(type(Path())):
@@ -135,6 +152,15 @@ def reload_as_unit(settings: dict, pid: int) -> None:
     subprocess.run(shlex.split(reload.replace("$MAINPID", str(pid))), check=True, env={"PATH": SYSTEMD_PATH})
 
 
+def rotate_with_the_shipped_logrotate(home: Path) -> None:
+    os.chown(home / "var" / "log", UMS_UID, UMS_UID)   # as installed: the instance is the ums user's
+    rotate = in_install_layout(home, "/", ["logrotate", "--force", "--state", str(home.parent / "logrotate.state"),
+                                           f"{INSTALL_DIR}/deploy/logrotate/ums"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output, _ = rotate.communicate(timeout=60)
+    assert rotate.returncode == 0 and "error" not in output, output
+
+
 def wait_for_line(stream, wanted: str, timeout: float = 20) -> list[str]:
     """Lines read from ``stream`` up to one containing ``wanted``."""
     seen = []
@@ -152,8 +178,9 @@ def wait_for_line(stream, wanted: str, timeout: float = 20) -> list[str]:
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze missing: apt-get install systemd "
                                                                  "(scripts/apt-test.txt)")
 def test_the_shipped_units_pass_systemd_analyze_verify(tmp_path):
+    (tmp_path / "home").mkdir()
     units = [f"{INSTALL_DIR}/deploy/systemd/{name}" for name in ("ums.service", "ums@.service")]
-    verify = in_install_layout(tmp_path, "/", ["systemd-analyze", "verify", *units],
+    verify = in_install_layout(tmp_path / "home", "/", ["systemd-analyze", "verify", *units],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output, _ = verify.communicate(timeout=60)
     assert verify.returncode == 0 and output == "", output
@@ -161,9 +188,10 @@ def test_the_shipped_units_pass_systemd_analyze_verify(tmp_path):
 
 def test_a_broken_unit_fails_that_verification(tmp_path):
     """The check above can fail: a unit whose ExecStart is missing does."""
+    (tmp_path / "home").mkdir()
     broken = tmp_path / "broken.service"
     broken.write_text((UNITS / "ums.service").read_text().replace(".venv/bin/ums", ".venv/bin/no-such-ums"))
-    verify = in_install_layout(tmp_path, "/", ["systemd-analyze", "verify", str(broken)],
+    verify = in_install_layout(tmp_path / "home", "/", ["systemd-analyze", "verify", str(broken)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output, _ = verify.communicate(timeout=60)
     assert verify.returncode != 0 and "no-such-ums" in output
@@ -189,9 +217,8 @@ def test_the_suite_unit_starts_reloads_its_log_and_stops_on_sigterm(instance):
 
         follower = subprocess.Popen([UMS, "logs", "-f", "-n", "0"], cwd=instance, text=True, stdout=subprocess.PIPE,
                                     env={"PATH": SYSTEMD_PATH, "UMS_HOME": str(instance), "UMS_CLOCK_SHIFT": "0"})
-        log_file = instance / "var" / "log" / "ums.log"
-        log_file.rename(log_file.with_name("ums.log.1"))   # what logrotate does, then it reloads the unit
-        reload_as_unit(settings, process.pid)
+        rotate_with_the_shipped_logrotate(instance)
+        reload_as_unit(settings, process.pid)   # what its postrotate asks systemd to do
         time.sleep(0.5)
         process.send_signal(signal.SIGTERM)   # systemctl stop
         assert process.wait(timeout=30) == 0, process.stdout.read()
