@@ -39,8 +39,9 @@ exponential backoff (``retry_base`` seconds, doubling), and a destination
 that still fails is logged once as a WARNING, naming the URL but never the
 secret. Alerts still queued when the suite stops get ``[alerts] timeout``
 seconds to go. Services make one call where the event happens:
-:func:`notify`, :func:`campaigns_finished`, :func:`relay_unreachable` and
-:func:`relay_reachable`.
+:func:`notify`, :func:`campaigns_finished`, :func:`relay_unreachable`,
+:func:`relay_reachable` and :func:`check_rates`. ``ums alerts test`` sends an
+``alert.test`` to every destination at once (:func:`send_test`).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from datetime import datetime
 from typing import Awaitable, Callable
 
 from .clock import site_zone, utcnow
+from .errors import UmsError
 
 log = logging.getLogger("ums.alerts")
 
@@ -184,6 +186,50 @@ def _post(url: str, body: bytes, headers: dict, timeout: float) -> None:
         response.read()
 
 
+def describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def destinations(config) -> list[tuple[str, Callable[[Alert], Awaitable[None]]]]:
+    """(name, send) of each place ``[alerts]`` sends to: every webhook URL, and the operators' mail."""
+    section = config.section("alerts")
+    found = []
+    for url in section["webhook_url"]:
+        found.append((url, lambda alert, url=url: post_webhook(config, url, alert)))
+    if section["email_to"]:
+        found.append(("mail to " + ", ".join(section["email_to"]), lambda alert: mail(config, alert)))
+    return found
+
+
+async def post_webhook(config, url: str, alert: Alert) -> None:
+    """POST the alert to ``url``, signed; an HTTP error status raises."""
+    section = config.section("alerts")
+    body = alert.body(config)
+    stamp = int(time.time())
+    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "UMS-alerts",
+               "X-UMS-Event": alert.event, "X-UMS-Delivery": alert.id, TIMESTAMP_HEADER: str(stamp),
+               SIGNATURE_HEADER: sign(section["webhook_secret"], stamp, body)}
+    await asyncio.to_thread(_post, url, body, headers, section["timeout"])
+
+
+async def mail(config, alert: Alert) -> None:
+    """Mail the alert to ``[alerts] email_to`` through the ``[email]`` relay."""
+    from email.message import EmailMessage
+
+    import aiosmtplib
+
+    section, relay = config.section("alerts"), config.section("email")
+    message = EmailMessage()
+    message["From"] = relay["from_address"]
+    message["To"] = ", ".join(section["email_to"])
+    message["Subject"] = f"[UMS] {alert.summary}"
+    details = json.dumps(json.loads(alert.body(config)), indent=2, ensure_ascii=False)
+    message.set_content(f"{alert.summary}\n\n{details}\n")
+    await aiosmtplib.send(message, hostname=relay["relay_host"], port=relay["relay_port"],
+                          start_tls=relay["starttls"], username=relay["username"] or None,
+                          password=relay["password"] or None, timeout=section["timeout"])
+
+
 class Dispatcher:
     """The alerts of one event loop: a queue, a sender task, the relay outage timers."""
 
@@ -224,18 +270,10 @@ class Dispatcher:
                     self._send(alert)
 
     def _send(self, alert: Alert) -> None:
-        for destination in self._destinations():
+        for destination in destinations(self.config):
             task = self.loop.create_task(self._deliver(destination, alert))
             self.sending.add(task)
             task.add_done_callback(self.sending.discard)
-
-    def _destinations(self) -> list[tuple[str, Callable[[Alert], Awaitable[None]]]]:
-        found = []
-        for url in self.section["webhook_url"]:
-            found.append((url, lambda alert, url=url: self._post(url, alert)))
-        if self.section["email_to"]:
-            found.append(("mail to " + ", ".join(self.section["email_to"]), self._mail))
-        return found
 
     async def _deliver(self, destination: tuple, alert: Alert) -> None:
         name, send = destination
@@ -250,31 +288,7 @@ class Dispatcher:
             if attempt + 1 < attempts:
                 await asyncio.sleep(self.section["retry_base"] * 2 ** attempt)
         log.warning("alert not delivered", extra={"event": alert.event, "to": name, "attempts": attempts,
-                                                  "error": f"{type(error).__name__}: {error}"})
-
-    async def _post(self, url: str, alert: Alert) -> None:
-        body = alert.body(self.config)
-        stamp = int(time.time())
-        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "UMS-alerts",
-                   "X-UMS-Event": alert.event, "X-UMS-Delivery": alert.id, TIMESTAMP_HEADER: str(stamp),
-                   SIGNATURE_HEADER: sign(self.section["webhook_secret"], stamp, body)}
-        await asyncio.to_thread(_post, url, body, headers, self.section["timeout"])
-
-    async def _mail(self, alert: Alert) -> None:
-        from email.message import EmailMessage
-
-        import aiosmtplib
-
-        relay = self.config.section("email")
-        message = EmailMessage()
-        message["From"] = relay["from_address"]
-        message["To"] = ", ".join(self.section["email_to"])
-        message["Subject"] = f"[UMS] {alert.summary}"
-        details = json.dumps(json.loads(alert.body(self.config)), indent=2, ensure_ascii=False)
-        message.set_content(f"{alert.summary}\n\n{details}\n")
-        await aiosmtplib.send(message, hostname=relay["relay_host"], port=relay["relay_port"],
-                              start_tls=relay["starttls"], username=relay["username"] or None,
-                              password=relay["password"] or None, timeout=self.section["timeout"])
+                                                  "error": describe(error)})
 
     async def drain(self, timeout: float) -> None:
         """Let what is queued or being sent go, for at most ``timeout`` seconds; then stop."""
@@ -309,7 +323,7 @@ def _dispatcher(config) -> Dispatcher | None:
         return None
     if section["webhook_url"] and not section["webhook_secret"]:
         if not _misconfigured_warned:
-            log.error("[alerts] webhook_url is set without webhook_secret: no alert is sent unsigned; set one")
+            log.error(str(Unsigned()))
             _misconfigured_warned = True
         return None
     try:
@@ -402,6 +416,36 @@ def check_rates(ctx) -> None:
     dispatcher = _dispatcher(ctx.config)
     if dispatcher is not None and dispatcher.rates.due():
         dispatcher.submit(lambda: dispatcher.rates.look(ctx))
+
+
+class NoDestination(UmsError):
+    """No alert destination: set [alerts] webhook_url (with webhook_secret) or email_to in ums.cfg."""
+
+
+class Unsigned(UmsError):
+    """[alerts] webhook_url is set without webhook_secret: no alert is sent unsigned; set webhook_secret."""
+
+
+async def send_test(config) -> list[tuple[str, str | None]]:
+    """Send one ``alert.test`` to every destination now, once each (``ums
+    alerts test``): (destination, None or why it failed)."""
+    section = config.section("alerts")
+    if section["webhook_url"] and not section["webhook_secret"]:
+        raise Unsigned()
+    found = destinations(config)
+    if not found:
+        raise NoDestination()
+    alert = Alert("alert.test", f"Test alert from UMS on {socket.gethostname()}", {"home": str(config.home)})
+
+    async def attempt(send) -> str | None:
+        try:
+            await send(alert)
+        except Exception as exc:
+            return describe(exc)
+        return None
+
+    results = await asyncio.gather(*(attempt(send) for _name, send in found))
+    return [(name, result) for (name, _send), result in zip(found, results)]
 
 
 async def drain(config, timeout: float | None = None) -> None:

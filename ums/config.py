@@ -106,6 +106,15 @@ def _non_negative(text: str) -> float:
     return number
 
 
+def _http_urls(text: str) -> list[str]:
+    urls = _words(text)
+    for url in urls:
+        scheme, _, rest = url.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest.strip("/"):
+            raise ValueError(f"{url!r} is not an http:// or https:// URL")
+    return urls
+
+
 def _alert_events(text: str) -> list[str]:
     from .alerts import EVENTS
 
@@ -201,7 +210,7 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "voice.ring_timeout": _positive_float,
     "voice.max_call_seconds": _positive_float,
     "voice.asterisk_wait": _positive_float,
-    "alerts.webhook_url": _words,
+    "alerts.webhook_url": _http_urls,
     "alerts.email_to": _words,
     "alerts.events": _alert_events,
     "alerts.relay_unreachable_minutes": _non_negative,

@@ -26,6 +26,7 @@ from click.exceptions import NoArgsIsHelpError
 #: Each top-level command: the module of this package defining it, and its
 #: summary for `ums --help` (the first paragraph of its docstring).
 COMMAND_MODULES: dict[str, tuple[str, str]] = {
+    "alerts": ("alerts", "Operator alerts ([alerts] in ums.cfg): send a test alert."),
     "apikey": ("apikey", "Create, list and revoke API keys (one or more per back-office system)."),
     "billing": ("billing", "Billing from the CDR and the [billing] rate table."),
     "bounce": ("bounce", "Bounces (delivery status notifications) as UMS reads them."),
