@@ -103,7 +103,7 @@ class Alert:
     summary: str
     data: dict = field(default_factory=dict)
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    at: object = field(default_factory=utcnow)
+    at: datetime = field(default_factory=utcnow)
 
     def body(self, config) -> bytes:
         """The JSON body: times ISO 8601 with the site's offset."""
@@ -205,7 +205,7 @@ async def post_webhook(config, url: str, alert: Alert) -> None:
     """POST the alert to ``url``, signed; an HTTP error status raises."""
     section = config.section("alerts")
     body = alert.body(config)
-    stamp = int(time.time())
+    stamp = int(time.time())   # the wall clock, not the application clock: receivers compare it with theirs
     headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "UMS-alerts",
                "X-UMS-Event": alert.event, "X-UMS-Delivery": alert.id, TIMESTAMP_HEADER: str(stamp),
                SIGNATURE_HEADER: sign(section["webhook_secret"], stamp, body)}
