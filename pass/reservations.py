@@ -23,6 +23,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
+from ums import alerts
 from ums.campaigns import next_cron_time
 from ums.clock import shown, site_zone
 from ums.channels.email import bounce_domain
@@ -77,7 +78,9 @@ class Reservations:
         await self.start_due_campaigns()
         await self.expand_running()
         now = self.ctx.clock()
-        await self._transaction(lambda conn: campaign_store.complete_finished(conn, now))
+        completed = await self._transaction(lambda conn: campaign_store.complete_finished(conn, now))
+        alerts.campaigns_finished(self.ctx, completed)
+        alerts.check_rates(self.ctx)
         await self.arm_timer()
 
     async def start_due_campaigns(self) -> None:

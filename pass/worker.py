@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from ums import cdr
+from ums import alerts, cdr
 from ums.addresses import normalize
 from ums.channels import TEMPORARY, Channel, Delivery, Outcome
 from ums.db import retry_when_locked
@@ -325,10 +325,12 @@ class Worker:
             if channel not in self.outages:
                 log.warning("relay unreachable; deliveries wait and retry",
                             extra={"channel": channel, "error": outcome.detail})
+                alerts.relay_unreachable(self.ctx, channel, outcome.detail)
             self.outages[channel] = outcome.detail
         elif channel in self.outages:   # any answer at all shows it is reachable
             del self.outages[channel]
             log.info("relay reachable again", extra={"channel": channel})
+            alerts.relay_reachable(self.ctx, channel)
 
     def _must_hold(self, job: Job) -> bool:
         state = (job.campaign or {}).get("state")

@@ -44,14 +44,22 @@ def _port(text: str) -> int:
     return number
 
 
-def _positive_int(text: str) -> int:
+def _int_at_least(text: str, minimum: int) -> int:
     try:
         number = int(text)
     except ValueError:
         raise ValueError("not a whole number") from None
-    if number < 1:
-        raise ValueError("must be at least 1")
+    if number < minimum:
+        raise ValueError(f"must be at least {minimum}")
     return number
+
+
+def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0)
 
 
 def _positive_float(text: str) -> float:
@@ -96,6 +104,25 @@ def _non_negative(text: str) -> float:
     if number < 0:
         raise ValueError("must not be negative")
     return number
+
+
+def _http_urls(text: str) -> list[str]:
+    urls = _words(text)
+    for url in urls:
+        scheme, _, rest = url.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest.strip("/"):
+            raise ValueError(f"{url!r} is not an http:// or https:// URL")
+    return urls
+
+
+def _alert_events(text: str) -> list[str]:
+    from .alerts import EVENTS
+
+    events = _words(text)
+    unknown = [event for event in events if event not in EVENTS]
+    if unknown:
+        raise ValueError(f"unknown event {unknown[0]!r}; expected some of {', '.join(EVENTS)}")
+    return events
 
 
 def _channel_numbers(text: str) -> dict[str, float]:
@@ -183,6 +210,18 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "voice.ring_timeout": _positive_float,
     "voice.max_call_seconds": _positive_float,
     "voice.asterisk_wait": _positive_float,
+    "alerts.webhook_url": _http_urls,
+    "alerts.email_to": _words,
+    "alerts.events": _alert_events,
+    "alerts.relay_unreachable_minutes": _non_negative,
+    "alerts.retries": _non_negative_int,
+    "alerts.retry_base": _positive_float,
+    "alerts.timeout": _positive_float,
+    "alerts.bounce_rate_threshold": _non_negative,
+    "alerts.refusal_rate_threshold": _non_negative,
+    "alerts.rate_window_minutes": _positive_float,
+    "alerts.rate_min_sent": _non_negative_int,
+    "alerts.rate_check_seconds": _positive_float,
 }
 
 

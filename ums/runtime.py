@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
+from . import alerts
 from . import log as ums_log
 from . import reactor as ums_reactor
 from .config import Config
@@ -142,6 +143,7 @@ class Suite:
             wish = desired.get(name, "running")
             if wish == "paused" and not service.paused:
                 await service.pause()
+                alerts.notify(self.config, "service.paused", f"Service {name} paused", service=name, host=self.ctx.host)
             elif wish == "running" and service.paused:
                 await service.resume()
 
@@ -187,7 +189,9 @@ class Suite:
             except Exception:
                 log.exception("error while stopping", extra={"service": name})
             log.info("service stopped", extra={"service": name})
+            alerts.notify(self.config, "service.stopped", f"Service {name} stopped", service=name, host=self.ctx.host)
         await self._unregister()
+        await alerts.drain(self.config)
         if self._db is None:
             await self.ctx.db.close()
 

@@ -26,6 +26,7 @@ from click.exceptions import NoArgsIsHelpError
 #: Each top-level command: the module of this package defining it, and its
 #: summary for `ums --help` (the first paragraph of its docstring).
 COMMAND_MODULES: dict[str, tuple[str, str]] = {
+    "alerts": ("alerts", "Operator alerts ([alerts] in ums.cfg): send a test alert."),
     "apikey": ("apikey", "Create, list and revoke API keys (one or more per back-office system)."),
     "billing": ("billing", "Billing from the CDR and the [billing] rate table."),
     "bounce": ("bounce", "Bounces (delivery status notifications) as UMS reads them."),
@@ -36,6 +37,7 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
     "customer": ("customer", "Look at one customer across every channel."),
     "event": ("event", "List and show events received by EPS."),
     "init": ("suite", "Create the configuration, migrate the database and create the admin user."),
+    "logs": ("logs", "Show the instance's log records (the file `ums run --log-file` writes)."),
     "pause": ("suite", "Pause SERVICE: it stays up but takes no new work, until `ums resume`."),
     "queue": ("queue", "The PASS delivery queue."),
     "resume": ("suite", "Resume a paused SERVICE."),

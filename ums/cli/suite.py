@@ -94,17 +94,21 @@ async def _init_database(obj, admin_password: str | None) -> list[str]:
 
 @click.command()
 @click.argument("services", nargs=-1)
+@click.option("--log-file", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Append log records to PATH instead of stderr (overrides [log] file); SIGHUP "
+                   "reopens it, for logrotate. `ums logs` reads var/log/ums.log unless told otherwise.")
 @pass_obj
-def run(obj, services):
+def run(obj, services, log_file):
     """Run the suite, or only the named SERVICES (was, eps, mas, pass), in this process.
 
     Stops on SIGTERM, Ctrl-C or `ums stop`; SIGHUP reopens the log file.
     Refuses to start, with one line each, on the fatal problems `ums check`
-    reports (configuration, database, ports, time zone).
+    reports (configuration, database, ports, time zone). Runs under systemd
+    with the units in deploy/systemd/ (see the README).
     """
     refuse_to_start(obj, list(services) or None)
     config = obj.config
-    ums_log.setup_from_config(config)
+    ums_log.setup_from_config(config, file=log_file)
     runtime.run(config, list(services) or None)
 
 
