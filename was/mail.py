@@ -3,8 +3,12 @@
 images drawn at their true aspect, and voice mail as WAV.
 
 Inline images: an HTML body's ``cid:`` references name parts by Content-ID
-(RFC 2392); they are shown in place (served by WAS from the stored part, only
-raster image types) and not listed again as attachments. Remote images are
+(RFC 2392); WAS shows them in place from the stored part (raster image types
+only, up to :data:`INLINE_IMAGE_BYTES` each) and does not list them again as
+attachments. They are written into the body as ``data:`` URLs, not fetched
+by URL: the body's frame is sandboxed without ``allow-same-origin``, so its
+requests carry no session cookie (and must not), and the frame's policy
+allows images from ``data:`` only. Remote images are
 dropped unless the reader asks for them, and the body is served in a
 sandboxed frame under a Content-Security-Policy that forbids scripts and
 remote loads anyway.
@@ -17,6 +21,7 @@ normal-resolution page is not shown at half height.
 
 from __future__ import annotations
 
+import base64
 import email
 import html
 import io
@@ -24,7 +29,6 @@ import re
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
-from typing import Callable
 from urllib.parse import unquote
 
 from ums.mailindex import html_to_text
@@ -32,8 +36,10 @@ from ums.mailindex import html_to_text
 from .sanitizer import sanitize_composed, sanitize_html
 
 __all__ = ["sanitize_composed", "sanitize_html"]
-#: what an inline (cid:) part may be served as
+#: what an inline (cid:) part may be shown as
 INLINE_IMAGE_TYPES = ("image/png", "image/gif", "image/jpeg", "image/webp", "image/bmp")
+#: the largest inline image shown in place (a bigger one is only an attachment)
+INLINE_IMAGE_BYTES = 2 * 1024 * 1024
 
 
 @dataclass
@@ -51,7 +57,7 @@ def parse(raw: bytes) -> EmailMessage:
 def attachments(message: EmailMessage) -> list[Part]:
     """The parts a reader may download: not the body, not the images it shows inline."""
     found = []
-    inline = set(inline_parts(message).values()) if _html_body(message) is not None else set()
+    inline = set(inline_images(message)) if _html_body(message) is not None else set()
     for index, part in enumerate(message.walk()):
         if part.is_multipart() or index in inline:
             continue
@@ -83,40 +89,32 @@ def _html_body(message: EmailMessage):
     return part if part is not None and part.get_content_subtype() == "html" else None
 
 
-def inline_parts(message: EmailMessage) -> dict[str, int]:
-    """Content-ID (without angle brackets) → index of each raster image part that has one."""
+def inline_images(message: EmailMessage) -> dict[int, tuple[str, str, bytes]]:
+    """Part index → (Content-ID without brackets, type, bytes) of each raster image
+    part with a Content-ID that is small enough to show in place."""
     found = {}
     for index, part in enumerate(message.walk()):
         content_id = (part.get("content-id") or "").strip().strip("<>").strip()
         if content_id and not part.is_multipart() and part.get_content_type() in INLINE_IMAGE_TYPES:
-            found.setdefault(content_id, index)
+            data = part.get_payload(decode=True) or b""
+            if len(data) <= INLINE_IMAGE_BYTES:
+                found[index] = (content_id, part.get_content_type(), data)
     return found
 
 
-def inline_image(message: EmailMessage, index: int) -> tuple[str, bytes] | None:
-    """The content type and bytes of inline image part ``index``, if it is one."""
-    if index not in inline_parts(message).values():
-        return None
-    for position, part in enumerate(message.walk()):
-        if position == index:
-            return part.get_content_type(), part.get_payload(decode=True) or b""
-    return None
-
-
-def body_html(message: EmailMessage, allow_remote_images: bool = False,
-              inline_image_url: Callable[[int], str] | None = None) -> tuple[str, int]:
+def body_html(message: EmailMessage, allow_remote_images: bool = False) -> tuple[str, int]:
     """The message body as safe HTML (a plain-text body is escaped into <pre>);
-    ``cid:`` images become ``inline_image_url(part index)``."""
+    ``cid:`` images are written in as ``data:`` URLs of their parts."""
     part = message.get_body(preferencelist=("html", "plain"))
     if part is None:
         return '<p class="muted">(no text)</p>', 0
     text = _text_of(part)
     if part.get_content_subtype() == "html":
-        inline = inline_parts(message) if inline_image_url else {}
+        by_id = {content_id: (kind, data) for content_id, kind, data in reversed(inline_images(message).values())}
 
         def cid_url(reference: str) -> str | None:
-            index = inline.get(unquote(reference).strip("<>"))
-            return inline_image_url(index) if index is not None else None
+            found = by_id.get(unquote(reference).strip("<>"))
+            return f"data:{found[0]};base64,{base64.b64encode(found[1]).decode('ascii')}" if found else None
 
         return sanitize_html(text, allow_remote_images, cid_url)
     return f'<pre style="white-space:pre-wrap;font-family:inherit">{html.escape(text)}</pre>', 0

@@ -11,8 +11,8 @@ no function but colour functions, and no ``expression``. So a newsletter keeps
 its colours and layout while nothing in it can load, run or cover the page.
 
 Links may go to http, https, mailto or a fragment; images may come from an
-inline part (``cid:``, turned into a URL of WAS by the caller's
-``inline_image_url``), a raster ``data:image/…``, or a remote host only when
+inline part (``cid:``, turned into a ``data:`` URL of the part by the
+caller's ``inline_image_url``), a raster ``data:image/…``, or a remote host only when
 the reader asks (else counted as held back). The body is then served in a
 sandboxed frame under a Content-Security-Policy that forbids scripts and remote
 loads anyway (:mod:`was.pages.inbox`).
