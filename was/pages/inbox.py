@@ -90,9 +90,9 @@ def inbox_query(page: Page) -> web.InboxQuery:
     )
 
 
-def link(page: Page, **changes) -> str:
+def link(request: Page, **changes) -> str:
     """This listing's URL with ``changes`` (None drops a parameter; any change but the page goes to page 1)."""
-    values = {key: value for key, value in page.query.items() if key != "flash"}
+    values = {key: value for key, value in request.query.items() if key != "flash"}
     if "page" not in changes:
         values.pop("page", None)
     values.update(changes)
