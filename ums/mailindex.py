@@ -62,7 +62,8 @@ def searchable_text(raw: bytes) -> str:
             plain.append(part_text(part))
         elif subtype == "html":
             marked_up.append(part_text(part))
-    texts = plain or [html_to_text(markup) for markup in marked_up]
+    # an empty text/plain beside the HTML (some senders write one) is no text
+    texts = [text for text in plain if text.strip()] or [html_to_text(markup) for markup in marked_up]
     return " ".join(" ".join(texts).split())[:SEARCH_CHARS].casefold()
 
 

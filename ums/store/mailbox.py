@@ -173,12 +173,14 @@ async def _with_body_ids(conn: AsyncConnection, rows: list[dict]) -> list[dict]:
         if "raw" in row:
             bodies.setdefault(row.get("digest") or body_digest(row["raw"]), row["raw"])
     ids = await store_bodies(conn, bodies)
-    keys = await _thread_keys(conn, rows)
+    threads = await _threads(conn, rows)
     resolved = []
-    for row, key in zip(rows, keys):
+    for row, (headers, key) in zip(rows, threads):
         row = dict(row)
         if "thread_key" not in row:
             row["thread_key"] = key
+        if not row.get("message_id") and headers and headers.message_id:
+            row["message_id"] = headers.message_id
         if "raw" in row:
             raw, digest = row.pop("raw"), row.pop("digest", None)
             row["body_id"] = ids[digest or body_digest(raw)]
@@ -186,10 +188,10 @@ async def _with_body_ids(conn: AsyncConnection, rows: list[dict]) -> list[dict]:
     return resolved
 
 
-async def _thread_keys(conn: AsyncConnection, rows: list[dict]) -> list[str | None]:
-    """The conversation of each row (:func:`ums.mailindex.thread_key`): answers
-    join the thread of a filed message they answer, in the database or earlier
-    in ``rows``."""
+async def _threads(conn: AsyncConnection, rows: list[dict]) -> list[tuple]:
+    """The thread headers and conversation of each row (:func:`ums.mailindex.thread_key`):
+    answers join the thread of a filed message they answer, in the database or
+    earlier in ``rows``."""
     found = [mailindex.thread_headers(row["raw"]) if "raw" in row else None for row in rows]
     answered = {headers.in_reply_to for headers in found if headers and headers.in_reply_to}
     known: dict[str, str] = {}
@@ -198,13 +200,13 @@ async def _thread_keys(conn: AsyncConnection, rows: list[dict]) -> list[str | No
             select(mailbox_messages.c.message_id, mailbox_messages.c.thread_key)
             .where(mailbox_messages.c.message_id.in_(answered), mailbox_messages.c.thread_key.is_not(None))
         )).all())
-    keys = []
+    threads = []
     for headers in found:
         key = mailindex.thread_key(headers, known) if headers else None
         if headers and headers.message_id and key:
             known.setdefault(headers.message_id, key)
-        keys.append(key)
-    return keys
+        threads.append((headers, key))
+    return threads
 
 
 async def messages(
