@@ -31,7 +31,11 @@ from was_site import add_users  # noqa: E402
 
 from tests.conftest import make_config  # noqa: E402
 from tests.helpers import eventually, split_address  # noqa: E402
-from tests.integration.was.test_with_pass import Recorder, smtp_sink  # noqa: E402,F401  (fixture)
+from tests.integration.was import test_with_pass  # noqa: E402
+from tests.integration.was.test_with_pass import Recorder  # noqa: E402
+
+#: the aiosmtpd sink PASS relays to (a fixture)
+smtp_sink = test_with_pass.smtp_sink
 
 #: a word that is in one body only (and in no subject or sender)
 KOREAN_WORD = "환불신청서"
@@ -147,7 +151,7 @@ async def test_a_user_sees_only_their_mailbox_pages_to_the_oldest_and_finds_a_ko
 
 
 async def test_a_reply_from_support_reaches_the_sink_from_support_and_the_sent_folder_shows_it_sent(
-        tmp_path, sqlite_url, start_suite, browser, shot, smtp_sink: Recorder):  # noqa: F811
+        tmp_path, sqlite_url, start_suite, browser, shot, smtp_sink: Recorder):
     config = make_config(tmp_path, sqlite_url, email__relay_port=str(smtp_sink.port))
     suite = await start_suite(config, ["was", "mas", "pass"])
     base = "http://" + suite.services["was"].address
