@@ -182,9 +182,10 @@ async def mailbox_addresses(conn: AsyncConnection, user_id: int | None) -> list[
 
 
 async def folders(conn: AsyncConnection, user_id: int | None) -> list[str]:
+    """The folder names ``user_id`` has mail in: INBOX and Sent first (always), then by name."""
     query = _visible(select(mailbox_messages.c.folder).distinct(), user_id)
-    names = {row[0] for row in await conn.execute(query)} | {"INBOX"}
-    return sorted(names, key=lambda name: (name != "INBOX", name.lower()))
+    names = {row[0] for row in await conn.execute(query)} | {"INBOX", SENT}
+    return sorted(names, key=lambda name: (name != "INBOX", name != SENT, name.lower()))
 
 
 async def message(conn: AsyncConnection, user_id: int | None, message_id: int) -> dict | None:
