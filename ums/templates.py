@@ -124,11 +124,7 @@ class EmailSkeleton:
             raise TemplateRenderError(name=self.name, reason=exc) from None
         boundary = f"=_ums_{uuid.uuid4().hex}"
         self.boundary = boundary.encode("ascii")
-        sender = formataddr((self.sender_name, from_address))
-        self.head = (
-            f"From: {_encoded_from(sender, self.sender_name, from_address)}\r\n"
-            "MIME-Version: 1.0\r\n"
-        ).encode("ascii")
+        self.head = _head(self.sender_name, from_address)
         self.part_head = {
             "plain": b"--" + self.boundary + b"\r\nContent-Type: text/plain; charset=utf-8\r\n"
                      b"Content-Transfer-Encoding: base64\r\n\r\n",
@@ -158,17 +154,23 @@ class EmailSkeleton:
 
     def build(self, message_id: str, to: str, variables: dict,
               unsubscribe_mailto: str, unsubscribe_url: str,
-              attachments: "list[Attachment] | tuple" = (), extra_headers: "dict[str, str] | None" = None) -> bytes:
+              attachments: "list[Attachment] | tuple" = (), extra_headers: "dict[str, str] | None" = None,
+              sender: "tuple[str, str] | None" = None, list_headers: bool = True) -> bytes:
         """The complete message (CRLF line ends) for one recipient; with
-        ``attachments`` the body becomes the first part of a multipart/mixed."""
+        ``attachments`` the body becomes the first part of a multipart/mixed.
+        ``sender`` (name, address) replaces the From of the skeleton; without
+        ``list_headers`` (one-to-one mail) it carries no List-Unsubscribe."""
         subject, text, html = self.render(variables, unsubscribe_url)
+        unsubscribe = (
+            f"List-Unsubscribe: <mailto:{unsubscribe_mailto}>, <{unsubscribe_url}>\r\n"
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+        ) if list_headers or self.advertising else ""
         headers = (
             f"Message-ID: {message_id}\r\n"
             f"Date: {_date_header()}\r\n"
             f"To: <{to}>\r\n"
             f"Subject: {_encoded_word(subject)}\r\n"
-            f"List-Unsubscribe: <mailto:{unsubscribe_mailto}>, <{unsubscribe_url}>\r\n"
-            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+            + unsubscribe
             + "".join(f"{name}: {_header_safe(value)}\r\n" for name, value in (extra_headers or {}).items())
         ).encode("utf-8")
         if html is None:
@@ -177,10 +179,11 @@ class EmailSkeleton:
         else:
             body = [self.multipart, self.part_head["plain"], _b64_body(text),
                     self.part_head["html"], _b64_body(html), self.end]
+        head = self.head if sender is None else _head(*sender)
         if not attachments:
-            return b"".join([headers, self.head, *body])
+            return b"".join([headers, head, *body])
         mixed = f"=_ums_mixed_{uuid.uuid4().hex}".encode("ascii")
-        parts = [headers, self.head, b'Content-Type: multipart/mixed; boundary="' + mixed + b'"\r\n\r\n',
+        parts = [headers, head, b'Content-Type: multipart/mixed; boundary="' + mixed + b'"\r\n\r\n',
                  b"--" + mixed + b"\r\n", *body]
         for attachment in attachments:
             parts += [b"\r\n--" + mixed + b"\r\n", attachment.mime_part()]
@@ -225,6 +228,12 @@ def _filename_parameter(filename: str) -> str:
 def _header_safe(value) -> str:
     """A header value on one line (no CR/LF: nothing can inject a header)."""
     return " ".join(str(value).split())
+
+
+def _head(name: str, address: str) -> bytes:
+    """From (the name RFC 2047-encoded when it is not ASCII) and MIME-Version."""
+    sender = formataddr((name, address))
+    return f"From: {_encoded_from(sender, name, address)}\r\nMIME-Version: 1.0\r\n".encode("utf-8")
 
 
 def _encoded_from(formatted: str, name: str, address: str) -> str:

@@ -65,7 +65,7 @@ from .http import Page, Response, json_response, path_id
 from .openapi import DOCUMENT
 from .outgoing import FREE_FORM, ensure_free_form_template
 from .pages import campaigns as campaign_pages
-from .roles import ALL_ROLES, API_ROLE, MARKETERS
+from .roles import ALL_ROLES, MARKETERS
 
 #: the routes of ``/api``
 router = Router(roles=ALL_ROLES)
@@ -197,8 +197,16 @@ def _recipient(channel: str, recipient) -> str:
         raise HttpError(422, f"recipient: {short(str(exc))}") from None
 
 
+#: variables only WAS's own pages set (the mailbox message a forward carries, threading):
+#: a caller naming one could attach another mailbox's message
+RESERVED_VARIABLES = ("attach_mailbox_message", "document", "in_reply_to", "references", "personal")
+
+
 def send_request(data: dict, page: Page) -> SendRequest:
     variables = dict(data.get("variables") or {})
+    reserved = sorted(set(variables) & set(RESERVED_VARIABLES))
+    if reserved:
+        raise HttpError(422, f"variables: {reserved[0]!r} is set by UMS itself, not by a caller")
     if not data.get("template") and not (data.get("body") or data.get("subject")):
         raise HttpError(422, "name a template, or give a subject and body")
     if data.get("template") and len(data["template"]) > MAX_NAME:
@@ -474,15 +482,35 @@ async def campaign_action(page: Page):
 
 # --- mailbox -----------------------------------------------------------------------------------
 
+#: what the mailbox route tells of each message
+MAILBOX_FIELDS = ("id", "mailbox", "folder", "flags", "media", "classification", "sender", "recipient", "subject",
+                  "size", "pages", "duration", "received_at", "thread_key", "delivery_state")
+
+
 @router.get("/api/v1/mailbox", roles=MAILBOX_ROLES, scope="mailbox")
 async def mailbox(page: Page):
+    """A page of the caller's mailboxes, newest first: an admin's login reads every
+    mailbox, anyone else's (and a key) those of its own user — a key made for
+    no user (``ums apikey create`` without ``--user``) reads none."""
     media, limit = page.query.get("media") or None, query_int(page, "limit", 200)
+    offset = query_int(page, "offset", 0, low=0, high=10_000_000)
     if media is not None and media not in MEDIA:
         raise HttpError(400, "media must be one of email, fax, voice")
-    viewer = None if page.user["role"] in ("admin", API_ROLE) else page.user["user_id"]
+    wanted = web.InboxQuery(media=media, folder=query_text(page, "folder", 128), search=query_text(page, "q", 200),
+                            mailbox=query_text(page, "mailbox", 320), offset=offset, limit=limit)
+    if page.user["role"] == "admin":
+        rows, total = await _inbox(page, None, wanted)
+    elif page.user["user_id"] is None:
+        rows, total = [], 0
+    else:
+        rows, total = await _inbox(page, page.user["user_id"], wanted)
+    return answer(page, "mailbox", {"total": total, "message": [{name: row[name] for name in MAILBOX_FIELDS}
+                                                                 for row in rows]})
+
+
+async def _inbox(page: Page, viewer: int | None, wanted: web.InboxQuery):
     async with page.app.db.connect() as conn:
-        rows = await web.inbox(conn, viewer, media, query_text(page, "folder", 128), limit=limit)
-    return answer(page, "mailbox", {"message": rows})
+        return await web.inbox_page(conn, viewer, wanted)
 
 
 @router.get("/api/openapi.json", roles=None)

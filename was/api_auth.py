@@ -5,7 +5,8 @@ The key is read by the one parser of :mod:`ums.web.credentials`
 (``Authorization: Bearer KEY`` or ``X-Api-Key``) and looked up through the
 app's :class:`ums.web.KeyCheck` (a revoked key stops working within
 :data:`ums.web.credentials.KEY_CACHE_SECONDS`). A key acts as the
-:data:`~was.roles.API_ROLE` and carries the scopes it was granted
+:data:`~was.roles.API_ROLE` and carries the scopes it was granted, and the
+web user it was made for (``user_id``: whose mailboxes a ``mailbox`` key reads)
 (:class:`ums.store.apikeys.Credential`); each API route names the one scope it
 needs (``send``, ``contacts``, ``campaigns``, ``mailbox``) and
 :meth:`was.app.WebApp.dispatch` refuses a key without it (403). A back-office
@@ -31,6 +32,7 @@ async def from_api_key(app, page) -> dict | None:
     credential = await app.keys.credential(checked_key(key))
     if credential is None:
         raise unauthorized("unknown or revoked API key")
-    return {"id": None, "user_id": None, "username": f"api:{credential.system}", "role": API_ROLE, "api": True,
+    return {"id": None, "user_id": credential.user_id, "username": f"api:{credential.system}", "role": API_ROLE,
+            "api": True,
             "csrf": "", "system": credential.system, "scopes": credential.scopes,
             "owner": f"system:{credential.system}"}

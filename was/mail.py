@@ -1,14 +1,27 @@
-"""Reading stored mailbox messages for the browser: the body (sanitised), the
-attachments, fax pages as PNG images and voice mail as WAV.
+"""Reading stored mailbox messages for the browser: the body (sanitised by
+:mod:`was.sanitizer`), its inline images, the attachments, fax pages as PNG
+images drawn at their true aspect, and voice mail as WAV.
 
-Inbound HTML is cleaned with nh3 (no scripts, no event handlers, no
-``javascript:`` links, no forms or frames); remote images are dropped unless the
-reader asks for them, and the body is served in a sandboxed frame under a
-Content-Security-Policy that forbids scripts and remote loads anyway.
+Inline images: an HTML body's ``cid:`` references name parts by Content-ID
+(RFC 2392); WAS shows them in place from the stored part (raster image types
+only, up to :data:`INLINE_IMAGE_BYTES` each) and does not list them again as
+attachments. They are written into the body as ``data:`` URLs, not fetched
+by URL: the body's frame is sandboxed without ``allow-same-origin``, so its
+requests carry no session cookie (and must not), and the frame's policy
+allows images from ``data:`` only. Remote images are
+dropped unless the reader asks for them, and the body is served in a
+sandboxed frame under a Content-Security-Policy that forbids scripts and
+remote loads anyway.
+
+Fax pixels are not square: a fine fax is 204×196 dpi, a normal one 204×98 dpi
+(every line of it stands for two). Each page is drawn with square pixels at
+its horizontal resolution, from the TIFF's XResolution/YResolution, so a
+normal-resolution page is not shown at half height.
 """
 
 from __future__ import annotations
 
+import base64
 import email
 import html
 import io
@@ -16,52 +29,17 @@ import re
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
+from urllib.parse import unquote
 
-import nh3
+from ums.mailindex import html_to_text
 
-ALLOWED_TAGS = {
-    "a", "abbr", "b", "blockquote", "br", "caption", "center", "code", "col", "colgroup", "dd", "del", "div",
-    "dl", "dt", "em", "font", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "li", "ol", "p",
-    "pre", "q", "s", "small", "span", "strike", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th",
-    "thead", "tr", "u", "ul",
-}
-ALLOWED_ATTRIBUTES = {
-    "*": {"align", "bgcolor", "color", "dir", "lang", "title", "width", "height", "valign"},
-    "a": {"href", "name"},
-    "img": {"src", "alt", "width", "height"},
-    "font": {"face", "size", "color"},
-    "td": {"colspan", "rowspan"},
-    "th": {"colspan", "rowspan"},
-    "table": {"border", "cellpadding", "cellspacing"},
-}
-REMOTE_SCHEMES = ("http:", "https:", "//")
+from .sanitizer import sanitize_composed, sanitize_html
 
-
-def sanitize_html(markup: str, allow_remote_images: bool = False) -> tuple[str, int]:
-    """Clean untrusted HTML; returns the safe markup and how many remote images were held back."""
-    held_back = 0
-
-    def keep(tag: str, attribute: str, value: str):
-        nonlocal held_back
-        if tag == "img" and attribute == "src":
-            lowered = value.strip().lower()
-            if lowered.startswith(REMOTE_SCHEMES) and not allow_remote_images:
-                held_back += 1
-                return None
-            if not lowered.startswith(REMOTE_SCHEMES + ("data:image/", "cid:")):
-                return None
-        return value
-
-    cleaned = nh3.clean(
-        markup, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, url_schemes={"http", "https", "mailto", "cid", "data"},
-        link_rel="noopener noreferrer nofollow", attribute_filter=keep, strip_comments=True,
-    )
-    return cleaned, held_back
-
-
-def sanitize_composed(markup: str) -> str:
-    """Clean what a user wrote in the composer (remote images allowed: it is outbound mail)."""
-    return sanitize_html(markup, allow_remote_images=True)[0]
+__all__ = ["sanitize_composed", "sanitize_html"]
+#: what an inline (cid:) part may be shown as
+INLINE_IMAGE_TYPES = ("image/png", "image/gif", "image/jpeg", "image/webp", "image/bmp")
+#: the largest inline image shown in place (a bigger one is only an attachment)
+INLINE_IMAGE_BYTES = 2 * 1024 * 1024
 
 
 @dataclass
@@ -77,9 +55,11 @@ def parse(raw: bytes) -> EmailMessage:
 
 
 def attachments(message: EmailMessage) -> list[Part]:
+    """The parts a reader may download: not the body, not the images it shows inline."""
     found = []
+    inline = set(inline_images(message)) if _html_body(message) is not None else set()
     for index, part in enumerate(message.walk()):
-        if part.is_multipart():
+        if part.is_multipart() or index in inline:
             continue
         disposition = part.get_content_disposition()
         if disposition == "attachment" or (part.get_filename() and disposition != "inline") or \
@@ -104,14 +84,39 @@ def _text_of(part) -> str:
         return payload.decode("utf-8", "replace")
 
 
+def _html_body(message: EmailMessage):
+    part = message.get_body(preferencelist=("html",))
+    return part if part is not None and part.get_content_subtype() == "html" else None
+
+
+def inline_images(message: EmailMessage) -> dict[int, tuple[str, str, bytes]]:
+    """Part index → (Content-ID without brackets, type, bytes) of each raster image
+    part with a Content-ID that is small enough to show in place."""
+    found = {}
+    for index, part in enumerate(message.walk()):
+        content_id = (part.get("content-id") or "").strip().strip("<>").strip()
+        if content_id and not part.is_multipart() and part.get_content_type() in INLINE_IMAGE_TYPES:
+            data = part.get_payload(decode=True) or b""
+            if len(data) <= INLINE_IMAGE_BYTES:
+                found[index] = (content_id, part.get_content_type(), data)
+    return found
+
+
 def body_html(message: EmailMessage, allow_remote_images: bool = False) -> tuple[str, int]:
-    """The message body as safe HTML (a plain-text body is escaped into <pre>)."""
+    """The message body as safe HTML (a plain-text body is escaped into <pre>);
+    ``cid:`` images are written in as ``data:`` URLs of their parts."""
     part = message.get_body(preferencelist=("html", "plain"))
     if part is None:
         return '<p class="muted">(no text)</p>', 0
     text = _text_of(part)
     if part.get_content_subtype() == "html":
-        return sanitize_html(text, allow_remote_images)
+        by_id = {content_id: (kind, data) for content_id, kind, data in reversed(inline_images(message).values())}
+
+        def cid_url(reference: str) -> str | None:
+            found = by_id.get(unquote(reference).strip("<>"))
+            return f"data:{found[0]};base64,{base64.b64encode(found[1]).decode('ascii')}" if found else None
+
+        return sanitize_html(text, allow_remote_images, cid_url)
     return f'<pre style="white-space:pre-wrap;font-family:inherit">{html.escape(text)}</pre>', 0
 
 
@@ -121,10 +126,7 @@ def body_text(message: EmailMessage) -> str:
     if part is None:
         return ""
     text = _text_of(part)
-    if part.get_content_subtype() == "html":
-        text = nh3.clean(text, tags=set())
-        text = html.unescape(text)
-    return text
+    return html_to_text(text) if part.get_content_subtype() == "html" else text
 
 
 def first_of_type(message: EmailMessage, *types: str) -> tuple[str, str, bytes] | None:
@@ -158,23 +160,41 @@ def fax_page_count(document: bytes) -> int:
         return getattr(image, "n_frames", 1)
 
 
+def square_pixels(frame, resolution: tuple[float, float] | None):
+    """``frame`` stretched so its pixels are square at its horizontal resolution
+    (a 204×98 dpi page gets twice its lines); unchanged when square or unknown."""
+    across, down = resolution or (0, 0)
+    if not (across and down) or abs(across / down - 1) <= 0.01:
+        return frame
+    return frame.resize((frame.width, round(frame.height * across / down)))
+
+
+def _resolution(image) -> tuple[float, float] | None:
+    """A page's (XResolution, YResolution) in dpi, from its TIFF tags (each page its own)."""
+    tags = getattr(image, "tag_v2", None)
+    if tags is not None and 282 in tags and 283 in tags:
+        across, down = float(tags[282]), float(tags[283])
+        if tags.get(296) == 3:  # ResolutionUnit centimetre
+            across, down = across * 2.54, down * 2.54
+        return across, down
+    return image.info.get("dpi")
+
+
 def fax_page_png(document: bytes, page: int) -> bytes:
-    """One page of a TIFF (or single image) as PNG."""
+    """One page of a TIFF (or single image) as PNG, at its true aspect (:func:`square_pixels`)."""
     from PIL import Image
 
     with Image.open(io.BytesIO(document)) as image:
         image.seek(page)
-        frame = image.convert("L")
+        frame = square_pixels(image.convert("L"), _resolution(image))
         out = io.BytesIO()
         frame.save(out, "PNG", optimize=False)
         return out.getvalue()
 
 
 def fax_as_pdf(document: tuple[str, str, bytes]) -> bytes:
-    """A received fax document as PDF, the form the fax channel sends on (every page kept).
-
-    Fax pixels are not square (204×196 or 204×98 dpi): each page is stretched
-    to square pixels at the horizontal resolution so it keeps its proportions."""
+    """A received fax document as PDF, the form the fax channel sends on (every page kept,
+    each at its true aspect; a page that names no resolution is taken as fine, 204×196)."""
     from PIL import Image
 
     content_type, _, data = document
@@ -182,13 +202,10 @@ def fax_as_pdf(document: tuple[str, str, bytes]) -> bytes:
         return data
     pages = []
     with Image.open(io.BytesIO(data)) as image:
-        across, down = image.info.get("dpi") or (204, 196)
+        across = (_resolution(image) or (204, 196))[0]
         for number in range(getattr(image, "n_frames", 1)):
             image.seek(number)
-            frame = image.convert("L")
-            if down and abs(across / down - 1) > 0.01:
-                frame = frame.resize((frame.width, round(frame.height * across / down)))
-            pages.append(frame)
+            pages.append(square_pixels(image.convert("L"), _resolution(image) or (204, 196)))
     out = io.BytesIO()
     pages[0].save(out, "PDF", save_all=True, append_images=pages[1:], resolution=float(across))
     return out.getvalue()

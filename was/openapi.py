@@ -148,9 +148,17 @@ DOCUMENT = {
             "requestBody": {"required": False, "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/CampaignAction"}}}},
             "responses": _responses({"200": {"description": "New state"}, "400": _ERROR})}},
-        "/api/v1/mailbox": {"get": {"summary": "Mailbox messages", "x-scope": "mailbox", "parameters": [
+        "/api/v1/mailbox": {"get": {
+            "summary": "Mailbox messages, newest first, with the total",
+            "description": "A key reads the mailboxes of the web user it was made for (`ums apikey create "
+                           "--user NAME`), a key made for nobody none.",
+            "x-scope": "mailbox", "parameters": [
             {"name": "media", "in": "query", "schema": {"enum": ["email", "fax", "voice"]}},
             {"name": "folder", "in": "query", "schema": {"type": "string"}},
+            {"name": "mailbox", "in": "query", "schema": {"type": "string"}},
+            {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 200},
+             "description": "words sender, subject or body text must contain"},
+            {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
             {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
             "responses": {"200": {"description": "Messages"}, "400": _ERROR}}},
     },

@@ -3,7 +3,10 @@
 Configured in ``[email]``: the relay (a smart host), STARTTLS and AUTH when
 set, and how many connections to keep open. Every message carries its
 delivery's stable Message-ID, ``List-Unsubscribe`` (mailto and one-click URL
-with the delivery's token) and ``List-Unsubscribe-Post`` (RFC 8058); the
+with the delivery's token) and ``List-Unsubscribe-Post`` (RFC 8058) — except
+one-to-one mail written in WAS (a reply or forward), which is From and
+Reply-To the mailbox whose Sent folder holds it and carries In-Reply-To and
+References instead; the
 envelope sender is ``bounce+<token>@<first local domain>`` so MAS can match a
 bounce to its delivery. Message bytes come from a per-template
 :class:`~ums.templates.EmailSkeleton` built once.
@@ -360,16 +363,35 @@ class EmailChannel(Channel):
             )
         return found
 
-    def message_bytes(self, delivery: Delivery, attachments: list[Attachment] | tuple = ()) -> bytes:
+    def message_bytes(self, delivery: Delivery, attachments: list[Attachment] | tuple = (),
+                      mailbox: str | None = None) -> bytes:
+        """The message for ``delivery``; one from a ``mailbox`` (:meth:`mailbox_of`)
+        is From and Reply-To that mailbox."""
         variables = {**(delivery.contact or {}), **(delivery.variables or {})}
         replying_to = variables.get("in_reply_to")
+        headers = {}
+        if replying_to:
+            headers.update({"In-Reply-To": replying_to, "References": variables.get("references") or replying_to})
+        if mailbox:
+            headers["Reply-To"] = mailbox
         return self.skeleton(delivery).build(
             delivery.message_id, delivery.recipient, variables,
             unsubscribe_mailto=f"unsubscribe+{delivery.token}@{self.domain}",
             unsubscribe_url=f"{self.public_url}/unsubscribe/{delivery.token}",
-            attachments=attachments,
-            extra_headers={"In-Reply-To": replying_to, "References": replying_to} if replying_to else None,
+            attachments=attachments, extra_headers=headers or None,
+            sender=(self.options["from_name"], mailbox) if mailbox else None,
+            # one-to-one mail (a reply, a forward, a message written in WAS) is no list;
+            # advertising carries the headers whatever it says (EmailSkeleton.build)
+            list_headers=not variables.get("personal"),
         )
+
+    async def mailbox_of(self, delivery: Delivery) -> str | None:
+        """The mailbox a one-to-one message goes out from: the one whose Sent folder
+        filed it when WAS queued it. Its variables alone never choose a From."""
+        if not (delivery.variables or {}).get("personal"):
+            return None
+        async with self.ctx.db.connect() as conn:
+            return await mailbox_store.sent_from(conn, delivery.id)
 
     async def attachments(self, delivery: Delivery) -> list[Attachment]:
         """What ``variables["attach_mailbox_message"]`` asks to carry along: a
@@ -394,7 +416,7 @@ class EmailChannel(Channel):
         if not delivery.template:
             return self._outcome(PERMANENT, "554", "no email template for this delivery", started)
         try:
-            data = self.message_bytes(delivery, await self.attachments(delivery))
+            data = self.message_bytes(delivery, await self.attachments(delivery), await self.mailbox_of(delivery))
         except (TemplateRenderError, LookupError, ValueError) as exc:
             return self._outcome(PERMANENT, "554", str(exc), started)
         sender = envelope_sender(delivery.token, self.domain)

@@ -38,6 +38,7 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
     "event": ("event", "List and show events received by EPS."),
     "init": ("suite", "Create the configuration, migrate the database and create the admin user."),
     "logs": ("logs", "Show the instance's log records (the file `ums run --log-file` writes)."),
+    "mailbox": ("mailbox", "Mailboxes: assign them to users, list them, search them."),
     "pause": ("suite", "Pause SERVICE: it stays up but takes no new work, until `ums resume`."),
     "queue": ("queue", "The PASS delivery queue."),
     "resume": ("suite", "Resume a paused SERVICE."),

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import UmsError
-from ..store import apikeys, utcnow
+from ..store import apikeys, users, utcnow
 from .common import json_option, local_time, pass_obj, pick, run_async, write_json
 from .service import _with_db
 
@@ -29,14 +29,19 @@ def apikey():
 @click.option("--system", required=True, help="The back-office system that will use the key, e.g. account.")
 @click.option("--scope", "scopes", multiple=True, type=click.Choice(apikeys.SCOPES),
               help="What the key may do (repeatable); default: " + ", ".join(apikeys.BACK_OFFICE_SCOPES) + ".")
+@click.option("--user", "username", help="The web user whose mailboxes the key reads (with the mailbox scope).")
 @pass_obj
-def create(obj, system, scopes):
+def create(obj, system, scopes, username):
     """Create a key for SYSTEM and print it once (only its hash is stored).
 
     The key sees and manages only SYSTEM's events and services; it reaches the
-    WAS API only with the send, contacts, campaigns or mailbox scope."""
-    key_id, key = run_async(_with_db(
-        obj, lambda conn: apikeys.create(conn, system, utcnow(), scopes), write=True))
+    WAS API only with the send, contacts, campaigns or mailbox scope. With the
+    mailbox scope it reads the mailboxes of --user, and none without it."""
+    async def work(conn):
+        owner = await users.existing(conn, username) if username else None
+        return await apikeys.create(conn, system, utcnow(), scopes, user_id=owner["id"] if owner else None)
+
+    key_id, key = run_async(_with_db(obj, work, write=True))
     click.echo(key)
     chosen = ", ".join(apikeys.checked_scopes(scopes))
     click.echo(f"key {key_id} for system {system} ({chosen}); store it now, it cannot be shown again", err=True)

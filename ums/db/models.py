@@ -99,6 +99,8 @@ api_keys = Table(
     Column("key_hash", String(128), nullable=False, unique=True),
     # what the key may do: a list of ums.store.apikeys.SCOPES (NULL: the back-office defaults)
     Column("scopes", JSON),
+    # the web user a key with the mailbox scope reads the mailboxes of (NULL: none)
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE")),
     _created(),
     Column("revoked_at", Time),
     Column("last_used_at", Time),
@@ -365,7 +367,8 @@ cdr = Table(
 mailboxes = Table(
     "mailboxes", metadata, _id(),
     Column("address", String(320), nullable=False, unique=True),
-    Column("owner_id", Id, ForeignKey("users.id", ondelete="SET NULL")),
+    # the web user who reads it (one owner; a user may own several mailboxes)
+    Column("owner_id", Id, ForeignKey("users.id", ondelete="SET NULL"), index=True),
     # tell the owner of new mail through PASS on this channel (none to stay quiet)
     Column("notify_channel", String(8), nullable=False, server_default="none"),
     Column("notify_address", String(320)),
@@ -379,6 +382,8 @@ message_bodies = Table(
     Column("size", Integer, nullable=False),
     # the message exactly as received
     Column("raw", LargeBinary, nullable=False),
+    # its decoded body text, case-folded, for search (ums.mailindex.searchable_text)
+    Column("search_text", Text),
 )
 
 mailbox_messages = Table(
@@ -394,17 +399,20 @@ mailbox_messages = Table(
     Column("recipient", String(320)),
     Column("subject", Text),
     Column("message_id", String(255), index=True),
+    # the conversation: its first message's Message-ID (ums.mailindex.thread_key)
+    Column("thread_key", String(255), index=True),
     Column("size", Integer, nullable=False),
     # the stored message (shared by every mailbox entry of the same message)
     Column("body_id", Id, ForeignKey("message_bodies.id"), nullable=False, index=True),
     Column("contact_id", Id, ForeignKey("contacts.id", ondelete="SET NULL"), index=True),
-    Column("delivery_id", Id, ForeignKey("deliveries.id", ondelete="SET NULL")),
+    Column("delivery_id", Id, ForeignKey("deliveries.id", ondelete="SET NULL"), index=True),
     Column("pages", Integer),
     Column("duration", Float),
     Column("received_at", Time, nullable=False, server_default=func.now()),
     # MIME problems found while parsing (broken boundary, bad base64…), one per line; NULL when clean
     Column("defects", Text),
     Index("ix_mailbox_messages_box_folder", "mailbox_id", "folder"),
+    Index("ix_mailbox_messages_box_received", "mailbox_id", "received_at"),
 )
 
 rules = Table(

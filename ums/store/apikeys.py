@@ -3,8 +3,10 @@ stored; the key itself is shown once, when it is created.
 
 A key belongs to one system and carries scopes (:data:`SCOPES`): it sees and
 manages only its own system's events and services, and reaches the WAS API
-only where it was granted ``send``, ``contacts`` or ``campaigns``. A key made
-without scopes has :data:`BACK_OFFICE_SCOPES`."""
+only where it was granted ``send``, ``contacts``, ``campaigns`` or
+``mailbox``. A key made without scopes has :data:`BACK_OFFICE_SCOPES`. A
+``mailbox`` key reads the mailboxes of the web user it was made for
+(``user_id``), and none when it was made for nobody."""
 
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ class Credential:
     key_id: int
     system: str
     scopes: frozenset[str]
+    #: the web user whose mailboxes the key reads (None: no mailbox)
+    user_id: int | None = None
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes
@@ -59,14 +63,16 @@ def checked_scopes(scopes) -> list[str]:
     return chosen
 
 
-async def create(conn: AsyncConnection, system: str, now: datetime, scopes=None) -> tuple[int, str]:
-    """Create a key for ``system`` with ``scopes`` (default :data:`BACK_OFFICE_SCOPES`);
-    returns (id, key). The key is not recoverable later."""
+async def create(conn: AsyncConnection, system: str, now: datetime, scopes=None,
+                 user_id: int | None = None) -> tuple[int, str]:
+    """Create a key for ``system`` with ``scopes`` (default :data:`BACK_OFFICE_SCOPES`),
+    acting for web user ``user_id`` in the mailbox; returns (id, key). The key is
+    not recoverable later."""
     key = new_key()
     result = await conn.execute(
         api_keys.insert().values(
             system=system, prefix=key[:PREFIX_LENGTH + 4], key_hash=hash_key(key), created_at=now,
-            scopes=checked_scopes(scopes),
+            scopes=checked_scopes(scopes), user_id=user_id,
         )
     )
     return result.inserted_primary_key[0], key
@@ -75,12 +81,12 @@ async def create(conn: AsyncConnection, system: str, now: datetime, scopes=None)
 async def credential_for(conn: AsyncConnection, key: str) -> Credential | None:
     """The :class:`Credential` of an unrevoked ``key``, or None."""
     row = (await conn.execute(
-        select(api_keys.c.id, api_keys.c.system, api_keys.c.scopes).where(
+        select(api_keys.c.id, api_keys.c.system, api_keys.c.scopes, api_keys.c.user_id).where(
             api_keys.c.key_hash == hash_key(key), api_keys.c.revoked_at.is_(None))
     )).first()
     if row is None:
         return None
-    return Credential(row.id, row.system, frozenset(row.scopes or BACK_OFFICE_SCOPES))
+    return Credential(row.id, row.system, frozenset(row.scopes or BACK_OFFICE_SCOPES), row.user_id)
 
 
 async def system_for(conn: AsyncConnection, key: str) -> str | None:

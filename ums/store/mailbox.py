@@ -12,22 +12,37 @@ mailbox. Its columns: ``media`` (email, fax or voice), ``pages`` (fax page
 count), ``duration`` (voice mail seconds), ``classification`` (reply, refusal,
 unsubscribe, bounce, fax, voice, notice), ``flags`` (JSON list of IMAP flags
 such as ``\\Seen``), ``contact_id`` (the customer matched by sender address),
-``delivery_id`` (the outbound delivery it answers or bounces), ``defects``
-(MIME problems, one per line) and ``body_id`` (the message exactly as
-received, in ``message_bodies``).
+``delivery_id`` (the outbound delivery it answers or bounces — for an
+entry of the Sent folder, classification ``sent``, the delivery that sends
+it), ``defects`` (MIME problems, one per line), ``thread_key`` (its
+conversation) and ``body_id`` (the message exactly as received, in
+``message_bodies``, with its ``search_text``).
+
+Whoever files a message gets its index for free: :func:`store_message` and
+:func:`store_messages` extract the search text of each new body and the
+thread of each entry (:mod:`ums.mailindex`) — in a thread when the batch is
+big, so the event loop keeps serving. A mailbox has one owner (a web user,
+``owner_id``); a user may own several.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import Integer, bindparam, func, insert, select
+from sqlalchemy import Integer, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db.models import contacts, mailbox_messages, mailboxes, message_bodies
+from .. import mailindex
+from ..addresses import check as check_address
+from ..db.models import contacts, mailbox_messages, mailboxes, message_bodies, users
+from ..errors import UmsError
+
+#: bytes of new messages in one batch above which they are indexed off the event loop
+INDEX_IN_THREAD_BYTES = 256 * 1024
 
 #: what a reader gets for one entry: its columns and the stored message's bytes
 ENTRY_WITH_RAW = (*mailbox_messages.c, message_bodies.c.raw)
@@ -82,9 +97,12 @@ async def store_bodies(conn: AsyncConnection, bodies: dict[str, bytes]) -> None:
     if not bodies:
         return
     module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    texts = await _off_loop_if_big(sum(map(len, bodies.values())),
+                                   lambda: {digest: mailindex.searchable_text(raw) for digest, raw in bodies.items()})
     await conn.execute(
         module.insert(message_bodies).on_conflict_do_nothing(index_elements=[message_bodies.c.sha256]),
-        [{"sha256": digest, "size": len(raw), "raw": raw} for digest, raw in bodies.items()],
+        [{"sha256": digest, "size": len(raw), "raw": raw, "search_text": texts[digest]}
+         for digest, raw in bodies.items()],
     )
 
 
@@ -136,19 +154,50 @@ async def store_messages(conn: AsyncConnection, rows: list[dict]) -> None:
         await conn.execute(_INSERT_ENTRY, await _stored_bodies(conn, rows))
 
 
+async def _off_loop_if_big(size: int, work):
+    return await asyncio.to_thread(work) if size > INDEX_IN_THREAD_BYTES else work()
+
+
 async def _stored_bodies(conn: AsyncConnection, rows: list[dict]) -> list[dict]:
-    """Store the bytes of ``rows``; returns the parameters of :data:`_INSERT_ENTRY` for each."""
+    """Store the bytes of ``rows``; returns the parameters of :data:`_INSERT_ENTRY` for
+    each, with its ``thread_key`` (unless it has one) and its Message-ID from the headers."""
     bodies, params = {}, []
-    for row in rows:
+    threads = await _threads(conn, rows)
+    for row, (headers, key) in zip(rows, threads):
         row = dict(row)
         raw = row.pop("raw")
         digest = row.pop("digest", None) or body_digest(raw)
         bodies.setdefault(digest, raw)
+        if "thread_key" not in row:
+            row["thread_key"] = key
+        if not row.get("message_id") and headers and headers.message_id:
+            row["message_id"] = headers.message_id
         row["match_contact"] = row.get("match_contact")
         row["known_contact_id"] = row.pop("contact_id", None)
         params.append({**row, "digest": digest})
     await store_bodies(conn, bodies)
     return params
+
+
+async def _threads(conn: AsyncConnection, rows: list[dict]) -> list[tuple]:
+    """The thread headers and conversation of each row (:func:`ums.mailindex.thread_key`):
+    answers join the thread of a filed message they answer, in the database or
+    earlier in ``rows``."""
+    found = [mailindex.thread_headers(row["raw"]) if "raw" in row else None for row in rows]
+    answered = {headers.in_reply_to for headers in found if headers and headers.in_reply_to}
+    known: dict[str, str] = {}
+    if answered:
+        known.update((await conn.execute(
+            select(mailbox_messages.c.message_id, mailbox_messages.c.thread_key)
+            .where(mailbox_messages.c.message_id.in_(answered), mailbox_messages.c.thread_key.is_not(None))
+        )).all())
+    threads = []
+    for headers in found:
+        key = mailindex.thread_key(headers, known) if headers else None
+        if headers and headers.message_id and key:
+            known.setdefault(headers.message_id, key)
+        threads.append((headers, key))
+    return threads
 
 
 async def messages(
@@ -181,3 +230,69 @@ async def count(conn: AsyncConnection) -> int:
 async def stored_bytes(conn: AsyncConnection) -> int:
     """The bytes of every stored message, each counted once (what the mailbox costs)."""
     return await conn.scalar(select(func.coalesce(func.sum(message_bodies.c.size), 0)))
+
+
+# --- owners ------------------------------------------------------------------------------
+
+class NotLocalAddress(UmsError):
+    """{address} is not at a domain MAS receives mail for ({domains}): its mailbox would stay empty."""
+
+
+class TaggedAddress(UmsError):
+    """{address} has a +tag: MAS files user+tag@domain into user@domain, so assign that address."""
+
+
+class NoSuchMailbox(UmsError):
+    """No mailbox {address}."""
+
+
+def assignable_address(address: str, local_domains) -> str:
+    """``address`` as a mailbox is keyed (lower case), if mail to it can arrive:
+    a valid address at one of MAS's ``local_domains`` with no ``+tag``; else why not."""
+    address = check_address("email", address).lower()
+    local, _, domain = address.rpartition("@")
+    if domain not in {name.lower() for name in local_domains}:
+        raise NotLocalAddress(address=address, domains=", ".join(local_domains) or "none configured")
+    if "+" in local:
+        raise TaggedAddress(address=address)
+    return address
+
+
+async def assign(conn: AsyncConnection, address: str, owner_id: int, now: datetime) -> dict:
+    """Give the mailbox ``address`` (created if new) to the user ``owner_id``; returns it."""
+    box = await ensure(conn, address, now)
+    await conn.execute(update(mailboxes).where(mailboxes.c.id == box["id"]).values(owner_id=owner_id))
+    return {**box, "owner_id": owner_id}
+
+
+async def unassign(conn: AsyncConnection, address: str) -> dict:
+    """Take the mailbox ``address`` from its owner (its mail stays, seen by admins only)."""
+    box = await by_address(conn, address)
+    if box is None:
+        raise NoSuchMailbox(address=address.strip().lower())
+    await conn.execute(update(mailboxes).where(mailboxes.c.id == box["id"]).values(owner_id=None))
+    return {**box, "owner_id": None}
+
+
+async def with_owners(conn: AsyncConnection) -> list[dict]:
+    """Every mailbox with its owner's user name (None when nobody owns it) and how
+    many messages it holds, by address."""
+    held = (select(mailbox_messages.c.mailbox_id, func.count().label("messages"))
+            .group_by(mailbox_messages.c.mailbox_id).subquery())
+    query = (
+        select(mailboxes.c.id, mailboxes.c.address, mailboxes.c.owner_id, users.c.username.label("owner"),
+               func.coalesce(held.c.messages, 0).label("messages"), mailboxes.c.created_at)
+        .select_from(mailboxes.outerjoin(users, users.c.id == mailboxes.c.owner_id)
+                     .outerjoin(held, held.c.mailbox_id == mailboxes.c.id))
+        .order_by(mailboxes.c.address)
+    )
+    return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+async def sent_from(conn: AsyncConnection, delivery_id: int) -> str | None:
+    """The address of the mailbox whose Sent folder holds the message ``delivery_id`` sends."""
+    return await conn.scalar(
+        select(mailboxes.c.address)
+        .select_from(mailbox_messages.join(mailboxes, mailboxes.c.id == mailbox_messages.c.mailbox_id))
+        .where(mailbox_messages.c.delivery_id == delivery_id, mailbox_messages.c.classification == "sent")
+        .limit(1))

@@ -3,12 +3,13 @@ tables, API keys, and the figures behind ``/metrics``."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, cast, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db.models import deliveries, mailbox_messages, mailboxes, suppressions
+from ..db.models import deliveries, mailbox_messages, mailboxes, message_bodies, suppressions
 from . import as_utc
 from .mailbox import ENTRY_WITH_RAW, with_raw
 
@@ -17,8 +18,14 @@ LIST_COLUMNS = [
     mailbox_messages.c.flags, mailbox_messages.c.media, mailbox_messages.c.classification,
     mailbox_messages.c.sender, mailbox_messages.c.recipient, mailbox_messages.c.subject,
     mailbox_messages.c.size, mailbox_messages.c.pages, mailbox_messages.c.duration,
-    mailbox_messages.c.received_at,
+    mailbox_messages.c.received_at, mailbox_messages.c.thread_key, mailbox_messages.c.delivery_id,
+    mailboxes.c.address.label("mailbox"),
 ]
+#: what an inbox may be sorted by
+SORTS = {"received": mailbox_messages.c.received_at, "sender": mailbox_messages.c.sender,
+         "subject": mailbox_messages.c.subject, "size": mailbox_messages.c.size}
+#: the folder replies and forwards are filed in (classification ``sent``)
+SENT = "Sent"
 
 
 def _visible(query, user_id: int | None):
@@ -29,31 +36,156 @@ def _visible(query, user_id: int | None):
     return query.where(mailbox_messages.c.mailbox_id.in_(owned))
 
 
+@dataclass
+class InboxQuery:
+    """Which messages an inbox page lists, in which order, and which page of them."""
+
+    media: str | None = None
+    folder: str | None = None
+    #: unseen, seen or flagged
+    flag: str | None = None
+    #: one mailbox's address
+    mailbox: str | None = None
+    #: words that sender, subject or body text must contain
+    search: str | None = None
+    thread: str | None = None
+    sort: str = "received"
+    descending: bool = True
+    offset: int = 0
+    limit: int = 50
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _filtered(query, user_id: int | None, wanted: InboxQuery):
+    query = _visible(query, user_id)
+    if wanted.media:
+        query = query.where(mailbox_messages.c.media == wanted.media)
+    if wanted.folder:
+        query = query.where(mailbox_messages.c.folder == wanted.folder)
+    if wanted.mailbox:
+        query = query.where(mailboxes.c.address == wanted.mailbox.strip().lower())
+    if wanted.thread:
+        query = query.where(mailbox_messages.c.thread_key == wanted.thread)
+    seen = cast(mailbox_messages.c.flags, String)
+    if wanted.flag == "unseen":
+        query = query.where(or_(mailbox_messages.c.flags.is_(None), seen.not_like('%"seen"%')))
+    elif wanted.flag:
+        query = query.where(seen.like(f'%"{wanted.flag}"%'))
+    for word in (wanted.search or "").casefold().split():
+        pattern = _like(word)
+        query = query.where(or_(func.lower(mailbox_messages.c.sender).like(pattern, escape="\\"),
+                                func.lower(mailbox_messages.c.subject).like(pattern, escape="\\"),
+                                message_bodies.c.search_text.like(pattern, escape="\\")))
+    return query
+
+
+def _listed_from(wanted: InboxQuery):
+    joined = mailbox_messages.join(mailboxes, mailboxes.c.id == mailbox_messages.c.mailbox_id)
+    if wanted.search:
+        joined = joined.join(message_bodies, message_bodies.c.id == mailbox_messages.c.body_id)
+    return joined
+
+
+async def inbox_page(conn: AsyncConnection, user_id: int | None, wanted: InboxQuery) -> tuple[list[dict], int]:
+    """One page of the messages ``user_id`` may see (None: every mailbox) and how
+    many there are in all. Each row names its ``mailbox``; a Sent entry carries
+    its delivery's ``delivery_state`` (:func:`delivery_states`)."""
+    total = await conn.scalar(_filtered(select(func.count()).select_from(_listed_from(wanted)), user_id, wanted))
+    column = SORTS.get(wanted.sort, SORTS["received"])
+    order = [column.desc(), mailbox_messages.c.id.desc()] if wanted.descending else [column.asc(),
+                                                                                      mailbox_messages.c.id.asc()]
+    query = _filtered(select(*LIST_COLUMNS).select_from(_listed_from(wanted)), user_id, wanted)
+    rows = [_listed(row) for row in await conn.execute(query.order_by(*order).offset(wanted.offset)
+                                                      .limit(wanted.limit))]
+    await _with_delivery_states(conn, rows)
+    await _with_thread_sizes(conn, user_id, rows)
+    return rows, total
+
+
+def _listed(row) -> dict:
+    found = dict(row._mapping)
+    found["flags"] = list(found["flags"] or [])
+    found["received_at"] = as_utc(found["received_at"])
+    return found
+
+
 async def inbox(
     conn: AsyncConnection, user_id: int | None, media: str | None = None, folder: str | None = None,
     flag: str | None = None, limit: int = 200,
 ) -> list[dict]:
-    query = select(*LIST_COLUMNS).order_by(mailbox_messages.c.received_at.desc(), mailbox_messages.c.id.desc())
-    query = _visible(query, user_id)
-    if media:
-        query = query.where(mailbox_messages.c.media == media)
-    if folder:
-        query = query.where(mailbox_messages.c.folder == folder)
-    rows = [dict(row._mapping) for row in await conn.execute(query.limit(limit * 4 if flag else limit))]
+    """The newest ``limit`` messages ``user_id`` may see (see :func:`inbox_page`)."""
+    rows, _ = await inbox_page(conn, user_id, InboxQuery(media=media, folder=folder, flag=flag, limit=limit))
+    return rows
+
+
+def delivery_state(state: str | None, bounced_at) -> str | None:
+    """How a sent message stands, as its Sent folder shows it: queued (also while
+    sending, retrying or waiting), sent, bounced (a bounce came back after it was
+    sent), failed, suppressed, expired or cancelled."""
+    if state is None:
+        return None
+    if bounced_at is not None:
+        return "bounced"
+    return "queued" if state in ("queued", "sending", "retry", "waiting") else state
+
+
+async def delivery_states(conn: AsyncConnection, user_id: int | None, entry_ids: list[int]) -> dict[int, dict]:
+    """The delivery of each Sent entry ``user_id`` may see: entry id →
+    ``{"state", "detail"}`` (the last error or refusal, when there is one)."""
+    if not entry_ids:
+        return {}
+    query = _visible(
+        select(mailbox_messages.c.id, deliveries.c.state, deliveries.c.bounced_at, deliveries.c.last_error)
+        .select_from(mailbox_messages.join(deliveries, deliveries.c.id == mailbox_messages.c.delivery_id))
+        .where(mailbox_messages.c.id.in_(entry_ids[:500]), mailbox_messages.c.classification == "sent"),
+        user_id)
+    return {row.id: {"state": delivery_state(row.state, row.bounced_at), "detail": row.last_error}
+            for row in await conn.execute(query)}
+
+
+async def _with_delivery_states(conn: AsyncConnection, rows: list[dict]) -> None:
+    sent = [row["id"] for row in rows if row["classification"] == "sent"]
+    states = await delivery_states(conn, None, sent) if sent else {}
     for row in rows:
-        row["flags"] = list(row["flags"] or [])
-        row["received_at"] = as_utc(row["received_at"])
-    if flag == "unseen":
-        rows = [row for row in rows if "seen" not in row["flags"]]
-    elif flag:
-        rows = [row for row in rows if flag in row["flags"]]
-    return rows[:limit]
+        found = states.get(row["id"])
+        row["delivery_state"] = found["state"] if found else None
+
+
+async def _with_thread_sizes(conn: AsyncConnection, user_id: int | None, rows: list[dict]) -> None:
+    """``thread_size``: how many messages the viewer sees in each row's conversation."""
+    keys = {row["thread_key"] for row in rows if row["thread_key"]}
+    sizes = {}
+    if keys:
+        query = _visible(select(mailbox_messages.c.thread_key, func.count()).where(
+            mailbox_messages.c.thread_key.in_(keys)).group_by(mailbox_messages.c.thread_key), user_id)
+        sizes = dict((await conn.execute(query)).all())
+    for row in rows:
+        row["thread_size"] = sizes.get(row["thread_key"], 1)
+
+
+async def thread(conn: AsyncConnection, user_id: int | None, key: str) -> list[dict]:
+    """The conversation ``key`` as ``user_id`` sees it, oldest first (at most 200)."""
+    rows, _ = await inbox_page(conn, user_id, InboxQuery(thread=key, descending=False, limit=200))
+    return rows
+
+
+async def mailbox_addresses(conn: AsyncConnection, user_id: int | None) -> list[str]:
+    """The addresses of the mailboxes ``user_id`` owns (None: every mailbox)."""
+    query = select(mailboxes.c.address).order_by(mailboxes.c.address)
+    if user_id is not None:
+        query = query.where(mailboxes.c.owner_id == user_id)
+    return list(await conn.scalars(query))
 
 
 async def folders(conn: AsyncConnection, user_id: int | None) -> list[str]:
+    """The folder names ``user_id`` has mail in: INBOX and Sent first (always), then by name."""
     query = _visible(select(mailbox_messages.c.folder).distinct(), user_id)
-    names = {row[0] for row in await conn.execute(query)} | {"INBOX"}
-    return sorted(names, key=lambda name: (name != "INBOX", name.lower()))
+    names = {row[0] for row in await conn.execute(query)} | {"INBOX", SENT}
+    return sorted(names, key=lambda name: (name != "INBOX", name != SENT, name.lower()))
 
 
 async def message(conn: AsyncConnection, user_id: int | None, message_id: int) -> dict | None:
@@ -76,10 +208,6 @@ async def set_flags(conn: AsyncConnection, message_id: int, flags: list[str]) ->
 
 async def move(conn: AsyncConnection, message_id: int, folder: str) -> None:
     await conn.execute(update(mailbox_messages).where(mailbox_messages.c.id == message_id).values(folder=folder))
-
-
-async def own_mailbox_address(conn: AsyncConnection, user_id: int) -> str | None:
-    return await conn.scalar(select(mailboxes.c.address).where(mailboxes.c.owner_id == user_id).limit(1))
 
 
 async def delivery_counts(conn: AsyncConnection) -> list[tuple[str, str, int]]:

@@ -1,21 +1,27 @@
 """The HTML email composer: rich text (sanitised on the server), template
-variables, preview, a test send to oneself, send, and save as a template."""
+variables, preview, a test send to oneself, send, and save as a template.
+
+A message sent to one person is one-to-one mail (:mod:`was.outgoing`): from
+one of the writer's mailboxes when they pick it (filed in its Sent folder,
+sent From and Reply-To it), else from the site's sender; a mailbox that is
+not the writer's is refused."""
 
 from __future__ import annotations
-
-import html
 
 from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from ums.addresses import is_valid
+from ums.mailindex import html_to_text
+from ums.store import mailbox as mailbox_store
+from ums.store import web
 from ums.store import templates as template_store
 from ums.web import HttpError, Router
 
 from .. import mail
 from ..http import Page
 from ..roles import ALL_ROLES
-from ..outgoing import queue_message
+from ..outgoing import queue_message, send_personal
 
 router = Router(roles=ALL_ROLES)
 
@@ -34,10 +40,7 @@ def variables_of(text: str) -> dict[str, str]:
 
 
 def plain_text(markup: str) -> str:
-    import re
-
-    spaced = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</li>|</h\d>", "\n", markup)
-    return html.unescape(mail.nh3.clean(spaced, tags=set())).strip()
+    return html_to_text(markup).strip()
 
 
 def render(subject: str, body_html: str, variables: dict) -> tuple[str, str]:
@@ -52,11 +55,26 @@ def render(subject: str, body_html: str, variables: dict) -> tuple[str, str]:
 async def compose(page: Page):
     async with page.app.db.connect() as conn:
         templates = [t for t in await template_store.list_all(conn) if t["channel"] == "email"]
+        mailboxes = await web.mailbox_addresses(conn, own_mailboxes_of(page))
     chosen = next((t for t in templates if t["name"] == page.query.get("template")), None)
-    draft = {"to": page.query.get("to", ""), "subject": (chosen or {}).get("subject") or "",
+    draft = {"to": page.query.get("to", ""), "from_mailbox": "", "subject": (chosen or {}).get("subject") or "",
              "body_html": (chosen or {}).get("body_html") or "", "variables": "name = Kim Minji",
              "template_name": (chosen or {}).get("name") or "", "kind": (chosen or {}).get("kind") or "transactional"}
-    return page.app.render(page, "compose.html", draft=draft, templates=templates)
+    return page.app.render(page, "compose.html", draft=draft, templates=templates, mailboxes=mailboxes)
+
+
+def own_mailboxes_of(page: Page) -> int | None:
+    """Whose mailboxes the writer may send from: their own (an admin's: all)."""
+    return None if page.user["role"] == "admin" else page.user["user_id"]
+
+
+async def sending_mailbox(conn, page: Page, address: str) -> dict | None:
+    """The mailbox picked as From (None for the site's sender); another's is a 403."""
+    if not address:
+        return None
+    if address not in await web.mailbox_addresses(conn, own_mailboxes_of(page)):
+        raise HttpError(403, f"{address} is not one of your mailboxes")
+    return await mailbox_store.by_address(conn, address)
 
 
 @router.post("/compose")
@@ -64,7 +82,8 @@ async def compose_action(page: Page):
     form = page.form
     action = form.get("action", "preview")
     body_html = mail.sanitize_composed(form.get("body_html", ""))
-    draft = {key: form.get(key, "") for key in ("to", "subject", "variables", "template_name", "kind")}
+    draft = {key: form.get(key, "") for key in ("to", "from_mailbox", "subject", "variables", "template_name",
+                                                "kind")}
     draft["body_html"] = body_html
     sample = variables_of(draft["variables"])
     subject, rendered = render(draft["subject"], body_html, sample)
@@ -83,9 +102,11 @@ async def compose_action(page: Page):
         if not is_valid("email", recipient):
             raise HttpError(400, f"{recipient!r} is not an email address")
         async with page.app.db.begin() as conn:
-            delivery_id = await queue_message(conn, "email", recipient, now, subject, plain_text(rendered),
-                                              rendered, source=f"was:{page.user['username']}")
-        values["flash"] = f"Queued for {recipient} (delivery {delivery_id})."
+            box = await sending_mailbox(conn, page, draft["from_mailbox"])
+            sent = await send_personal(conn, page.app.ctx.config, "email", recipient, now, box, subject,
+                                       plain_text(rendered), rendered, source=f"was:{page.user['username']}")
+        values["flash"] = f"Queued for {recipient} (delivery {sent.delivery_id})" + (
+            f" from {box['address']}; a copy is in its Sent folder." if box else ".")
     elif action == "save":
         name = draft["template_name"].strip()
         if not name or draft["kind"] not in ("advertising", "transactional"):
@@ -96,4 +117,5 @@ async def compose_action(page: Page):
         values["flash"] = f"Template {name} saved."
     async with page.app.db.connect() as conn:
         values["templates"] = [t for t in await template_store.list_all(conn) if t["channel"] == "email"]
+        values["mailboxes"] = await web.mailbox_addresses(conn, own_mailboxes_of(page))
     return page.app.render(page, "compose.html", **values)

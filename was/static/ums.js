@@ -35,6 +35,24 @@ document.addEventListener("DOMContentLoaded", () => {
     refresh();
     setInterval(refresh, 2000);
   });
+  // Sent messages: their delivery state, read again every few seconds (a sent one may still bounce).
+  const sent = [...document.querySelectorAll("[data-sent]")];
+  if (sent.length) {
+    const ids = [...new Set(sent.map((el) => el.dataset.sent))].slice(0, 500).join(",");
+    const refresh = async () => {
+      const response = await fetch(`/inbox/states?ids=${ids}`, { headers: { accept: "application/json" } });
+      if (!response.ok) return;
+      const states = await response.json();
+      for (const el of sent) {
+        const found = states[el.dataset.sent];
+        if (found && el.textContent !== found.state) {
+          el.textContent = found.state;
+          el.className = `state ${found.state}`;
+        }
+      }
+    };
+    setInterval(refresh, 2000);
+  }
   // A Sieve error: put the cursor where the script went wrong.
   document.querySelectorAll("textarea[data-error-line]").forEach((area) => {
     const lines = area.value.split("\n");

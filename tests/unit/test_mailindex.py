@@ -1,0 +1,39 @@
+"""What the mailbox indexes of a message: its searchable text and its thread."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+from ums import mailindex
+
+
+def test_the_text_of_plain_or_html_bodies_in_any_charset():
+    message = EmailMessage()
+    message["Subject"] = "x"
+    message.set_content("연회비 환불을 요청합니다", charset="euc-kr")
+    assert mailindex.searchable_text(message.as_bytes()) == "연회비 환불을 요청합니다"
+    html_only = EmailMessage()
+    html_only.set_content("")
+    html_only.add_alternative("<p>Card <B>FEE</B></p><script>secret()</script><style>p{}</style>", subtype="html")
+    assert mailindex.searchable_text(html_only.as_bytes()) == "card fee"
+
+
+def test_attachments_are_not_searched_and_broken_bytes_are_no_error():
+    message = EmailMessage()
+    message.set_content("body")
+    message.add_attachment(b"attached words", maintype="text", subtype="plain", filename="a.txt")
+    assert mailindex.searchable_text(message.as_bytes()) == "body"
+    # an unknown charset falls back (here to cp949); bytes that are no message are their own text
+    assert mailindex.searchable_text(b"Content-Type: text/plain; charset=x-unknown\r\n\r\n\xb0\xa1 ok") == "가 ok"
+    assert mailindex.searchable_text(b"\xff\xfe\x00garbage") == "ÿþ\x00garbage"
+
+
+def test_thread_keys_follow_references_then_in_reply_to():
+    root = mailindex.thread_headers(b"Message-ID: <a@x>\r\n\r\n")
+    assert mailindex.thread_key(root, {}) == "<a@x>"
+    answer = mailindex.thread_headers(b"Message-ID: <c@x>\r\nIn-Reply-To: <b@x>\r\n\r\n")
+    assert mailindex.thread_key(answer, {"<b@x>": "<a@x>"}) == "<a@x>"
+    assert mailindex.thread_key(answer, {}) == "<b@x>"
+    referring = mailindex.thread_headers(b"Message-ID: <d@x>\r\nIn-Reply-To: <c@x>\r\nReferences: <a@x>\r\n <b@x> <c@x>\r\n\r\n")
+    assert mailindex.thread_key(referring, {}) == "<a@x>"
+    assert mailindex.thread_key(mailindex.thread_headers(b"Subject: none\r\n\r\n"), {}) is None
