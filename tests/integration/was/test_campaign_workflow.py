@@ -1,0 +1,274 @@
+"""The campaign workflow end to end, with WAS and PASS running and a real SMTP
+sink on loopback, on SQLite and PostgreSQL:
+
+* the preview (core, WAS page, ``ums campaign preview``) is the message the
+  sink receives, byte for byte in every body part — label, sender block,
+  무료수신거부 footer; a test send arrives, marked, and counts nowhere;
+* ``campaign check`` reports unknown books, fields nobody has and a past
+  start, and scheduling is refused until they are fixed or overridden;
+* with tracking on, the pixel and a link of a delivered message count once
+  each however often they are fetched — on the stats page and in
+  ``ums campaign stats --json`` — and a tampered redirect is a 404;
+* clone and delete from the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import html
+import json
+import re
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from aiosmtpd.smtp import SMTP as SMTPServer
+from was_site import add_users
+
+from tests.acceptance.cli import ums
+from tests.conftest import make_config
+from tests.helpers import eventually
+from ums import campaigns as campaign_api
+from ums.db.models import campaigns, deliveries
+from ums.store import addressbooks
+from ums.store import templates as template_store
+
+HTML = '<p>안녕하세요 {{ name }}님, <a href="https://bank.example/offer?a=1&amp;b=2">혜택 보기</a></p>'
+TEXT = "안녕하세요 {{ name }}님. 혜택: https://bank.example/offer?a=1&b=2"
+
+
+class Sink:
+    def __init__(self):
+        self.received: list[tuple[str, bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        for rcpt in envelope.rcpt_tos:
+            self.received.append((rcpt, envelope.original_content or envelope.content))
+        return "250 2.0.0 queued"
+
+    def to(self, address: str) -> list[email.message.EmailMessage]:
+        return [email.message_from_bytes(data, policy=email.policy.default)
+                for rcpt, data in self.received if rcpt == address]
+
+
+@pytest.fixture
+async def sink():
+    recorder = Sink()
+    server = await asyncio.get_running_loop().create_server(
+        lambda: SMTPServer(recorder, hostname="sink.test"), "127.0.0.1", 0)
+    recorder.port = server.sockets[0].getsockname()[1]
+    yield recorder
+    server.close()
+
+
+@pytest.fixture
+async def site(tmp_path, database_url, start_suite, sink):
+    from was_site import Site
+
+    config = make_config(tmp_path, database_url, email__relay_port=str(sink.port))
+    suite = await start_suite(config, ["was", "pass"])
+    await add_users(suite.ctx.db)
+    home = tmp_path / "cli"
+    home.mkdir()
+    (home / "ums.cfg").write_text(f"[database]\nurl = {database_url}\n[email]\nrelay_port = {sink.port}\n")
+    site = Site(suite, "http://" + suite.services["was"].address)
+    site.home = home
+    return site
+
+
+async def seed(ctx, people=("kim@example.com", "lee@example.com"), tester="tester@bank.example") -> None:
+    now = ctx.clock()
+    async with ctx.db.begin() as conn:
+        book = await addressbooks.ensure_book(conn, "Offers")
+        for number, address in enumerate(people):
+            contact = await addressbooks.save_contact(conn, {"name": f"고객{number}", "email": address,
+                                                             "customer_id": f"C{number}"}, now)
+            await addressbooks.add_to_book(conn, book, contact)
+            await addressbooks.record_consent(conn, contact, True, "web form", now - timedelta(days=1), night_time=True)
+        staff = await addressbooks.save_contact(conn, {"name": "테스터", "email": tester}, now)
+        await addressbooks.record_consent(conn, staff, True, "staff", now - timedelta(days=1), night_time=True)
+        await template_store.save(conn, "offer", "email", now, kind="advertising", subject="{{ name }}님 혜택",
+                                  body_text=TEXT, body_html=HTML, sender_name="UMS은행", sender_contact="1588-0000")
+
+
+async def make_campaign(ctx, name: str, tracking: bool = False, books=("Offers",)) -> int:
+    spec = campaign_api.from_dict({"name": name, "kind": "advertising", "template": "offer",
+                                   "audience": {"books": list(books)}, "tracking": tracking})
+    async with ctx.db.begin() as conn:
+        return await campaign_api.create(conn, spec, ctx.clock())
+
+
+def parts(message: email.message.EmailMessage) -> tuple[str, str, str]:
+    """Subject, text and HTML exactly as the bodies decode (no normalising)."""
+    text = message.get_body(("plain",)).get_payload(decode=True).decode("utf-8")
+    body = message.get_body(("html",)).get_payload(decode=True).decode("utf-8")
+    return str(message["subject"]), text, body
+
+
+async def test_preview_is_what_the_sink_receives_and_a_test_send_counts_nowhere(site, sink):
+    ctx = site.ctx
+    await seed(ctx)
+    campaign_id = await make_campaign(ctx, "december")
+    async with ctx.db.begin() as conn:
+        test_id = await campaign_api.test_send(conn, campaign_id, "tester@bank.example", ctx.clock())
+    await eventually(lambda: sink.to("tester@bank.example"), timeout=20)
+    [received] = sink.to("tester@bank.example")
+    async with ctx.db.connect() as conn:
+        preview = await campaign_api.preview(conn, ctx.config, campaign_id, delivery_id=test_id)
+        marked = (await conn.execute(deliveries.select().where(deliveries.c.id == test_id))).first()
+    subject, text, body = parts(received)
+    assert (subject, text, body) == (preview.subject, preview.text, preview.html)
+    assert subject.startswith("(광고) ") and "발신: UMS은행 (1588-0000)" in text and "무료수신거부" in body
+    assert marked.service_name == campaign_api.TEST_SENDER and marked.campaign_id is None
+
+    # the WAS page shows the same text, character for character
+    marketer = await site.logged_in("marketer")
+    page = await marketer.get(f"/campaigns/{campaign_id}/preview?delivery={test_id}")
+    assert page.status == 200
+    shown = html.unescape(re.search(r'<pre id="preview-text">(.*?)</pre>', page.text, re.S).group(1))
+    assert shown == text
+    frame = await marketer.get(f"/campaigns/{campaign_id}/preview.html?delivery={test_id}")
+    assert frame.body.decode("utf-8") == body and "sandbox" in frame.headers["Content-Security-Policy"]
+
+    # the test counts in none of the campaign's figures
+    async with ctx.db.connect() as conn:
+        assert (await campaign_api.stats(conn, campaign_id))["sent"] == 0
+
+    # the campaign itself: each delivered message is its preview
+    async with ctx.db.begin() as conn:
+        await campaign_api.schedule_checked(conn, campaign_id, None, ctx.clock(), start_now=True)
+    await eventually(lambda: len(sink.received) == 3, timeout=20)
+    async with ctx.db.connect() as conn:
+        rows = (await conn.execute(deliveries.select().where(deliveries.c.campaign_id == campaign_id))).all()
+        for row in rows:
+            [message] = sink.to(row.recipient)
+            expected = await campaign_api.preview(conn, ctx.config, campaign_id, delivery_id=row.id)
+            assert parts(message) == (expected.subject, expected.text, expected.html)
+
+    async def counted():
+        async with ctx.db.connect() as conn:
+            return (await campaign_api.stats(conn, campaign_id))["sent"] == 2
+
+    await eventually(counted, timeout=10)
+
+
+async def test_check_warns_and_blocks_scheduling_until_fixed_or_overridden(site):
+    ctx = site.ctx
+    await seed(ctx)
+    now = ctx.clock()
+    async with ctx.db.begin() as conn:
+        await template_store.save(conn, "offer", "email", now, kind="advertising", subject="혜택",
+                                  body_text="{{ branch }} 지점 {{ name }}", sender_name="UMS은행",
+                                  sender_contact="1588-0000")
+        spec = campaign_api.from_dict({"name": "broken", "kind": "advertising", "template": "offer",
+                                       "audience": {"books": ["Offers", "No such book"]},
+                                       "schedule": {"at": (now + timedelta(hours=2)).isoformat()}})
+        campaign_id = await campaign_api.create(conn, spec, now)
+        # its own time passes while it is still a draft
+        await conn.execute(campaigns.update().values(schedule_at=now - timedelta(hours=1)))
+
+    checked = ums(site.home, "campaign", "check", "broken", "--json")
+    assert checked.returncode == 1, checked.stderr
+    report = json.loads(checked.stdout)
+    codes = {problem["code"] for problem in report["problems"] if problem["blocking"]}
+    assert codes == {"unknown_book", "missing_field", "past_start"}
+    assert report["unknown_books"] == ["No such book"] and report["missing_fields"] == {"branch": 2}
+    assert report["audience"] == 2 and report["consent"]["current"] == 2 and not report["ready"]
+    lines = ums(site.home, "campaign", "check", "broken")
+    assert "BLOCKING: no address book named 'No such book'" in lines.stdout
+    assert "{{ branch }}" in lines.stdout and "in the past" in lines.stdout
+
+    refused = ums(site.home, "campaign", "schedule", "broken")
+    assert refused.returncode != 0 and "in the past" in refused.stderr and "Traceback" not in refused.stderr
+    later = (now + timedelta(days=1)).isoformat()
+    refused = ums(site.home, "campaign", "schedule", "broken", "--at", later)
+    assert refused.returncode != 0 and "not ready to schedule" in refused.stderr
+    assert "No such book" in refused.stderr and "branch" in refused.stderr
+    async with ctx.db.connect() as conn:
+        assert (await campaign_api.find(conn, campaign_id))["state"] == "draft"
+
+    # in WAS: the same panel, and the button refuses without the override
+    marketer = await site.logged_in("marketer")
+    page = await marketer.get(f"/campaigns/{campaign_id}")
+    assert "No such book" in page.text and 'id="campaign-force"' in page.text
+    blocked = await marketer.post_form(f"/campaigns/{campaign_id}/schedule", {"at": later[:16]},
+                                       page=f"/campaigns/{campaign_id}")
+    assert blocked.status == 400 and "not ready to schedule" in html.unescape(blocked.text)
+    forced = await marketer.post_form(f"/campaigns/{campaign_id}/schedule", {"at": later[:16], "force": "1"},
+                                      page=f"/campaigns/{campaign_id}")
+    assert forced.status == 303
+    async with ctx.db.connect() as conn:
+        assert (await campaign_api.find(conn, campaign_id))["state"] == "scheduled"
+
+
+def _public(site, url: str) -> str:
+    """A link of a message (under ``[was] public_url``) as a path on the running WAS."""
+    parts_ = urlsplit(html.unescape(url))
+    return parts_.path + (f"?{parts_.query}" if parts_.query else "")
+
+
+async def test_tracking_counts_a_pixel_and_a_click_once_and_refuses_tampering(site, sink):
+    ctx = site.ctx
+    await seed(ctx, people=("kim@example.com",))
+    campaign_id = await make_campaign(ctx, "tracked", tracking=True)
+    async with ctx.db.begin() as conn:
+        await campaign_api.schedule_checked(conn, campaign_id, None, ctx.clock(), start_now=True)
+    await eventually(lambda: sink.to("kim@example.com"), timeout=20)
+    [message] = sink.to("kim@example.com")
+    _, text, body = parts(message)
+    pixel = re.search(r'<img src="([^"]+/t/o/[^"]+)"', body).group(1)
+    link = re.search(r'<a href="([^"]+/t/c/[^"]+)"', body).group(1)
+    assert "/unsubscribe/" in text and "/t/c/" in text  # the refusal link stays direct, the offer is tracked
+    assert not re.search(r'/t/c/[^\s"]*unsubscribe', body)
+
+    client = site.client()
+    for _ in range(3):
+        got = await client.get(_public(site, pixel))
+        assert got.status == 200 and got.headers["Content-Type"] == "image/gif"
+        followed = await client.get(_public(site, link))
+        assert followed.status == 302 and followed.headers["Location"] == "https://bank.example/offer?a=1&b=2"
+
+    tampered = _public(site, link).replace("offer", "evil", 1)
+    assert (await client.get(tampered)).status == 404
+    elsewhere = re.sub(r"u=[^&]+", "u=https%3A%2F%2Fevil.example%2F", _public(site, link))
+    refused = await client.get(elsewhere)
+    assert refused.status == 404 and "Location" not in refused.headers
+    forged = re.sub(r"/t/c/(\d+)/(\d+)/[0-9a-f]+", r"/t/c/\1/\2/" + "0" * 32, _public(site, link))
+    assert (await client.get(forged)).status == 404
+    other = re.sub(r"/t/c/(\d+)/", lambda m: f"/t/c/{int(m.group(1)) + 1}/", _public(site, link))
+    assert (await client.get(other)).status == 404
+
+    stats = json.loads(ums(site.home, "campaign", "stats", "tracked", "--json").stdout)
+    assert (stats["sent"], stats["delivered"], stats["opened"], stats["clicked"]) == (1, 1, 1, 1)
+    marketer = await site.logged_in("marketer")
+    page = await marketer.get(f"/campaigns/{campaign_id}")
+    assert re.search(r'data-stat="opened">1<', page.text) and re.search(r'data-stat="clicked">1<', page.text)
+    assert 'id="chart-metrics"' in page.text
+
+    timeline = json.loads(ums(site.home, "customer", "show", "C0", "--json").stdout)
+    kinds = [entry["kind"] for entry in timeline["entries"]]
+    assert kinds.count("open") == 1 and kinds.count("click") == 1
+    assert any(entry.get("url") == "https://bank.example/offer?a=1&b=2" for entry in timeline["entries"])
+
+
+async def test_clone_and_delete_from_the_command_line(site):
+    ctx = site.ctx
+    await seed(ctx)
+    await make_campaign(ctx, "spring", tracking=True)
+    cloned = ums(site.home, "campaign", "clone", "spring")
+    assert cloned.returncode == 0 and "'spring (copy)'" in cloned.stdout
+    again = ums(site.home, "campaign", "clone", "spring", "--name", "summer")
+    assert again.returncode == 0
+    listed = {row["name"]: row for row in json.loads(ums(site.home, "campaign", "list", "--json").stdout)}
+    assert set(listed) == {"spring", "spring (copy)", "summer"}
+    assert listed["summer"]["state"] == "draft" and listed["summer"]["template_name"] == "offer"
+    async with ctx.db.connect() as conn:
+        assert (await campaign_api.find(conn, "summer"))["tracking"] is True
+    gone = ums(site.home, "campaign", "delete", "spring (copy)", "--yes")
+    assert gone.returncode == 0
+    unknown = ums(site.home, "campaign", "delete", "nope", "--yes")
+    assert unknown.returncode != 0 and "No campaign 'nope'" in unknown.stderr and "Traceback" not in unknown.stderr
+    names = [row["name"] for row in json.loads(ums(site.home, "campaign", "list", "--json").stdout)]
+    assert sorted(names) == ["spring", "summer"]
