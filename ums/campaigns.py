@@ -602,7 +602,8 @@ async def check(conn, campaign: int | str, now: datetime, tz: ZoneInfo | None = 
     people = await store.audience(conn, row)
     report.audience = len(people)
     if not people:
-        report.problems.append(Problem("empty_audience", "the audience is empty: nobody would receive it"))
+        report.problems.append(Problem("empty_audience", "the audience is empty: nobody would receive it",
+                                       blocking=False))
     if row["state"] in ("draft", "scheduled", "missed", "cancelled", "paused") and when < now - PAST_TOLERANCE:
         report.problems.append(Problem("past_start", f"the start time {shown(when, tz)} is in the past "
                                                      f"(it is {shown(now, tz)} now)"))
@@ -643,7 +644,8 @@ def _check_consent(report: Check, people: list[dict], consents: dict, stopped: s
             waits[until] = waits.get(until, 0) + 1
     report.quiet = sorted(((count, until) for until, count in waits.items()), key=lambda item: item[1])
     if people and not (report.consent["current"] + report.consent["due_soon"]):
-        report.problems.append(Problem("no_consent", "nobody in the audience has current advertising consent"))
+        report.problems.append(Problem("no_consent", "nobody in the audience has current advertising consent",
+                                       blocking=False))
 
 
 def _normal(channel: str, address: str) -> str:

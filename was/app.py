@@ -49,6 +49,7 @@ NAVIGATION = [
     ("Compose", "/compose", ALL_ROLES),
     ("Contacts", "/contacts", ALL_ROLES),
     ("Campaigns", "/campaigns", MARKETERS),
+    ("Dashboard", "/dashboard", OPERATORS),
     ("Services", "/services", OPERATORS),
     ("Billing", "/billing", FINANCE),
     ("Rules", "/rules", ALL_ROLES),

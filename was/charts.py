@@ -51,10 +51,12 @@ def buckets(events, tz: ZoneInfo, step: timedelta | None = None, until: datetime
     start, end = _floor(first, tz, step), _floor(last, tz, step)
     starts = []
     current = start
+    if start == end:  # one bucket: show the hour before and after it, so a line has somewhere to go
+        current = start = _shift(start, -step, tz)
+        end = _shift(end, step, tz)
     while current <= end:
         starts.append(current)
-        # step in wall-clock time of the zone (a day stays a calendar day)
-        current = (current.replace(tzinfo=None) + step).replace(tzinfo=tz)
+        current = _shift(current, step, tz)
     starts = starts[-MAX_BUCKETS:]
     index = {moment: position for position, moment in enumerate(starts)}
     series: dict[str, list] = {}
@@ -64,6 +66,11 @@ def buckets(events, tz: ZoneInfo, step: timedelta | None = None, until: datetime
         if position is not None:
             values[position] += amount
     return starts, series
+
+
+def _shift(moment: datetime, step: timedelta, tz: ZoneInfo) -> datetime:
+    """``moment`` moved by ``step`` in the zone's wall-clock time (a day stays a calendar day)."""
+    return (moment.replace(tzinfo=None) + step).replace(tzinfo=tz)
 
 
 def _label(moment: datetime, step: timedelta) -> str:
