@@ -15,6 +15,15 @@ the throttle and the expiry::
     await campaigns.cancel(conn, campaign_id, now)   # unsent deliveries → cancelled, each with a CDR row
     progress = await campaigns.progress(conn, campaign_id)
 
+The daily workflow around them::
+
+    report = await campaigns.check(conn, campaign_id, now, tz)       # who it reaches, what blocks it
+    await campaigns.schedule_checked(conn, campaign_id, at, now, force=False)   # NotReady while it blocks
+    shown = await campaigns.preview(conn, config, campaign_id, delivery_id=None)  # exactly as sent
+    await campaigns.test_send(conn, campaign_id, "me@bank.example", now)
+    await campaigns.clone(conn, campaign_id, now); await campaigns.delete(conn, campaign_id)
+    await campaigns.set_tracking(conn, campaign_id, True); figures = await campaigns.stats(conn, campaign_id)
+
 ``campaign`` arguments accept the id or the unique name. PASS does the rest:
 it starts scheduled campaigns when due (at most once, even with several PASS
 processes), expands the audience into deliveries in batches and sends them.
@@ -687,12 +696,13 @@ def _check_fields(report: Check, template: dict, people: list[dict]) -> None:
 
 async def schedule_checked(conn, campaign: int | str, at: datetime | None, now: datetime, start_now: bool = False,
                            tz: ZoneInfo | None = None, force: bool = False,
-                           refusal_numbers: dict | None = None) -> dict:
-    """:func:`schedule` (or :func:`reschedule` for a missed or cancelled one)
-    after :func:`check`: a blocking problem raises :class:`NotReady` unless
-    ``force``. A past start is refused by the schedule itself even when forced."""
+                           refusal_numbers: dict | None = None, revive: bool = False) -> dict:
+    """:func:`schedule` (with ``revive``, :func:`reschedule` for a missed or
+    cancelled one) after :func:`check`: a blocking problem raises
+    :class:`NotReady` unless ``force``. A past start is refused by the
+    schedule itself even when forced."""
     row = await find(conn, campaign)
-    revive = row["state"] in ("missed", "cancelled")
+    revive = revive and row["state"] in ("missed", "cancelled")
     when = start_time({**row, "schedule_at": None} if revive else row, at, now, start_now, tz)
     if not force:
         report = await check(conn, row["id"], now, tz, start=when, refusal_numbers=refusal_numbers)
@@ -902,3 +912,37 @@ async def moments(conn, row: dict) -> list[tuple[datetime, str, str, object]]:
 def refusal_numbers(config) -> dict[str, str]:
     """The free refusal numbers ``[fax]`` and ``[voice]`` give advertising (a template may override them)."""
     return {channel: config.get(channel, "refusal_number") or "" for channel in ("fax", "voice")}
+
+
+async def settle_sender(conn, spec: CampaignSpec, now: datetime, sender_name: str = "", sender_contact: str = "",
+                        refusal_number: str = "") -> None:
+    """Give an advertising campaign's template its sender (name, contact) and,
+    for fax and voice, its free refusal number, from what the marketer typed —
+    or refuse (:class:`BadCampaign`) when neither the form nor the template has
+    them (art. 50: advertising names its sender and a free way to refuse).
+    What is typed is saved on the template (a new version), which every
+    advertising message of it carries."""
+    template = await template_store.get(conn, spec.template, spec.channel)
+    if template is None:
+        raise BadCampaign(reason=f"no {spec.channel} template named {spec.template!r}")
+    if spec.kind != "advertising" and template.get("kind") != "advertising":
+        return
+    name = sender_name.strip() or (template.get("sender_name") or "").strip()
+    contact = sender_contact.strip() or (template.get("sender_contact") or "").strip()
+    options = dict(template.get("options") or {})
+    number = refusal_number.strip() or (options.get("refusal_number") or "").strip()
+    missing = [label for value, label in ((name, "sender name"), (contact, "sender contact")) if not value]
+    if missing:
+        raise BadCampaign(reason=f"advertising must carry the {' and '.join(missing)} (template "
+                                 f"{spec.template!r} has none): fill them in")
+    if len(name) > 128 or len(contact) > 128 or len(number) > 32:
+        raise BadCampaign(reason="sender name and contact may be 128 characters, the refusal number 32")
+    changes = {}
+    if name != template.get("sender_name"):
+        changes["sender_name"] = name
+    if contact != template.get("sender_contact"):
+        changes["sender_contact"] = contact
+    if spec.channel in ("fax", "voice") and number and number != options.get("refusal_number"):
+        changes["options"] = {**options, "refusal_number": number}
+    if changes:
+        await template_store.save(conn, spec.template, spec.channel, now, **changes)

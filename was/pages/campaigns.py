@@ -1,6 +1,9 @@
-"""Campaign pages: list, create from a template and audience, schedule (or
-start now), pause, resume, cancel, and a live progress view with a chart of
-deliveries over time.
+"""Campaign pages: list, create from a template and audience (advertising
+with its sender's name, contact and refusal number), the pre-send check
+panel, schedule (or start now; refused while the check blocks, unless
+overridden), pause, resume, cancel, preview, test send, tracking on/off,
+clone, delete, a live progress view and the results with SVG charts over
+time (sent … refused, per channel, cost).
 
 The contract on time (shared with the API, which calls :func:`create_campaign`
 and :func:`apply_action`):
@@ -75,16 +78,25 @@ def check_start(spec: campaign_api.CampaignSpec, now: datetime, tz) -> None:
                                 None, now, tz=tz)
 
 
-async def create_campaign(page: Page, spec: campaign_api.CampaignSpec, conn=None) -> int:
+async def create_campaign(page: Page, spec: campaign_api.CampaignSpec, conn=None, sender: dict | None = None) -> int:
     """Store ``spec`` as a draft made by the logged-in user; returns its id.
-    In ``conn``'s transaction when given (the API's idempotent requests), else in its own."""
+    ``sender`` (the form's sender name, contact and refusal number) is
+    required for advertising unless the template has them
+    (:func:`ums.campaigns.settle_sender`). In ``conn``'s transaction when
+    given (the API's idempotent requests), else in its own."""
     now = page.app.now()
     check_start(spec, now, page.app.tz)
     spec.created_by = page.user["username"][:64]
     if conn is not None:
-        return await campaign_api.create(conn, spec, now)
+        return await _create(conn, spec, now, sender)
     async with page.app.db.begin() as conn:
-        return await campaign_api.create(conn, spec, now)
+        return await _create(conn, spec, now, sender)
+
+
+async def _create(conn, spec: campaign_api.CampaignSpec, now: datetime, sender: dict | None) -> int:
+    if sender is not None:
+        await campaign_api.settle_sender(conn, spec, now, **sender)
+    return await campaign_api.create(conn, spec, now)
 
 
 async def apply_action(page: Page, campaign: int | str, action: str, at: str | None = None,
@@ -107,7 +119,7 @@ async def _apply(page: Page, conn, campaign: int | str, action: str, at: str | N
     now = page.app.now()
     if action == "schedule":
         return await campaign_api.schedule_checked(conn, campaign, picked_time(page, at), now, start_now,
-                                                   page.app.tz, force, refusal_numbers(page))
+                                                   page.app.tz, force, refusal_numbers(page), revive=True)
     if action == "resume":
         return await campaign_api.resume(conn, campaign, now, page.app.tz)
     await getattr(campaign_api, action)(conn, campaign, now)
@@ -139,8 +151,9 @@ async def list_page(page: Page, status: int = 200, error: str | None = None, for
         rows = await campaign_api.list_campaigns(conn)
         templates = await template_store.list_all(conn)
         books = await addressbooks.visible_books(conn, page.user["user_id"])
+    senders = {(t["name"], t["channel"]): t for t in templates}
     return page.app.render(page, "campaigns.html", status=status, campaigns=rows, templates=templates,
-                           books=books, flash=page.query.get("flash"), error=error, form=form or {},
+                           senders=senders, books=books, flash=page.query.get("flash"), error=error, form=form or {},
                            chosen_books=page.form_list("books") if form else [])
 
 
@@ -162,8 +175,10 @@ def form_spec(page: Page) -> campaign_api.CampaignSpec:
 
 @router.post("/campaigns", roles=MARKETERS)
 async def create(page: Page):
+    form = page.form
+    sender = {key: form.get(key, "") for key in ("sender_name", "sender_contact", "refusal_number")}
     try:
-        campaign_id = await create_campaign(page, form_spec(page))
+        campaign_id = await create_campaign(page, form_spec(page), sender=sender)
     except UmsError as exc:
         return await list_page(page, 400, str(exc), page.form)
     return redirect(f"/campaigns/{campaign_id}")

@@ -272,3 +272,23 @@ async def test_clone_and_delete_from_the_command_line(site):
     assert unknown.returncode != 0 and "No campaign 'nope'" in unknown.stderr and "Traceback" not in unknown.stderr
     names = [row["name"] for row in json.loads(ums(site.home, "campaign", "list", "--json").stdout)]
     assert sorted(names) == ["spring", "summer"]
+
+
+async def test_advertising_made_in_was_needs_its_sender_and_the_footer_carries_it(site):
+    ctx = site.ctx
+    await seed(ctx)
+    async with ctx.db.begin() as conn:
+        await template_store.save(conn, "bare", "email", ctx.clock(), kind="advertising", subject="혜택",
+                                  body_text="안녕하세요 {{ name }}님")
+    marketer = await site.logged_in("marketer")
+    fields = {"name": "bare-offer", "kind": "advertising", "template": "email:bare", "books": "Offers"}
+    refused = await marketer.post_form("/campaigns", fields)
+    assert refused.status == 400
+    assert "must carry the sender name and sender contact" in html.unescape(refused.text)
+    assert 'value="bare-offer"' in refused.text           # what was typed is kept
+    made = await marketer.post_form("/campaigns", {**fields, "sender_name": "UMS은행", "sender_contact": "1588-0000"})
+    assert made.status == 303
+    async with ctx.db.connect() as conn:
+        shown = await campaign_api.preview(conn, ctx.config, "bare-offer")
+    assert shown.subject == "(광고) 혜택" and "발신: UMS은행 (1588-0000)" in shown.text
+    assert "무료수신거부: http://127.0.0.1:8080/unsubscribe/PREVIEW" in shown.text
