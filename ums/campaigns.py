@@ -129,6 +129,8 @@ class CampaignSpec:
             _cron_trigger(self.cron)
         if self.expires_after is not None and self.expires_after <= 0:
             raise BadCampaign(reason="expiry must be positive")
+        if self.tracking and self.kind != "advertising":
+            raise BadCampaign(reason="only advertising is tracked: transactional notices never are")
 
 
 def _cron_trigger(expression: str, tz: ZoneInfo | None = None):
@@ -855,8 +857,10 @@ async def delete(conn, campaign: int | str) -> dict:
 
 async def set_tracking(conn, campaign: int | str, on: bool) -> dict:
     """Turn engagement tracking (open pixel, click redirects) on or off for
-    messages not yet sent."""
+    messages not yet sent. Transactional campaigns are never tracked."""
     row = await find(conn, campaign)
+    if on and row["kind"] != "advertising":
+        raise BadCampaign(reason=f"{row['name']!r} is transactional: notices are not tracked")
     await store.set_tracking(conn, row["id"], on)
     return {**row, "tracking": on}
 

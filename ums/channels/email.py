@@ -403,9 +403,12 @@ class EmailChannel(Channel):
         )
 
     async def tracker(self, delivery: Delivery) -> "Tracker | None":
-        """The :class:`~ums.tracking.Tracker` of a delivery whose campaign tracks
-        (a test send carries its campaign in ``variables["campaign_test"]``), else None.
+        """The :class:`~ums.tracking.Tracker` of an advertising delivery whose
+        campaign tracks (found by its name, the delivery's ``source``; a test
+        send carries its campaign in ``variables["campaign_test"]``), else None.
         Which campaigns track is read at most every :data:`TRACKED_FRESH` seconds."""
+        if delivery.kind != "advertising":
+            return None  # notices are never tracked
         campaign_id = (delivery.variables or {}).get("campaign_test")
         clock = time.monotonic()
         if campaign_id is None and delivery.source:

@@ -351,6 +351,9 @@ async def tracking(page: Page):
     wanted = page.form.get("tracking")
     if wanted not in ("on", "off"):
         raise HttpError(400, "tracking must be on or off")
-    async with page.app.db.begin() as conn:
-        row = await campaign_api.set_tracking(conn, (await find(conn, page.params["id"]))["id"], wanted == "on")
+    try:
+        async with page.app.db.begin() as conn:
+            row = await campaign_api.set_tracking(conn, (await find(conn, page.params["id"]))["id"], wanted == "on")
+    except campaign_api.CampaignError as exc:
+        return await detail_page(page, 400, str(exc))
     return redirect(f"/campaigns/{row['id']}?flash=Tracking+{wanted}")

@@ -22,6 +22,7 @@ import json
 import re
 from datetime import timedelta
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.smtp import SMTP as SMTPServer
@@ -35,6 +36,7 @@ from ums.db.models import campaigns, deliveries
 from ums.store import addressbooks
 from ums.store import templates as template_store
 
+SEOUL = ZoneInfo("Asia/Seoul")
 HTML = '<p>안녕하세요 {{ name }}님, <a href="https://bank.example/offer?a=1&amp;b=2">혜택 보기</a></p>'
 TEXT = "안녕하세요 {{ name }}님. 혜택: https://bank.example/offer?a=1&b=2"
 
@@ -273,6 +275,14 @@ async def test_clone_and_delete_from_the_command_line(site):
     names = [row["name"] for row in json.loads(ums(site.home, "campaign", "list", "--json").stdout)]
     assert sorted(names) == ["spring", "summer"]
 
+    # notices are never tracked
+    async with ctx.db.begin() as conn:
+        await campaign_api.create(conn, campaign_api.from_dict(
+            {"name": "notice", "kind": "transactional", "template": "offer", "audience": {"books": ["Offers"]}}),
+            ctx.clock())
+    refused = ums(site.home, "campaign", "track", "notice", "on")
+    assert refused.returncode == 1 and "transactional" in refused.stderr and len(refused.stderr.splitlines()) == 1
+
 
 async def test_advertising_made_in_was_needs_its_sender_and_the_footer_carries_it(site):
     ctx = site.ctx
@@ -292,3 +302,34 @@ async def test_advertising_made_in_was_needs_its_sender_and_the_footer_carries_i
         shown = await campaign_api.preview(conn, ctx.config, "bare-offer")
     assert shown.subject == "(광고) 혜택" and "발신: UMS은행 (1588-0000)" in shown.text
     assert "무료수신거부: http://127.0.0.1:8080/unsubscribe/PREVIEW" in shown.text
+
+
+async def test_check_says_who_waits_for_the_night_rule_in_their_own_zone_and_until_when(site):
+    ctx = site.ctx
+    now = ctx.clock()
+    async with ctx.db.begin() as conn:
+        book = await addressbooks.ensure_book(conn, "Night")
+        people = [("day@example.com", "Asia/Seoul", True, 0), ("sleep@example.com", "Asia/Seoul", False, 0),
+                  ("ny@example.com", "America/New_York", False, 0), ("old@example.com", "Asia/Seoul", True, 740),
+                  ("soon@example.com", "Asia/Seoul", True, 715), ("never@example.com", "Asia/Seoul", None, 0)]
+        for address, tz, night, age in people:
+            contact = await addressbooks.save_contact(conn, {"name": address, "email": address, "timezone": tz}, now)
+            await addressbooks.add_to_book(conn, book, contact)
+            if night is not None:
+                await addressbooks.record_consent(conn, contact, True, "web form", now - timedelta(days=age),
+                                                  night_time=night)
+        await template_store.save(conn, "offer", "email", now, kind="advertising", subject="혜택", body_text="안내",
+                                  sender_name="UMS은행", sender_contact="1588-0000")
+        await campaign_api.create(conn, campaign_api.from_dict(
+            {"name": "late", "kind": "advertising", "template": "offer", "audience": {"books": ["Night"]}}), now)
+    # 23:00 in Seoul tomorrow is 09:00 in New York: only the Seoul sleeper without night consent waits
+    tomorrow = (now + timedelta(days=1)).astimezone(SEOUL).date()
+    at = f"{tomorrow.isoformat()}T23:00+09:00"
+    report = json.loads(ums(site.home, "campaign", "check", "late", "--at", at, "--json").stdout)
+    assert report["consent"] == {"current": 3, "night": 2, "due_soon": 1, "expired": 1, "withdrawn": 0, "none": 1}
+    day_after = (tomorrow + timedelta(days=1)).isoformat()
+    assert report["waiting_for_night_rule"] == [{"count": 1, "until": f"{day_after} 08:00 KST"}]
+    assert report["ready"] is True
+    lines = ums(site.home, "campaign", "check", "late", "--at", at).stdout
+    assert f"night rule: 1 will wait until {day_after} 08:00 KST" in lines
+    assert "1 older than two years (reconfirmation due)" in lines
