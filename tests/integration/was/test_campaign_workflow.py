@@ -8,7 +8,9 @@ sink on loopback, on SQLite and PostgreSQL:
   start, and scheduling is refused until they are fixed or overridden;
 * with tracking on, the pixel and a link of a delivered message count once
   each however often they are fetched — on the stats page and in
-  ``ums campaign stats --json`` — and a tampered redirect is a 404;
+  ``ums campaign stats --json`` — and a tampered redirect is a 404; a bounce
+  (a DSN to MAS) and a one-click refusal count too, there and on the
+  operator dashboard;
 * clone and delete from the command line.
 """
 
@@ -29,6 +31,8 @@ from aiosmtpd.smtp import SMTP as SMTPServer
 from was_site import add_users
 
 from tests.acceptance.cli import ums
+from tests.integration.mas.conftest import send_to_mas
+from tests.unit.mas import mas_samples as samples
 from tests.conftest import make_config
 from tests.helpers import eventually
 from ums import campaigns as campaign_api
@@ -70,7 +74,7 @@ async def site(tmp_path, database_url, start_suite, sink):
     from was_site import Site
 
     config = make_config(tmp_path, database_url, email__relay_port=str(sink.port))
-    suite = await start_suite(config, ["was", "pass"])
+    suite = await start_suite(config, ["was", "pass", "mas"])
     await add_users(suite.ctx.db)
     home = tmp_path / "cli"
     home.mkdir()
@@ -205,6 +209,13 @@ async def test_check_warns_and_blocks_scheduling_until_fixed_or_overridden(site)
         assert (await campaign_api.find(conn, campaign_id))["state"] == "scheduled"
 
 
+async def _state(ctx, delivery_id: int) -> bool:
+    """Whether PASS has recorded the delivery as sent (its Message-ID is then final)."""
+    async with ctx.db.connect() as conn:
+        row = (await conn.execute(deliveries.select().where(deliveries.c.id == delivery_id))).first()
+    return row.state == "sent"
+
+
 def _public(site, url: str) -> str:
     """A link of a message (under ``[was] public_url``) as a path on the running WAS."""
     parts_ = urlsplit(html.unescape(url))
@@ -213,11 +224,11 @@ def _public(site, url: str) -> str:
 
 async def test_tracking_counts_a_pixel_and_a_click_once_and_refuses_tampering(site, sink):
     ctx = site.ctx
-    await seed(ctx, people=("kim@example.com",))
+    await seed(ctx, people=("kim@example.com", "lee@example.com"))
     campaign_id = await make_campaign(ctx, "tracked", tracking=True)
     async with ctx.db.begin() as conn:
         await campaign_api.schedule_checked(conn, campaign_id, None, ctx.clock(), start_now=True)
-    await eventually(lambda: sink.to("kim@example.com"), timeout=20)
+    await eventually(lambda: sink.to("kim@example.com") and sink.to("lee@example.com"), timeout=20)
     [message] = sink.to("kim@example.com")
     _, text, body = parts(message)
     pixel = re.search(r'<img src="([^"]+/t/o/[^"]+)"', body).group(1)
@@ -242,12 +253,30 @@ async def test_tracking_counts_a_pixel_and_a_click_once_and_refuses_tampering(si
     other = re.sub(r"/t/c/(\d+)/", lambda m: f"/t/c/{int(m.group(1)) + 1}/", _public(site, link))
     assert (await client.get(other)).status == 404
 
+    # lee's mailbox does not exist: the receiving MTA's bounce reaches MAS at the return path
+    async with ctx.db.connect() as conn:
+        to_lee = (await conn.execute(deliveries.select().where(deliveries.c.recipient == "lee@example.com"))).first()
+    await eventually(lambda: _state(ctx, to_lee.id), timeout=10)
+    bounce = samples.dsn("lee@example.com", sink.to("lee@example.com")[0]["Message-ID"])
+    await send_to_mas(site.suite, bounce, "", [f"bounce+{to_lee.token}@ums.local"])
+
     stats = json.loads(ums(site.home, "campaign", "stats", "tracked", "--json").stdout)
-    assert (stats["sent"], stats["delivered"], stats["opened"], stats["clicked"]) == (1, 1, 1, 1)
+    assert (stats["sent"], stats["delivered"], stats["bounced"], stats["opened"], stats["clicked"]) == (2, 1, 1, 1, 1)
+    assert stats["channels"]["email"]["bounced"] == 1 and stats["cost"] != "0"
     marketer = await site.logged_in("marketer")
     page = await marketer.get(f"/campaigns/{campaign_id}")
     assert re.search(r'data-stat="opened">1<', page.text) and re.search(r'data-stat="clicked">1<', page.text)
     assert 'id="chart-metrics"' in page.text
+
+    # the recipient refuses with the one-click link: a refusal of this campaign, on its stats and the dashboard
+    token = re.search(r"/unsubscribe/([0-9a-f]+)", text).group(1)
+    assert (await client.post(f"/unsubscribe/{token}", {"List-Unsubscribe": "One-Click"})).status == 200
+    assert json.loads(ums(site.home, "campaign", "stats", "tracked", "--json").stdout)["refused"] == 1
+    operator = await site.logged_in("operator")
+    board = await operator.get("/dashboard")
+    assert re.search(r'data-rate="refusal_rate">50.0 % \(1 refused\)', board.text), board.text
+    assert re.search(r'data-rate="bounce_rate">50.0 % \(1 bounced\)', board.text)
+    assert re.search(r'data-rate="sent">2<', board.text) and 'id="chart-rate"' in board.text
 
     timeline = json.loads(ums(site.home, "customer", "show", "C0", "--json").stdout)
     kinds = [entry["kind"] for entry in timeline["entries"]]
