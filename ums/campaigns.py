@@ -50,15 +50,26 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from jinja2 import TemplateSyntaxError, meta
+
+from . import advertising, tracking
 from . import xml as ums_xml
-from .addresses import CHANNELS, is_valid
+from .addresses import CHANNELS, is_valid, normalize
+from .channels import Delivery
+from .channels import email as email_channel
 from .clock import BadTime, duration, parse_time, shown, zone
 from .holds import HoldGroup, describe, summarise
 from .config import SHIPPED_CONFIG_DIR
 from .errors import UmsError
+from .outbox import SendRequest, enqueue, settled_kind
 from .store import campaigns as store
+from .store import contacts as contact_store
 from .store import deliveries as delivery_store
+from .store import suppression
 from .store import templates as template_store
+from .store import tracking as tracking_store
+from .store.addressbooks import CONTACT_FIELDS
+from .templates import EmailSkeleton, environment
 
 SCHEMA = SHIPPED_CONFIG_DIR / "xsd" / "campaign.xsd"
 KINDS = ("advertising", "transactional")
@@ -547,10 +558,6 @@ class Check:
 
 def template_fields(template: dict) -> set[str]:
     """The fields a template's subject and bodies ask for."""
-    from jinja2 import TemplateSyntaxError, meta
-
-    from .templates import environment
-
     wanted: set[str] = set()
     for key in ("subject", "body_text", "body_html"):
         try:
@@ -562,8 +569,6 @@ def template_fields(template: dict) -> set[str]:
 
 def contact_fields(contact: dict) -> dict:
     """A contact's fields as its deliveries' templates see them (PASS's rendering)."""
-    from .store.addressbooks import CONTACT_FIELDS
-
     found = {key: contact.get(key) for key in CONTACT_FIELDS if contact.get(key) is not None}
     found.update(contact.get("attributes") or {})
     return found
@@ -571,17 +576,15 @@ def contact_fields(contact: dict) -> dict:
 
 def _consent_class(records: list[dict], channel: str, now: datetime) -> str:
     """none, withdrawn, expired, due_soon or current — the newest record for the channel decides."""
-    from .advertising import consent_is_current
-
     relevant = [r for r in records if r.get("channel", "any") in ("any", channel)]
     if not relevant:
         return "none"
     newest = max(relevant, key=lambda r: r["recorded_at"])
     if not newest.get("granted") or newest.get("withdrawn_at") is not None:
         return "withdrawn"
-    if not consent_is_current(newest, now, channel):
+    if not advertising.consent_is_current(newest, now, channel):
         return "expired"
-    if not consent_is_current(newest, now + RECONFIRM_SOON, channel):
+    if not advertising.consent_is_current(newest, now + RECONFIRM_SOON, channel):
         return "due_soon"
     return "current"
 
@@ -595,9 +598,6 @@ async def check(conn, campaign: int | str, now: datetime, tz: ZoneInfo | None = 
 
     ``start`` is when it would start (default: its own time, else now);
     ``refusal_numbers`` the configured ones by channel (:func:`refusal_numbers`)."""
-    from .store import contacts as contact_store
-    from .store import suppression
-
     tz = tz or zone(None)
     row = await find(conn, campaign)
     when = start or row["schedule_at"] or (next_cron_time(row["cron"], now, tz) if row["cron"] else None) or now
@@ -636,8 +636,6 @@ async def check(conn, campaign: int | str, now: datetime, tz: ZoneInfo | None = 
 
 def _check_consent(report: Check, people: list[dict], consents: dict, stopped: set[int]) -> None:
     """The consent breakdown, and who of those who would get it waits for the night rule, until when."""
-    from . import advertising
-
     report.consent = {key: 0 for key in ("current", "night", "due_soon", "expired", "withdrawn", "none")}
     waits: dict[str, int] = {}
     for person in people:
@@ -660,8 +658,6 @@ def _check_consent(report: Check, people: list[dict], consents: dict, stopped: s
 
 
 def _normal(channel: str, address: str) -> str:
-    from .addresses import normalize
-
     return normalize(channel, address or "")
 
 
@@ -735,13 +731,6 @@ async def preview(conn, config, campaign: int | str, delivery_id: int | None = N
     the same function PASS sends with (:meth:`ums.templates.EmailSkeleton.render`),
     label, sender block, refusal footer and tracking links included. A
     would-be message has ``PREVIEW`` where each recipient's own token goes."""
-    from .channels import Delivery
-    from .channels import email as email_channel
-    from .outbox import settled_kind
-    from .store import contacts as contact_store
-    from .store import deliveries as delivery_store
-    from .templates import EmailSkeleton
-
     row = await find(conn, campaign)
     if row["channel"] != "email":
         raise CampaignError(reason=f"a preview shows email campaigns; {row['name']!r} goes by {row['channel']}")
@@ -771,8 +760,6 @@ async def preview(conn, config, campaign: int | str, delivery_id: int | None = N
     public_url = config.get("was", "public_url")
     tracker = None
     if row.get("tracking"):
-        from . import tracking
-
         tracker = await tracking.tracker_for(conn, public_url, row["id"], message.id, now or row["created_at"])
     skeleton = EmailSkeleton(template, kind, options["from_name"], options["from_address"])
     subject, text, html = skeleton.render(email_channel.template_variables(message),
@@ -788,10 +775,6 @@ async def test_send(conn, campaign: int | str, to: str, now: datetime, tz: ZoneI
     belonging to no campaign so it is counted in none of its figures.
     Advertising still needs the recipient's consent (PASS checks it like any
     other): refused here at once when ``to`` has none. Returns its id."""
-    from . import advertising
-    from .outbox import SendRequest, enqueue
-    from .store import contacts as contact_store
-
     row = await find(conn, campaign)
     to = (to or "").strip()
     if not is_valid(row["channel"], to):
@@ -872,8 +855,6 @@ async def stats(conn, campaign: int | str) -> dict:
     """Sent, delivered (sent and not bounced), bounced, failed, opened, clicked
     (recipient and link pairs, once each), refused and cost, in all and per
     channel. Test sends are not counted."""
-    from .store import tracking as tracking_store
-
     row = await find(conn, campaign)
     series = await moments(conn, row)
     totals = {key: 0 for key in STAT_KEYS}
@@ -895,8 +876,6 @@ async def stats(conn, campaign: int | str) -> dict:
 async def moments(conn, row: dict) -> list[tuple[datetime, str, str, object]]:
     """(when, channel, metric, amount) of everything the statistics count:
     sent, delivered, bounced, failed, opened, clicked, refused (amount 1) and cost."""
-    from .store import tracking as tracking_store
-
     found: list[tuple[datetime, str, str, object]] = []
     for channel, state, finished, bounced in await store.delivery_moments(conn, row["id"]):
         if state == "sent":

@@ -30,7 +30,7 @@ from .common import json_option, pass_obj, pick, ready_database, run_async, writ
 
 #: what ``campaign list --json`` prints of each campaign, and ``campaign show --json`` besides
 LIST_FIELDS = ("id", "name", "kind", "channel", "template_name", "state", "schedule_at", "cron", "total",
-               "created_by", "created_at", "started_at", "finished_at")
+               "tracking", "created_by", "created_at", "started_at", "finished_at")
 SHOW_FIELDS = LIST_FIELDS + ("throttle", "expires_after", "audience")
 AT_HELP = "Start time, ISO 8601 (2026-12-24T09:00+09:00; without an offset it is in [ums] timezone)."
 NOW_HELP = "Start now (also when the campaign's own time has passed)."
@@ -123,7 +123,7 @@ def show(obj, campaign_ref, as_json):
                          "waiting": progress.hold_lines(now, tz)})
         return
     for key in ("id", "name", "kind", "channel", "template_name", "state", "schedule_at", "cron",
-                "throttle", "expires_after", "total", "started_at", "finished_at", "created_by"):
+                "throttle", "expires_after", "total", "tracking", "started_at", "finished_at", "created_by"):
         value = row[key]
         if key.endswith("_at"):
             value = shown(value, tz, "%Y-%m-%d %H:%M:%S %Z")
