@@ -99,7 +99,8 @@ async def test_check_blocks_then_test_send_preview_tracking_clone_and_delete(tmp
         await login(page, base, "marketer")
         await page.goto(f"{base}/campaigns/{broken}")
         panel = await page.locator("#check").inner_text()
-        assert "BLOCKING: no address book named 'Lost book'" in panel
+        assert "Blocks: no address book named 'Lost book'" in panel
+        assert await page.locator("#check li.error").count() == 3
         assert "{{ branch }}" in panel and "in the past" in panel
         assert await page.locator("#check-audience").inner_text() == "2"
         assert "2 current" in await page.locator("#check-consent").inner_text()

@@ -209,7 +209,7 @@ async def detail_page(page: Page, status: int = 200, error: str | None = None) -
     return page.app.render(page, "campaign.html", status=status, campaign=row, progress=progress,
                            figures=figures(progress), holds=progress.hold_lines(now, tz), chart=chart(series),
                            colours=OUTCOME_COLOURS, flash=page.query.get("flash"), error=error, check=report,
-                           check_lines=report.lines(tz) if report else [], stats=counted, analytics=analytics,
+                           stats=counted, analytics=analytics,
                            test_delivery=page.query.get("test"))
 
 
