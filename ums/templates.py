@@ -37,9 +37,13 @@ class TemplateRenderError(UmsError):
     """Template {name!r} cannot be rendered: {reason}."""
 
 
+def environment(html: bool = False) -> Environment:
+    """The sandboxed Jinja2 environment templates are rendered in (HTML autoescaped)."""
+    return _HTML_ENV if html else _TEXT_ENV
+
+
 def compile_text(source: str | None, html: bool = False):
-    env: Environment = _HTML_ENV if html else _TEXT_ENV
-    return env.from_string(source or "")
+    return environment(html).from_string(source or "")
 
 
 _FIELD = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -136,8 +140,13 @@ class EmailSkeleton:
         )
         self.end = b"--" + self.boundary + b"--\r\n"
 
-    def render(self, variables: dict, unsubscribe_url: str) -> tuple[str, str, str | None]:
-        """Subject, text body and HTML body for one recipient (labels and footer included)."""
+    def render(self, variables: dict, unsubscribe_url: str, tracker=None) -> tuple[str, str, str | None]:
+        """Subject, text body and HTML body for one recipient (labels and footer included).
+
+        The one rendering of an email body: what PASS sends and what the
+        campaign preview shows (:func:`ums.campaigns.preview`). A ``tracker``
+        (:class:`ums.tracking.Tracker`) rewrites the template's own links and
+        adds the open pixel; the sender block and refusal link stay direct."""
         fields = {**variables, "unsubscribe_url": unsubscribe_url}
         try:
             subject = " ".join(self.subject.render(fields).split())
@@ -145,6 +154,9 @@ class EmailSkeleton:
             html = self.html.render(fields) if self.html else None
         except TemplateError as exc:
             raise TemplateRenderError(name=self.name, reason=exc) from None
+        if tracker is not None:
+            text = tracker.text(text)
+            html = tracker.html(html) if html is not None else None
         if self.advertising:
             subject = advertising.label_subject(subject)
             text += advertising.footer_text(self.sender_name, self.sender_contact, unsubscribe_url)
@@ -155,12 +167,13 @@ class EmailSkeleton:
     def build(self, message_id: str, to: str, variables: dict,
               unsubscribe_mailto: str, unsubscribe_url: str,
               attachments: "list[Attachment] | tuple" = (), extra_headers: "dict[str, str] | None" = None,
-              sender: "tuple[str, str] | None" = None, list_headers: bool = True) -> bytes:
+              sender: "tuple[str, str] | None" = None, list_headers: bool = True,
+              tracker=None) -> bytes:
         """The complete message (CRLF line ends) for one recipient; with
         ``attachments`` the body becomes the first part of a multipart/mixed.
         ``sender`` (name, address) replaces the From of the skeleton; without
         ``list_headers`` (one-to-one mail) it carries no List-Unsubscribe."""
-        subject, text, html = self.render(variables, unsubscribe_url)
+        subject, text, html = self.render(variables, unsubscribe_url, tracker)
         unsubscribe = (
             f"List-Unsubscribe: <mailto:{unsubscribe_mailto}>, <{unsubscribe_url}>\r\n"
             "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"

@@ -22,16 +22,22 @@ import email
 import email.policy
 import logging
 import re
+import time
 from collections import deque
 from datetime import datetime
 
 import aiosmtplib
 
+from .. import tracking
 from ..store import mailbox as mailbox_store
+from ..store import tracking as tracking_store
 from ..templates import Attachment, EmailSkeleton, TemplateRenderError
+from ..tracking import Tracker
 from . import ANSWERED, FAILED, NO_ANSWER, PERMANENT, SENT, TEMPORARY, Channel, Delivery, Outcome
 
 log = logging.getLogger("ums.channels.email")
+#: seconds a read of which campaigns track is used (turning tracking on reaches PASS within this)
+TRACKED_FRESH = 2.0
 
 
 def bounce_domain(config) -> str:
@@ -39,8 +45,27 @@ def bounce_domain(config) -> str:
     return domains[0] if domains else "ums.local"
 
 
+def message_domain(config) -> str:
+    """The domain of Message-IDs and of the return and unsubscribe addresses."""
+    return config.get("pass", "message_id_domain") or bounce_domain(config)
+
+
 def envelope_sender(token: str, domain: str) -> str:
     return f"bounce+{token}@{domain}"
+
+
+def unsubscribe_mailto(domain: str, token: str) -> str:
+    return f"unsubscribe+{token}@{domain}"
+
+
+def unsubscribe_url(public_url: str, token: str) -> str:
+    """The one-click refusal page of a delivery (List-Unsubscribe and the 무료수신거부 footer)."""
+    return f"{public_url.rstrip('/')}/unsubscribe/{token}"
+
+
+def template_variables(delivery: Delivery) -> dict:
+    """The fields a delivery's template is rendered with: the contact's, then the request's own."""
+    return {**(delivery.contact or {}), **(delivery.variables or {})}
 
 
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\b")
@@ -339,10 +364,14 @@ class EmailChannel(Channel):
         super().__init__(ctx)
         config = ctx.config
         self.options = config.section("email")
-        self.domain = config.get("pass", "message_id_domain") or bounce_domain(config)
+        self.domain = message_domain(config)
         self.public_url = config.get("was", "public_url").rstrip("/")
         self.pool = RelayPool(self.options, self.options["connections"])
         self.skeletons: dict[tuple, EmailSkeleton] = {}
+        #: name → id of the campaigns that track, and when that was read (monotonic)
+        self.tracked: dict[str, int] = {}
+        self.tracked_read = -1e9
+        self.tracking_key: str | None = None
         self.relay = f"{self.options['relay_host']}:{self.options['relay_port']}"
 
     async def stop(self) -> None:
@@ -364,10 +393,10 @@ class EmailChannel(Channel):
         return found
 
     def message_bytes(self, delivery: Delivery, attachments: list[Attachment] | tuple = (),
-                      mailbox: str | None = None) -> bytes:
+                      mailbox: str | None = None, tracker: "Tracker | None" = None) -> bytes:
         """The message for ``delivery``; one from a ``mailbox`` (:meth:`mailbox_of`)
         is From and Reply-To that mailbox."""
-        variables = {**(delivery.contact or {}), **(delivery.variables or {})}
+        variables = template_variables(delivery)
         replying_to = variables.get("in_reply_to")
         headers = {}
         if replying_to:
@@ -376,13 +405,14 @@ class EmailChannel(Channel):
             headers["Reply-To"] = mailbox
         return self.skeleton(delivery).build(
             delivery.message_id, delivery.recipient, variables,
-            unsubscribe_mailto=f"unsubscribe+{delivery.token}@{self.domain}",
-            unsubscribe_url=f"{self.public_url}/unsubscribe/{delivery.token}",
+            unsubscribe_mailto=unsubscribe_mailto(self.domain, delivery.token),
+            unsubscribe_url=unsubscribe_url(self.public_url, delivery.token),
             attachments=attachments, extra_headers=headers or None,
             sender=(self.options["from_name"], mailbox) if mailbox else None,
             # one-to-one mail (a reply, a forward, a message written in WAS) is no list;
             # advertising carries the headers whatever it says (EmailSkeleton.build)
             list_headers=not variables.get("personal"),
+            tracker=tracker,
         )
 
     async def mailbox_of(self, delivery: Delivery) -> str | None:
@@ -392,6 +422,34 @@ class EmailChannel(Channel):
             return None
         async with self.ctx.db.connect() as conn:
             return await mailbox_store.sent_from(conn, delivery.id)
+
+    async def tracker(self, delivery: Delivery) -> "Tracker | None":
+        """The :class:`~ums.tracking.Tracker` of an advertising delivery whose
+        campaign tracks (found by its name, the delivery's ``source``; a test
+        send carries its campaign in ``variables["campaign_test"]``), else None.
+        Which campaigns track is read at most every :data:`TRACKED_FRESH` seconds."""
+        if delivery.kind != "advertising":
+            return None  # notices are never tracked
+        campaign_id = (delivery.variables or {}).get("campaign_test")
+        clock = time.monotonic()
+        if campaign_id is None and delivery.source:
+            if clock - self.tracked_read >= TRACKED_FRESH:
+                async with self.ctx.db.connect() as conn:
+                    self.tracked = await tracking_store.tracked_campaigns(conn)
+                self.tracked_read = clock
+            campaign_id = self.tracked.get(delivery.source)
+        elif campaign_id is not None and not await self._tracks(campaign_id):
+            campaign_id = None
+        if campaign_id is None:
+            return None
+        if self.tracking_key is None:
+            async with self.ctx.db.begin() as conn:
+                self.tracking_key = await tracking.site_key(conn, self.ctx.clock())
+        return tracking.Tracker.of(self.public_url, self.tracking_key, campaign_id, delivery.id)
+
+    async def _tracks(self, campaign_id: int) -> bool:
+        async with self.ctx.db.connect() as conn:
+            return campaign_id in (await tracking_store.tracked_campaigns(conn)).values()
 
     async def attachments(self, delivery: Delivery) -> list[Attachment]:
         """What ``variables["attach_mailbox_message"]`` asks to carry along: a
@@ -416,7 +474,8 @@ class EmailChannel(Channel):
         if not delivery.template:
             return self._outcome(PERMANENT, "554", "no email template for this delivery", started)
         try:
-            data = self.message_bytes(delivery, await self.attachments(delivery), await self.mailbox_of(delivery))
+            data = self.message_bytes(delivery, await self.attachments(delivery), await self.mailbox_of(delivery),
+                                      await self.tracker(delivery))
         except (TemplateRenderError, LookupError, ValueError) as exc:
             return self._outcome(PERMANENT, "554", str(exc), started)
         sender = envelope_sender(delivery.token, self.domain)

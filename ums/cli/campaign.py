@@ -1,4 +1,10 @@
-"""`ums campaign create|list|show|schedule|reschedule|pause|resume|cancel|watch`.
+"""`ums campaign create|list|show|check|schedule|reschedule|pause|resume|cancel|watch`,
+`test|preview|clone|delete|track|stats`.
+
+``schedule`` (and ``create --schedule``) runs ``check`` first and refuses a
+campaign with a blocking problem (an unknown book, a field nobody has, a
+start in the past, advertising without sender or refusal number) unless
+``--force``.
 
 Every time typed here is read by :func:`ums.clock.parse_time`: an offset
 (``+09:00``, ``Z``) is honoured, a time without one is in ``[ums] timezone``;
@@ -24,10 +30,11 @@ from .common import json_option, pass_obj, pick, ready_database, run_async, writ
 
 #: what ``campaign list --json`` prints of each campaign, and ``campaign show --json`` besides
 LIST_FIELDS = ("id", "name", "kind", "channel", "template_name", "state", "schedule_at", "cron", "total",
-               "created_by", "created_at", "started_at", "finished_at")
+               "tracking", "created_by", "created_at", "started_at", "finished_at")
 SHOW_FIELDS = LIST_FIELDS + ("throttle", "expires_after", "audience")
 AT_HELP = "Start time, ISO 8601 (2026-12-24T09:00+09:00; without an offset it is in [ums] timezone)."
 NOW_HELP = "Start now (also when the campaign's own time has passed)."
+FORCE_HELP = "Schedule even when `ums campaign check` finds a blocking problem (a past start is still refused)."
 
 
 def _when(obj, row: dict) -> str:
@@ -48,11 +55,13 @@ def campaign():
 @click.option("--at", "at", help=AT_HELP + " Implies --schedule.")
 @click.option("--now", "start_now", is_flag=True, help=NOW_HELP + " Implies --schedule.")
 @click.option("--by", "created_by", default=None, help="Account charged for it (CDR accountcode).")
+@click.option("--force", is_flag=True, help=FORCE_HELP)
 @pass_obj
-def create(obj, file, schedule_now, at, start_now, created_by):
+def create(obj, file, schedule_now, at, start_now, created_by, force):
     """Create a campaign from an XML or JSON FILE (see config/samples/).
 
-    A start time in the past is refused (nothing is created); give --at or --now."""
+    A start time in the past is refused (nothing is created); give --at or --now.
+    Scheduling runs `ums campaign check` first (nothing is created if it blocks)."""
     tz = site_zone(obj.config)
     spec = campaigns.load_file(file, tz)
     if created_by:
@@ -64,7 +73,8 @@ def create(obj, file, schedule_now, at, start_now, created_by):
         campaign_id = await campaigns.create(conn, spec, now)
         row = None
         if schedule_now or at or start_now:
-            row = await campaigns.schedule(conn, campaign_id, when, now, start_now, tz)
+            row = await campaigns.schedule_checked(conn, campaign_id, when, now, start_now, tz, force,
+                                                   campaigns.refusal_numbers(obj.config))
         return campaign_id, row
 
     campaign_id, row = run_async(_in_transaction(obj, work))
@@ -113,7 +123,7 @@ def show(obj, campaign_ref, as_json):
                          "waiting": progress.hold_lines(now, tz)})
         return
     for key in ("id", "name", "kind", "channel", "template_name", "state", "schedule_at", "cron",
-                "throttle", "expires_after", "total", "started_at", "finished_at", "created_by"):
+                "throttle", "expires_after", "total", "tracking", "started_at", "finished_at", "created_by"):
         value = row[key]
         if key.endswith("_at"):
             value = shown(value, tz, "%Y-%m-%d %H:%M:%S %Z")
@@ -125,11 +135,12 @@ def show(obj, campaign_ref, as_json):
         click.echo(f"{'why':>14}: {line}")
 
 
-def _start(obj, action, campaign_ref: str, at: str | None, start_now: bool, verb: str) -> None:
-    """Run ``campaigns.schedule`` or ``reschedule`` with ``--at`` read in the site zone."""
+def _start(obj, action, campaign_ref: str, at: str | None, start_now: bool, verb: str, **options) -> None:
+    """Run ``campaigns.schedule_checked`` or ``reschedule`` with ``--at`` read in the site zone."""
     tz = site_zone(obj.config)
     when = parse_time(at, tz)
-    row = run_async(_in_transaction(obj, lambda conn: action(conn, campaign_ref, when, utcnow(), start_now, tz)))
+    row = run_async(_in_transaction(
+        obj, lambda conn: action(conn, campaign_ref, when, utcnow(), start_now, tz, **options)))
     click.echo(f"campaign {row['name']!r} {verb} for {_when(obj, row)}")
 
 
@@ -137,10 +148,13 @@ def _start(obj, action, campaign_ref: str, at: str | None, start_now: bool, verb
 @click.argument("campaign_ref", metavar="CAMPAIGN")
 @click.option("--at", "at", help=AT_HELP + " Default: its own time, cron, or now.")
 @click.option("--now", "start_now", is_flag=True, help=NOW_HELP)
+@click.option("--force", is_flag=True, help=FORCE_HELP)
 @pass_obj
-def schedule(obj, campaign_ref, at, start_now):
-    """Schedule a draft campaign; PASS starts it when due. A time in the past is refused."""
-    _start(obj, campaigns.schedule, campaign_ref, at, start_now, "scheduled")
+def schedule(obj, campaign_ref, at, start_now, force):
+    """Schedule a draft campaign; PASS starts it when due. A time in the past is refused,
+    and so is a campaign `ums campaign check` blocks (unless --force)."""
+    _start(obj, campaigns.schedule_checked, campaign_ref, at, start_now, "scheduled", force=force,
+           refusal_numbers=campaigns.refusal_numbers(obj.config))
 
 
 @campaign.command()
@@ -199,6 +213,122 @@ def watch(obj, campaign_ref, interval, once):
 
     On a terminal it is a progress bar; otherwise one line per change."""
     run_async(_watch(obj, campaign_ref, interval, once))
+
+
+@campaign.command()
+@click.argument("campaign_ref", metavar="CAMPAIGN")
+@click.option("--at", "at", help="Check as if it started then (" + AT_HELP[:-1] + "). Default: its own time, or now.")
+@json_option("name, kind, channel, start, audience, consent {current, night, due_soon, expired, withdrawn, "
+             "none}, suppressed, waiting_for_night_rule [{count, until}], missing_fields {field: count}, "
+             "unknown_books, problems [{code, message, blocking}], ready", shape="one object")
+@pass_obj
+def check(obj, campaign_ref, at, as_json):
+    """What the campaign would do if it started now (or --at): audience, consent
+    (advertising, night-time, two-year reconfirmation due), who waits for the
+    night rule and until when, suppressed addresses, missing template fields,
+    unknown books. Exits 1 when something blocks scheduling."""
+    tz = site_zone(obj.config)
+    when = parse_time(at, tz)
+
+    report = run_async(_in_transaction(obj, lambda conn: campaigns.check(
+        conn, campaign_ref, utcnow(), tz, start=when, refusal_numbers=campaigns.refusal_numbers(obj.config))))
+    if as_json:
+        write_json(obj, report.as_dict())
+    else:
+        for line in report.lines(tz):
+            click.echo(line)
+        click.echo("ready to schedule" if not report.blocking else
+                   f"not ready: {len(report.blocking)} blocking problem(s); fix them or schedule with --force")
+    if report.blocking:
+        sys.exit(1)
+
+
+@campaign.command(name="test")
+@click.argument("campaign_ref", metavar="CAMPAIGN")
+@click.option("--to", "to", required=True, help="The address to send the one test message to.")
+@pass_obj
+def test_(obj, campaign_ref, to):
+    """Send one test message of the campaign to --to, as its recipients get it
+    (label, sender block, refusal footer, tracking); it counts in none of the
+    campaign's figures. Advertising needs the address's consent, tests too."""
+    delivery_id = run_async(_in_transaction(obj, lambda conn: campaigns.test_send(conn, campaign_ref, to, utcnow())))
+    click.echo(f"test of campaign {campaign_ref} to {to} queued as delivery {delivery_id}")
+
+
+@campaign.command()
+@click.argument("campaign_ref", metavar="CAMPAIGN")
+@click.option("--delivery", "delivery_id", type=int, help="The message of this delivery (e.g. a test send).")
+@click.option("--to", "to", help="As this address would get it (default: the first recipient).")
+@json_option("subject, text, html, recipient, sender, delivery_id", shape="one object")
+@pass_obj
+def preview(obj, campaign_ref, delivery_id, to, as_json):
+    """The campaign's email exactly as it is sent: subject and bodies with the
+    (광고) label, sender block, 무료수신거부 footer and tracking links."""
+    shown_ = run_async(_in_transaction(obj, lambda conn: campaigns.preview(
+        conn, obj.config, campaign_ref, delivery_id, to, utcnow())))
+    if as_json:
+        write_json(obj, shown_.__dict__)
+        return
+    click.echo(f"From: {shown_.sender}\nTo: {shown_.recipient}\nSubject: {shown_.subject}\n")
+    click.echo(shown_.text)
+
+
+@campaign.command()
+@click.argument("campaign_ref", metavar="CAMPAIGN")
+@click.option("--name", "name", help="The copy's name (default: NAME (copy)).")
+@pass_obj
+def clone(obj, campaign_ref, name):
+    """Copy a campaign as a new draft (template, kind, audience, throttle, tracking; no start time)."""
+
+    async def work(conn):
+        new_id = await campaigns.clone(conn, campaign_ref, utcnow(), name)
+        return await campaigns.find(conn, new_id)
+
+    row = run_async(_in_transaction(obj, work))
+    click.echo(f"campaign {row['id']} {row['name']!r} created as a copy of {campaign_ref} (draft)")
+
+
+@campaign.command()
+@click.argument("campaign_ref", metavar="CAMPAIGN")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_obj
+def delete(obj, campaign_ref, yes):
+    """Delete a campaign that is not sending (cancel a running one first) and its
+    deliveries; their CDR rows stay for billing."""
+    if not yes:
+        click.confirm(f"Delete campaign {campaign_ref} and its deliveries?", abort=True)
+    row = run_async(_in_transaction(obj, lambda conn: campaigns.delete(conn, campaign_ref)))
+    click.echo(f"campaign {row['name']!r} deleted")
+
+
+@campaign.command()
+@click.argument("campaign_ref", metavar="CAMPAIGN")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@pass_obj
+def track(obj, campaign_ref, state):
+    """Turn engagement tracking (open pixel, signed click redirects) on or off
+    for the campaign's messages not yet sent. Off unless turned on."""
+    row = run_async(_in_transaction(obj, lambda conn: campaigns.set_tracking(conn, campaign_ref, state == "on")))
+    click.echo(f"campaign {row['name']!r}: tracking {state}")
+
+
+@campaign.command()
+@click.argument("campaign_ref", metavar="CAMPAIGN")
+@json_option("name, tracking, sent, delivered, bounced, failed, opened, clicked, clickers, refused, cost, "
+             "channels {channel: {the same counts, cost}}", shape="one object")
+@pass_obj
+def stats(obj, campaign_ref, as_json):
+    """Sent, delivered, bounced, failed, opened, clicked (each recipient and link
+    once), refused and cost, in all and per channel. Test sends are not counted."""
+    found = run_async(_in_transaction(obj, lambda conn: campaigns.stats(conn, campaign_ref)))
+    if as_json:
+        write_json(obj, found)
+        return
+    for key in campaigns.STAT_KEYS:
+        click.echo(f"{key:>10}: {found[key]}")
+    click.echo(f"{'cost':>10}: {found['cost']}")
+    if not found["tracking"]:
+        click.echo("(tracking is off: opens and clicks are not counted)")
 
 
 ENDED = ("completed", "cancelled", "missed")

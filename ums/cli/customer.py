@@ -44,16 +44,21 @@ def _summary(entry: dict, now, tz) -> str:
                 + (f" [{attempts}]" if attempts else "")
                 + (f" {entry['last_code']}" if entry["last_code"] else "")
                 + _waiting(entry, now, tz))
+    if entry["kind"] == "open":
+        return f"opened delivery {entry['delivery_id']} of campaign {entry['campaign']}"
+    if entry["kind"] == "click":
+        return f"clicked {entry['url']} in delivery {entry['delivery_id']} of campaign {entry['campaign']}"
     return f"{entry['media']} from {entry['sender']}: {entry['subject'] or ''} ({entry['classification'] or 'message'})"
 
 
 @customer.command()
 @click.argument("customer_id")
 @json_option('{"contact": {customer_id, name, grade, email, fax, phone, …}, "entries": [{"kind": '
-             'event|delivery|inbound, "id", "at", …the entry\'s own fields}]}', shape="one object")
+             'event|delivery|open|click|inbound, "id", "at", …the entry\'s own fields}]}', shape="one object")
 @pass_obj
 def show(obj, customer_id, as_json):
-    """Every event, delivery (all channels, with outcome) and inbound message, in time order."""
+    """Every event, delivery (all channels, with outcome), open and click of a
+    tracked campaign, and inbound message, in time order."""
     view = run_async(_with_db(obj, lambda conn: timeline.for_customer(conn, customer_id)))
     if view is None:
         raise NoSuchCustomer(customer_id=customer_id)

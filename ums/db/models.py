@@ -232,6 +232,8 @@ campaigns = Table(
     Column("finished_at", Time),
     # set when every audience member has a delivery row
     Column("expanded_at", Time),
+    # engagement tracking (open pixel, signed click redirects): opt-in, off by default
+    Column("tracking", Boolean, nullable=False, server_default="0"),
 )
 
 eps_services = Table(
@@ -325,6 +327,31 @@ deliveries = Table(
     Index("ix_deliveries_claim", "state", "due_at"),
     Index("ix_deliveries_campaign", "campaign_id", "state"),
     UniqueConstraint("campaign_id", "contact_id", "channel", name="uq_deliveries_campaign_contact"),
+)
+
+#: the first open (link "") and the first click on each link of a delivery:
+#: one row each, so a recipient counts once however often they look
+tracking_events = Table(
+    "tracking_events", metadata, _id(),
+    Column("campaign_id", Id, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("delivery_id", Id, ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False),
+    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="SET NULL"), index=True),
+    # open or click
+    Column("kind", String(8), nullable=False),
+    # a digest of the clicked URL ("" for an open)
+    Column("link", String(32), nullable=False),
+    Column("url", Text),
+    Column("at", Time, nullable=False),
+    UniqueConstraint("delivery_id", "kind", "link", name="uq_tracking_events_once"),
+    Index("ix_tracking_events_campaign", "campaign_id", "kind"),
+)
+
+#: keys every process reads from the shared database (the tracking links' HMAC key)
+site_secrets = Table(
+    "site_secrets", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+    Column("created_at", Time, nullable=False),
 )
 
 cdr = Table(

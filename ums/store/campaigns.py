@@ -1,5 +1,6 @@
 """Campaigns: their rows, state changes, expansion of the audience into
-deliveries (in batches, straight inside the database), and progress counts."""
+deliveries (in batches, straight inside the database), progress counts, and
+what the pre-send check, clone, delete and the statistics read."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from sqlalchemy import BigInteger, Text, and_, cast, exists, func, insert, liter
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db.models import Time, address_book_entries, address_books, campaigns, contacts, deliveries
-from . import addressbooks
+from ..db.models import (Time, address_book_entries, address_books, campaigns, cdr, contacts, deliveries,
+                         suppressions, tracking_events)
+from . import addressbooks, as_utc
 from .deliveries import PENDING_STATES
 
 #: contact columns a segment filter may name
@@ -229,3 +231,66 @@ async def pending_of(conn: AsyncConnection, campaign_id: int, include_in_flight:
         select(deliveries).where(deliveries.c.campaign_id == campaign_id, deliveries.c.state.in_(states))
     )
     return [dict(row._mapping) for row in rows]
+
+
+# --- the pre-send check, clone and delete, statistics -------------------------------------
+
+async def audience(conn: AsyncConnection, campaign: dict) -> list[dict]:
+    """Every contact the campaign would reach now (the rows :func:`expand_batch` reads)."""
+    rows = await conn.execute(select(contacts).where(_audience_filter(campaign)).order_by(contacts.c.id))
+    return [dict(row._mapping) for row in rows]
+
+
+async def books_named(conn: AsyncConnection, names: list[str]) -> set[str]:
+    """Those of ``names`` that are books a campaign may name (not somebody's personal book)."""
+    if not names:
+        return set()
+    rows = await conn.execute(select(address_books.c.name)
+                              .where(address_books.c.name.in_(names), addressbooks.campaign_books()))
+    return set(rows.scalars())
+
+
+async def set_tracking(conn: AsyncConnection, campaign_id: int, on: bool) -> None:
+    await conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(tracking=on))
+
+
+async def delete_campaign(conn: AsyncConnection, campaign_id: int) -> int:
+    """Delete a campaign and its deliveries (their CDR rows stay, for billing);
+    returns the number of deliveries deleted."""
+    await conn.execute(tracking_events.delete().where(tracking_events.c.campaign_id == campaign_id))
+    removed = await conn.execute(deliveries.delete().where(deliveries.c.campaign_id == campaign_id))
+    await conn.execute(campaigns.delete().where(campaigns.c.id == campaign_id))
+    return removed.rowcount
+
+
+async def delivery_moments(conn: AsyncConnection, campaign_id: int) -> list[tuple]:
+    """(channel, state, finished_at, bounced_at) of each finished delivery, for stats and charts."""
+    rows = await conn.execute(
+        select(deliveries.c.channel, deliveries.c.state, deliveries.c.finished_at, deliveries.c.bounced_at)
+        .where(deliveries.c.campaign_id == campaign_id, deliveries.c.finished_at.is_not(None))
+    )
+    return [(channel, state, as_utc(finished), as_utc(bounced)) for channel, state, finished, bounced in rows]
+
+
+async def cost_moments(conn: AsyncConnection, campaign_id: int) -> list[tuple]:
+    """(channel, start, cost) of each CDR row of the campaign's deliveries."""
+    rows = await conn.execute(
+        select(deliveries.c.channel, cdr.c.start, cdr.c.cost)
+        .select_from(cdr.join(deliveries, deliveries.c.id == cdr.c.delivery_id))
+        .where(deliveries.c.campaign_id == campaign_id, cdr.c.cost.is_not(None))
+    )
+    return [(channel, as_utc(start), cost) for channel, start, cost in rows]
+
+
+async def refusal_moments(conn: AsyncConnection, campaign_id: int) -> list[tuple]:
+    """(channel, when) of each refusal (unsubscribe, refusal) recorded for an
+    address after the campaign's delivery to it was sent."""
+    rows = await conn.execute(
+        select(deliveries.c.channel, suppressions.c.created_at)
+        .select_from(deliveries.join(suppressions, and_(suppressions.c.channel == deliveries.c.channel,
+                                                        suppressions.c.address == func.lower(deliveries.c.recipient))))
+        .where(deliveries.c.campaign_id == campaign_id, deliveries.c.state == "sent",
+               suppressions.c.reason.in_(("unsubscribe", "refusal")),
+               suppressions.c.created_at >= deliveries.c.finished_at)
+    )
+    return [(channel, as_utc(when)) for channel, when in rows]

@@ -1,6 +1,7 @@
 """The single customer view: everything that happened with one customer —
 events about them, deliveries to them (every channel, with outcome and CDR
-attempts) and inbound messages from them — in time order."""
+attempts), their opens and clicks of tracked campaigns (each counted once,
+the first time) and inbound messages from them — in time order."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..db.models import cdr, deliveries, events, mailbox_messages
 from . import as_utc
 from . import contacts as contact_store
+from . import tracking
 
 
 async def for_customer(conn: AsyncConnection, customer_id: str, limit: int = 500) -> dict | None:
@@ -24,13 +26,14 @@ async def for_customer(conn: AsyncConnection, customer_id: str, limit: int = 500
         await _events(conn, customer_id, limit)
         + await _deliveries(conn, contact["id"], limit)
         + await _inbound(conn, contact["id"], limit)
+        + await tracking.for_contact(conn, contact["id"], limit)
     )
     entries.sort(key=lambda entry: (entry["at"], _ORDER[entry["kind"]], entry["id"]))
     public = {k: contact[k] for k in ("id", "customer_id", "name", "email", "fax", "phone", "grade")}
     return {"contact": public, "entries": entries[-limit:]}
 
 
-_ORDER = {"event": 0, "delivery": 1, "inbound": 2}
+_ORDER = {"event": 0, "delivery": 1, "open": 2, "click": 3, "inbound": 4}
 
 
 async def _events(conn, customer_id: str, limit: int) -> list[dict]:

@@ -1,21 +1,69 @@
-"""Operator and finance pages: EPS services (list, detail, stop, resume) and
-billing (CDR search, CSV download, the monthly report)."""
+"""Operator and finance pages: the dashboard (queue depth by state, send
+rate, bounce and refusal rates over the last 24 hours, charts drawn as SVG
+on the server), EPS services (list, detail, stop, resume) and billing (CDR
+search, CSV download, the monthly report)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ums import cdr as ums_cdr
+from ums.store import analytics
+from ums.store import deliveries as delivery_store
 from ums.store import services as service_store
 from ums.store import web
 
 from ums import clock
 from ums.web import HttpError, Router
 
+from .. import charts
 from ..http import Page, Response, redirect
 from ..roles import ALL_ROLES, FINANCE, OPERATORS
 
 router = Router(roles=ALL_ROLES)
+
+#: the dashboard's window, and the width of its send-rate buckets
+WINDOW, RATE_STEP = timedelta(hours=24), timedelta(hours=1)
+RATE_COLOURS = {"sent": "#1b7f3b", "failed": "#b3261e", "bounced": "#9a5a00", "refused": "#677086"}
+
+
+def rates(finished: list[tuple], refusals: list[tuple], bounced: int) -> dict:
+    """Sent and failed in the window, messages per minute, and the bounce and
+    refusal rates as percentages of what was sent."""
+    sent = sum(1 for _, _, state, _ in finished if state == "sent")
+    failed = sum(1 for _, _, state, _ in finished if state in ("failed", "expired"))
+    minutes = WINDOW.total_seconds() / 60
+
+    def percent(part: int) -> float:
+        return round(100 * part / sent, 1) if sent else 0.0
+
+    return {"sent": sent, "failed": failed, "per_minute": round(sent / minutes, 2), "bounced": bounced,
+            "bounce_rate": percent(bounced), "refused": len(refusals), "refusal_rate": percent(len(refusals))}
+
+
+@router.get("/dashboard", roles=OPERATORS)
+async def dashboard(page: Page):
+    now = page.app.now()
+    since = now - WINDOW
+    async with page.app.db.connect() as conn:
+        queue = await delivery_store.stats(conn)
+        finished = await analytics.finished_since(conn, since)
+        refusals = await analytics.refusals_since(conn, since)
+        bounced = await analytics.bounces_since(conn, since)
+    depth: dict[str, dict[str, int]] = {}
+    for state, channel, count in queue:
+        depth.setdefault(state, {})[channel] = count
+    events = [(when, "failed" if state in ("failed", "expired") else state, 1)
+              for when, _, state, _ in finished if state in ("sent", "failed", "expired")]
+    events += [(when, "bounced", 1) for _, _, _, when in finished if when is not None and when >= since]
+    events += [(when, "refused", 1) for when, _ in refusals]
+    starts, series = charts.buckets(events, page.app.tz, RATE_STEP, until=now, since=since)
+    chart = charts.line_chart(starts, series, RATE_COLOURS, "Messages per hour, last 24 hours", str(page.app.tz),
+                              "chart-rate")
+    channels = sorted({channel for values in depth.values() for channel in values})
+    return page.app.render(page, "dashboard.html", depth=depth, channels=channels, rates=rates(finished, refusals, bounced),
+                           chart=chart, pending=sum(sum(v.values()) for s, v in depth.items()
+                                                    if s in delivery_store.PENDING_STATES))
 
 
 @router.get("/services", roles=OPERATORS)
