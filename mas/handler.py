@@ -36,7 +36,7 @@ from pathlib import Path
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ums import refusal
+from ums import mailindex, refusal
 from ums.config import PROJECT_DIR
 from ums.store import bounces, contacts, mailbox as mailboxes, rules as rule_store
 
@@ -179,6 +179,8 @@ class Arrival:
     defects: str | None
     #: the key its bytes are stored under (:func:`ums.store.mailbox.body_digest`)
     digest: str
+    #: what the inbox search reads of it (:func:`ums.mailindex.searchable_text`)
+    search_text: str | None = None
     #: why its From domain is authenticated (DMARC), when it is a refusal and it is
     authenticated: str | None = None
 
@@ -307,7 +309,8 @@ class InboundHandler:
             key = classification_key(recipient)
             if key not in kinds:
                 kinds[key] = self.classify(message, recipient)
-        return Arrival(message, kinds, storable("\n".join(message.defects()) or None), mailboxes.body_digest(raw))
+        return Arrival(message, kinds, storable("\n".join(message.defects()) or None), mailboxes.body_digest(raw),
+                       search_text=mailindex.searchable_text(raw))
 
     async def handle_exception(self, error: Exception) -> str:
         """What aiosmtpd answers when a command fails unexpectedly (never its
@@ -365,7 +368,7 @@ class InboundHandler:
             "mailbox_id": box["id"], "media": kind.media.kind if kind.media else "email",
             "classification": kind.kind, "sender": message.sender[:320], "recipient": recipient[:320],
             "subject": message.subject, "message_id": message.message_id or None, "size": message.size,
-            "raw": message.raw, "digest": arrival.digest, "contact_id": contact_id, "match_contact": message.sender or None,
+            "raw": message.raw, "digest": arrival.digest, "search_text": arrival.search_text, "contact_id": contact_id, "match_contact": message.sender or None,
             "delivery_id": (delivery or {}).get("id"),
             "pages": kind.media.pages if kind.media else None,
             "duration": kind.media.duration if kind.media else None,

@@ -18,8 +18,9 @@ import pytest
 from tests.acceptance.cli import UMS, command_paths, environment, ums
 from tests.helpers import free_port
 
-#: a file in a directory no one has made (unique, so nothing another run wrote can be there)
-MISSING = str(Path(tempfile.gettempdir()) / f"ums-absent-{uuid.uuid4().hex}" / "x")
+#: a file two directory levels below anything that exists (unique per run; `ums run --log-file`
+#: makes one missing level, never two)
+MISSING = str(Path(tempfile.gettempdir()) / f"ums-absent-{uuid.uuid4().hex}" / "dir" / "x")
 
 
 @pytest.fixture(scope="module")

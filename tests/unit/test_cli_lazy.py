@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from ums.cli import COMMAND_MODULES, UmsGroup, all_commands
 
 #: a file in a directory no one has made
-MISSING = str(Path(tempfile.gettempdir()) / f"ums-absent-{uuid.uuid4().hex}" / "x")
+MISSING = str(Path(tempfile.gettempdir()) / f"ums-absent-{uuid.uuid4().hex}" / "dir" / "x")
 
 
 def test_the_table_lists_every_command_with_its_own_summary():

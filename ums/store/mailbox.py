@@ -91,14 +91,18 @@ def body_digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-async def store_bodies(conn: AsyncConnection, bodies: dict[str, bytes]) -> None:
+async def store_bodies(conn: AsyncConnection, bodies: dict[str, bytes], texts: dict[str, str] | None = None) -> None:
     """Store many messages' bytes (:func:`body_digest` → raw bytes), each unless the same
-    bytes are stored already: one cached statement, executed for every row at once."""
+    bytes are stored already: one cached statement, executed for every row at once.
+    ``texts`` are search texts extracted already (by MAS, before the writer); the rest
+    are extracted here."""
     if not bodies:
         return
     module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    texts = await _off_loop_if_big(sum(map(len, bodies.values())),
-                                   lambda: {digest: mailindex.searchable_text(raw) for digest, raw in bodies.items()})
+    texts = dict(texts or {})
+    missing = {digest: raw for digest, raw in bodies.items() if digest not in texts}
+    texts.update(await _off_loop_if_big(sum(map(len, missing.values())),
+                                        lambda: {digest: mailindex.searchable_text(raw) for digest, raw in missing.items()}))
     await conn.execute(
         module.insert(message_bodies).on_conflict_do_nothing(index_elements=[message_bodies.c.sha256]),
         [{"sha256": digest, "size": len(raw), "raw": raw, "search_text": texts[digest]}
@@ -161,13 +165,16 @@ async def _off_loop_if_big(size: int, work):
 async def _stored_bodies(conn: AsyncConnection, rows: list[dict]) -> list[dict]:
     """Store the bytes of ``rows``; returns the parameters of :data:`_INSERT_ENTRY` for
     each, with its ``thread_key`` (unless it has one) and its Message-ID from the headers."""
-    bodies, params = {}, []
+    bodies, texts, params = {}, {}, []
     threads = await _threads(conn, rows)
     for row, (headers, key) in zip(rows, threads):
         row = dict(row)
         raw = row.pop("raw")
         digest = row.pop("digest", None) or body_digest(raw)
         bodies.setdefault(digest, raw)
+        text = row.pop("search_text", None)
+        if text is not None:
+            texts[digest] = text
         if "thread_key" not in row:
             row["thread_key"] = key
         if not row.get("message_id") and headers and headers.message_id:
@@ -175,7 +182,7 @@ async def _stored_bodies(conn: AsyncConnection, rows: list[dict]) -> list[dict]:
         row["match_contact"] = row.get("match_contact")
         row["known_contact_id"] = row.pop("contact_id", None)
         params.append({**row, "digest": digest})
-    await store_bodies(conn, bodies)
+    await store_bodies(conn, bodies, texts)
     return params
 
 
