@@ -181,6 +181,8 @@ class Arrival:
     digest: str
     #: what the inbox search reads of it (:func:`ums.mailindex.searchable_text`)
     search_text: str | None = None
+    #: what files it in a conversation (:func:`ums.mailindex.thread_headers`)
+    thread_headers: mailindex.ThreadHeaders | None = None
     #: why its From domain is authenticated (DMARC), when it is a refusal and it is
     authenticated: str | None = None
 
@@ -310,7 +312,8 @@ class InboundHandler:
             if key not in kinds:
                 kinds[key] = self.classify(message, recipient)
         return Arrival(message, kinds, storable("\n".join(message.defects()) or None), mailboxes.body_digest(raw),
-                       search_text=mailindex.searchable_text(raw))
+                       search_text=mailindex.searchable_text(message.message),
+                       thread_headers=mailindex.thread_headers(message.message))
 
     async def handle_exception(self, error: Exception) -> str:
         """What aiosmtpd answers when a command fails unexpectedly (never its
@@ -368,7 +371,8 @@ class InboundHandler:
             "mailbox_id": box["id"], "media": kind.media.kind if kind.media else "email",
             "classification": kind.kind, "sender": message.sender[:320], "recipient": recipient[:320],
             "subject": message.subject, "message_id": message.message_id or None, "size": message.size,
-            "raw": message.raw, "digest": arrival.digest, "search_text": arrival.search_text, "contact_id": contact_id, "match_contact": message.sender or None,
+            "raw": message.raw, "digest": arrival.digest, "search_text": arrival.search_text,
+            "thread_headers": arrival.thread_headers, "contact_id": contact_id, "match_contact": message.sender or None,
             "delivery_id": (delivery or {}).get("id"),
             "pages": kind.media.pages if kind.media else None,
             "duration": kind.media.duration if kind.media else None,

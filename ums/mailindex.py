@@ -25,6 +25,7 @@ import email
 import html
 import re
 from dataclasses import dataclass
+from email.message import Message
 from email.parser import BytesHeaderParser
 
 import nh3
@@ -45,10 +46,11 @@ def html_to_text(markup: str) -> str:
     return html.unescape(nh3.clean(spaced, tags=set()))
 
 
-def searchable_text(raw: bytes) -> str:
-    """The case-folded text a search of this message reads (its body, decoded)."""
+def searchable_text(raw: bytes | Message) -> str:
+    """The case-folded text a search of this message reads (its body, decoded);
+    ``raw`` may be the message already parsed (with the ``compat32`` policy)."""
     try:
-        message = email.message_from_bytes(raw)
+        message = raw if isinstance(raw, Message) else email.message_from_bytes(raw)
     except Exception:  # the parser is lenient; anything else is no text
         return ""
     plain, marked_up = [], []
@@ -74,10 +76,11 @@ class ThreadHeaders:
     references: tuple[str, ...]
 
 
-def thread_headers(raw: bytes) -> ThreadHeaders:
-    """Message-ID, In-Reply-To and References of a message (header block only)."""
+def thread_headers(raw: bytes | Message) -> ThreadHeaders:
+    """Message-ID, In-Reply-To and References of a message (header block only);
+    ``raw`` may be the message already parsed."""
     try:
-        headers = BytesHeaderParser().parsebytes(raw)
+        headers = raw if isinstance(raw, Message) else BytesHeaderParser().parsebytes(raw)
     except Exception:
         return ThreadHeaders(None, None, ())
 

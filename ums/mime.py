@@ -63,9 +63,20 @@ def _unfold(value: str) -> str:
     return re.sub(r"\r?\n[ \t]*", " ", value).strip()
 
 
+#: where :func:`part_text` keeps a part's decoded text on the part (the classifier, the
+#: search index and the bounce reader all read the same parts of one message)
+_TEXT = "_ums_text"
+
+
 def part_text(part: Message) -> str:
-    try:
-        data = part.get_payload(decode=True) or b""
-    except Exception:
-        data = b""
-    return decode_bytes(data, part.get_content_charset())
+    """A leaf part's payload decoded to text (transfer encoding, then charset);
+    decoded once per part."""
+    text = getattr(part, _TEXT, None)
+    if text is None:
+        try:
+            data = part.get_payload(decode=True) or b""
+        except Exception:
+            data = b""
+        text = decode_bytes(data, part.get_content_charset())
+        setattr(part, _TEXT, text)
+    return text

@@ -170,6 +170,7 @@ async def _stored_bodies(conn: AsyncConnection, rows: list[dict]) -> list[dict]:
     for row, (headers, key) in zip(rows, threads):
         row = dict(row)
         raw = row.pop("raw")
+        row.pop("thread_headers", None)
         digest = row.pop("digest", None) or body_digest(raw)
         bodies.setdefault(digest, raw)
         text = row.pop("search_text", None)
@@ -190,7 +191,8 @@ async def _threads(conn: AsyncConnection, rows: list[dict]) -> list[tuple]:
     """The thread headers and conversation of each row (:func:`ums.mailindex.thread_key`):
     answers join the thread of a filed message they answer, in the database or
     earlier in ``rows``."""
-    found = [mailindex.thread_headers(row["raw"]) if "raw" in row else None for row in rows]
+    found = [row.get("thread_headers") or (mailindex.thread_headers(row["raw"]) if "raw" in row else None)
+             for row in rows]
     answered = {headers.in_reply_to for headers in found if headers and headers.in_reply_to}
     known: dict[str, str] = {}
     if answered:
