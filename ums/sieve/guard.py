@@ -15,6 +15,8 @@ so the result is exactly what running every script would give.
 
 from __future__ import annotations
 
+import re
+
 from .interpreter import Arguments, fold
 from .parser import Command, Test
 
@@ -77,6 +79,9 @@ class Chain:
         for index, script in enumerate(self.scripts):
             for header, key in sorted(script.guard or ()):
                 self.needles.setdefault(header, []).append((key, index))
+        #: per header, a pattern matching any of its keys: most messages match none, and one
+        #: search in C rejects them all at once before any key is looked for on its own
+        self.any_key = {header: _any_of(key for key, _ in needles) for header, needles in self.needles.items()}
 
     def candidates(self, message) -> list:
         """The scripts that may act on ``message``, in run order."""
@@ -87,5 +92,12 @@ class Chain:
                 continue
             # a key holding NUL could match across two values: a false hit only runs the script
             text = values[0] if len(values) == 1 else "\0".join(values)
+            if not self.any_key[header].search(text):
+                continue
             chosen.update(index for key, index in needles if key in text)
         return [self.scripts[index] for index in sorted(chosen)]
+
+
+def _any_of(keys) -> re.Pattern:
+    """A pattern that finds any of ``keys`` (literally) in a text."""
+    return re.compile("|".join(re.escape(key) for key in sorted(set(keys), key=len, reverse=True)))
