@@ -31,7 +31,9 @@ characters) is remembered per caller (:mod:`ums.store.idempotency`) in the
 same transaction as its work. The same key with the same method, path and
 body gets the first answer again, marked ``Idempotent-Replayed: true``, and
 does nothing twice; the same key with anything else is a 409. Refusals are
-not remembered.
+not remembered. An answer is remembered for :data:`KEEP_ANSWERS` (24 hours,
+as Stripe does); WAS forgets older ones at most once per
+:data:`PURGE_EVERY`, in the transaction of a request that remembers one.
 
 Times: every time in a request (``due_at``, a campaign's ``schedule``/``at``,
 an action's ``at``) is ISO 8601 read by :func:`ums.clock.parse_time` — an
@@ -48,7 +50,7 @@ keeps the due time of a campaign that never started.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
@@ -122,6 +124,12 @@ def _flag(value) -> bool:
 
 # --- idempotency ---------------------------------------------------------------------------
 
+#: how long an answer is remembered under its Idempotency-Key
+KEEP_ANSWERS = timedelta(hours=24)
+#: how often (by the application clock) one WAS forgets the answers older than that
+PURGE_EVERY = timedelta(hours=1)
+
+
 async def idempotent(page: Page, work) -> Response:
     """Run ``work(conn)`` → (status, root name, payload) in one transaction and
     answer with it; under an ``Idempotency-Key``, once per caller and key (see
@@ -152,9 +160,20 @@ async def _run(page: Page, work, remember: tuple | None = None) -> tuple[int, st
                 owner, key, digest = remember
                 await idempotency.remember(conn, owner, key, digest, status, {"root": root, "payload": payload},
                                            page.app.now())
+                await forget_old_answers(conn, page.app)
     except IntegrityError:
         raise HttpError(409, "the request conflicts with a change made at the same time; try again") from None
     return status, root, payload
+
+
+async def forget_old_answers(conn, app) -> None:
+    """Forget answers older than :data:`KEEP_ANSWERS`, unless this WAS did so within
+    :data:`PURGE_EVERY` (so the table holds about a day of keys, not all of them)."""
+    now = app.now()
+    if app.answers_purged_at is not None and now - app.answers_purged_at < PURGE_EVERY:
+        return
+    await idempotency.purge(conn, now - KEEP_ANSWERS)
+    app.answers_purged_at = now
 
 
 def replay(page: Page, found: dict, digest: str) -> Response:

@@ -95,6 +95,8 @@ class WebApp:
         self.keys = KeyCheck(self.ctx.db)
         #: responses by status code, for /metrics
         self.request_counts: dict[int, int] = {}
+        #: when this WAS last forgot old Idempotency-Key answers (:func:`was.api.forget_old_answers`)
+        self.answers_purged_at = None
 
     @property
     def db(self):

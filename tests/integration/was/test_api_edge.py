@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select
-from was_site import WAS_SCOPES, api_key
+from was_site import WAS_SCOPES, Site, api_key
 
+from ums.clock import Clock
 from ums.db.models import campaigns, contacts, deliveries, idempotent_requests
 from ums.store import addressbooks, apikeys
 from was.openapi import DOCUMENT
@@ -294,6 +296,30 @@ async def test_an_idempotency_key_replays_the_answer_and_refuses_another_body(si
     assert (await client.request("POST", "/api/v1/send", json.dumps(bad).encode(), once_more)).status == 422
     assert (await client.request("POST", "/api/v1/send", body, once_more)).status == 202
     assert await count(site, idempotent_requests) == 4
+
+
+async def test_an_answer_is_remembered_for_a_day_then_forgotten(config, start_suite):
+    """A key's answer replays within 24 hours; a day later WAS has forgotten it (the
+    table does not grow for ever) and the same key is a new request."""
+    clock = Clock(datetime(2026, 12, 1, 9, 0, tzinfo=timezone(timedelta(hours=9))))
+    suite = await start_suite(config, ["was"], clock=clock)
+    site = Site(suite, "http://" + suite.services["was"].address)
+    key = await api_key(site.ctx)
+    client = site.client()
+    body = json.dumps(VALID["Send"]).encode()
+    once = {**headers(key), "idempotency-key": "order-42"}
+    first = json.loads((await client.request("POST", "/api/v1/send", body, once)).body)["delivery"]
+    clock.now += timedelta(hours=23)
+    again = await client.request("POST", "/api/v1/send", body, once)
+    assert again.headers.get("Idempotent-Replayed") == "true" and json.loads(again.body)["delivery"] == first
+    clock.now += timedelta(hours=2)   # 25 hours after the first: another request purges it
+    other = await client.request("POST", "/api/v1/send", body, {**headers(key), "idempotency-key": "order-43"})
+    assert other.status == 202
+    assert await count(site, idempotent_requests) == 1
+    anew = await client.request("POST", "/api/v1/send", body, once)
+    assert anew.status == 202 and anew.headers.get("Idempotent-Replayed") is None
+    assert json.loads(anew.body)["delivery"] != first
+    assert await count(site, deliveries) == 3
 
 
 async def test_campaign_creation_and_actions_are_idempotent(site):
