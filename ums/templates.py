@@ -20,6 +20,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import encode_rfc2231, formataddr, formatdate
 
 from jinja2 import Environment, TemplateError, select_autoescape
@@ -105,8 +106,9 @@ def _b64_body(text: str) -> bytes:
 _date_cache: list = [0, ""]
 
 
-def _date_header() -> str:
-    now = int(time.time())
+def _date_header(date: datetime | None = None) -> str:
+    """RFC 5322 Date of ``date`` (the application clock's time; now when not given)."""
+    now = int(date.timestamp() if date is not None else time.time())
     if _date_cache[0] != now:
         _date_cache[0], _date_cache[1] = now, formatdate(now, localtime=False, usegmt=True)
     return _date_cache[1]
@@ -168,11 +170,12 @@ class EmailSkeleton:
               unsubscribe_mailto: str, unsubscribe_url: str,
               attachments: "list[Attachment] | tuple" = (), extra_headers: "dict[str, str] | None" = None,
               sender: "tuple[str, str] | None" = None, list_headers: bool = True,
-              tracker=None) -> bytes:
+              tracker=None, date: datetime | None = None) -> bytes:
         """The complete message (CRLF line ends) for one recipient; with
         ``attachments`` the body becomes the first part of a multipart/mixed.
         ``sender`` (name, address) replaces the From of the skeleton; without
-        ``list_headers`` (one-to-one mail) it carries no List-Unsubscribe."""
+        ``list_headers`` (one-to-one mail) it carries no List-Unsubscribe.
+        ``date`` is its Date (the application clock's now, from the sender)."""
         subject, text, html = self.render(variables, unsubscribe_url, tracker)
         unsubscribe = (
             f"List-Unsubscribe: <mailto:{unsubscribe_mailto}>, <{unsubscribe_url}>\r\n"
@@ -180,7 +183,7 @@ class EmailSkeleton:
         ) if list_headers or self.advertising else ""
         headers = (
             f"Message-ID: {message_id}\r\n"
-            f"Date: {_date_header()}\r\n"
+            f"Date: {_date_header(date)}\r\n"
             f"To: <{to}>\r\n"
             f"Subject: {_encoded_word(subject)}\r\n"
             + unsubscribe

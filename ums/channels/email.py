@@ -412,7 +412,7 @@ class EmailChannel(Channel):
             # one-to-one mail (a reply, a forward, a message written in WAS) is no list;
             # advertising carries the headers whatever it says (EmailSkeleton.build)
             list_headers=not variables.get("personal"),
-            tracker=tracker,
+            tracker=tracker, date=self.ctx.clock(),
         )
 
     async def mailbox_of(self, delivery: Delivery) -> str | None:
