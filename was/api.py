@@ -43,8 +43,10 @@ the past (:class:`ums.campaigns.PastStart`), is a 400 with the reason. Times
 in answers are ISO 8601 with their offset (UTC). A campaign view counts its
 deliveries by state and says why the waiting ones wait (``holds``, see
 :mod:`ums.holds`). ``POST …/campaigns/{id}/schedule`` takes ``at`` and
-``now`` (start at once) from the query string or a JSON body; ``resume``
-keeps the due time of a campaign that never started.
+``now`` (start at once) from the query string or a JSON body; it runs the
+pre-send check first, as WAS and ``ums campaign schedule`` do, and a
+blocking problem is a 409 naming them all unless ``force`` is sent;
+``resume`` keeps the due time of a campaign that never started.
 """
 
 from __future__ import annotations
@@ -469,21 +471,21 @@ async def campaign(page: Page):
     return answer(page, "campaign", campaign_view(page, row, progress))
 
 
-def action_arguments(page: Page) -> tuple[str | None, bool]:
-    """``at`` and ``now`` of a campaign action, from a JSON body, form fields
-    or the query string."""
+def action_arguments(page: Page) -> tuple[str | None, bool, bool]:
+    """``at``, ``now`` and ``force`` of a campaign action, from a JSON body, form
+    fields or the query string."""
     data = dict(page.form)
     if "json" in page.header("content-type").lower():
         data.update(json_body(page, "CampaignAction", empty_ok=True))
     at = data.get("at") or None
     if at is not None and not isinstance(at, str):
         raise HttpError(400, "at must be an ISO 8601 time such as 2026-12-01T09:00+09:00")
-    return at, _flag(data.get("now"))
+    return at, _flag(data.get("now")), _flag(data.get("force"))
 
 
 @router.post("/api/v1/campaigns/{id}/{action}", roles=CAMPAIGN_ROLES, scope="campaigns")
 async def campaign_action(page: Page):
-    at, start_now = action_arguments(page)
+    at, start_now, force = action_arguments(page)
     action = page.params["action"]
     if action not in campaign_pages.ACTIONS:
         raise HttpError(404, f"unknown action {short(action, 40)!r} (schedule, pause, resume or cancel)")
@@ -491,9 +493,11 @@ async def campaign_action(page: Page):
 
     async def work(conn):
         try:
-            row = await campaign_pages.apply_action(page, reference, action, at, start_now, conn)
+            row = await campaign_pages.apply_action(page, reference, action, at, start_now, conn, force=force)
         except campaign_api.UnknownCampaign:
             raise HttpError(404, "no such campaign") from None
+        except campaign_api.NotReady as exc:   # what the pre-send check blocks, as in WAS and the CLI
+            raise HttpError(409, str(exc)) from None
         return 200, "campaign", {"id": row["id"], "state": row["state"], "schedule_at": _iso(row["schedule_at"])}
 
     return await idempotent(page, work)

@@ -100,7 +100,9 @@ CAMPAIGN = {
     }}
 CAMPAIGN_ACTION = {
     "type": "object", "additionalProperties": False, "properties": {
-        "at": {**text(64), "format": "date-time"}, "now": {"type": ["boolean", "string", "integer", "null"]}}}
+        "at": {**text(64), "format": "date-time"}, "now": {"type": ["boolean", "string", "integer", "null"]},
+        "force": {"type": ["boolean", "string", "integer", "null"],
+                  "description": "schedule although the pre-send check finds a blocking problem"}}}
 
 DOCUMENT = {
     "openapi": "3.1.0",
@@ -147,7 +149,9 @@ DOCUMENT = {
                                        "schema": {"enum": ["schedule", "pause", "resume", "cancel"]}}],
             "requestBody": {"required": False, "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/CampaignAction"}}}},
-            "responses": _responses({"200": {"description": "New state"}, "400": _ERROR})}},
+            "responses": _responses({"200": {"description": "New state"}, "400": _ERROR,
+                                     "409": {"description": "The pre-send check blocks scheduling (the reason "
+                                                            "lists the problems); send force to override"}})}},
         "/api/v1/mailbox": {"get": {
             "summary": "Mailbox messages, newest first, with the total",
             "description": "A key reads the mailboxes of the web user it was made for (`ums apikey create "

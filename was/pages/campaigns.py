@@ -100,7 +100,7 @@ async def _create(conn, spec: campaign_api.CampaignSpec, now: datetime, sender: 
 
 
 async def apply_action(page: Page, campaign: int | str, action: str, at: str | None = None,
-                       start_now: bool = False, conn=None, force: bool = True) -> dict:
+                       start_now: bool = False, conn=None, force: bool = False) -> dict:
     """Run a state change through the core campaign API; returns the campaign
     row as it now is. ``schedule`` starts it at ``at`` (site zone), now
     (``start_now``), or at its own time, and revives a missed or cancelled one;

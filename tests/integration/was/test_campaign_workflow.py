@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.smtp import SMTP as SMTPServer
-from was_site import add_users
+from was_site import add_users, api_key
 
 from tests.acceptance.cli import ums
 from tests.integration.mas.conftest import send_to_mas
@@ -195,6 +195,18 @@ async def test_check_warns_and_blocks_scheduling_until_fixed_or_overridden(site)
     async with ctx.db.connect() as conn:
         assert (await campaign_api.find(conn, campaign_id))["state"] == "draft"
 
+    # through the API: the same check, a 409 naming every blocking problem, unless forced
+    key = await api_key(ctx, scopes=["campaigns"])
+    api = site.client()
+    path = f"/api/v1/campaigns/{campaign_id}/schedule"
+    as_json = {"x-api-key": key, "content-type": "application/json"}
+    blocked = await api.request("POST", path, json.dumps({"at": later}).encode(), as_json)
+    reason = json.loads(blocked.body)["reason"]
+    assert blocked.status == 409 and "not ready to schedule" in reason
+    assert "No such book" in reason and "branch" in reason
+    async with ctx.db.connect() as conn:
+        assert (await campaign_api.find(conn, campaign_id))["state"] == "draft"
+
     # in WAS: the same panel, and the button refuses without the override
     marketer = await site.logged_in("marketer")
     page = await marketer.get(f"/campaigns/{campaign_id}")
@@ -207,6 +219,8 @@ async def test_check_warns_and_blocks_scheduling_until_fixed_or_overridden(site)
     assert forced.status == 303
     async with ctx.db.connect() as conn:
         assert (await campaign_api.find(conn, campaign_id))["state"] == "scheduled"
+    forced = await api.request("POST", path, json.dumps({"at": later, "force": True}).encode(), as_json)
+    assert forced.status == 200 and json.loads(forced.body)["state"] == "scheduled"
 
 
 async def _state(ctx, delivery_id: int) -> bool:
