@@ -7,7 +7,6 @@ that is not the trusted trunk change nothing."""
 
 from __future__ import annotations
 
-import subprocess
 
 import pytest
 from sqlalchemy import select
@@ -18,19 +17,13 @@ from tests.integration.channels.conftest import need
 from ums.db.models import cdr, suppressions
 from ums.store import contacts, suppression
 
+from .audio import rms
 from .callers import SipCaller
 
 LINE = "0800001234"
 CALLER = "01012345678"
 
 
-def soxi_seconds(path) -> float:
-    return float(subprocess.run(["soxi", "-D", str(path)], capture_output=True, text=True, timeout=30).stdout)
-
-
-def rms(path) -> float:
-    stats = subprocess.run(["sox", str(path), "-n", "stat"], capture_output=True, text=True, timeout=30)
-    return float(next(line for line in stats.stderr.splitlines() if line.startswith("RMS     amplitude")).split()[-1])
 
 
 @pytest.fixture
