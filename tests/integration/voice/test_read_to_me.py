@@ -115,3 +115,38 @@ async def test_read_new_faxes_to_my_phone_calls_and_reads_the_fax(tmp_path, data
         assert billed["billsec"] >= spoken.seconds - 2
     finally:
         await callee.stop()
+
+
+async def test_a_fax_without_text_yet_is_not_called_and_is_tried_again(tmp_path, sqlite_url, start_suite):
+    """No silent call: while the fax has no text, each attempt is TEMPORARY (a retry CDR row) and the phone never rings."""
+    need("baresip", "gs")
+    callee = NumberCallee("answer")
+    await callee.start()
+    try:
+        config = make_config(tmp_path, sqlite_url, mas__local_domains="bank.example",
+                             voice__sip_uri=f"sip:{{number}}@127.0.0.1:{callee.port}",
+                             pass__retry_base="0.05", pass__retry_max="0.3", pass__poll_interval="0.1")
+        suite = await start_suite(config, ["mas", "pass"])
+        async with suite.ctx.db.begin() as conn:
+            box = await mailbox_store.ensure(conn, MAILBOX, utcnow())
+            rule = conversions.script([conversions.Conversion("fax", f"tel:{PHONE}")])
+            await rules.save(conn, conversions.RULE_NAME, rule, utcnow(), mailbox_id=box["id"])
+        bare = gateway_mail(await fax_tiff(suite.ctx, tmp_path))
+        bare.get_body(("plain",)).set_content("")        # the gateway sends the image only
+        host, port = split_address(suite.services["mas"].address)
+        async with aiosmtplib.SMTP(hostname=host, port=port, timeout=10, start_tls=False) as client:
+            await client.send_message(bare)
+
+        async def retried():
+            async with suite.ctx.db.connect() as conn:
+                rows = (await conn.execute(select(cdr))).mappings().all()
+            return rows if len(rows) >= 2 else None
+
+        rows = await eventually(retried, timeout=30, interval=0.2)
+        assert all(row["status_code"] == "text pending" and not row["final"] for row in rows)
+        async with suite.ctx.db.connect() as conn:
+            [call] = (await conn.execute(select(deliveries))).mappings().all()
+        assert call["state"] not in ("sent", "failed") and call["channel"] == "voice"
+        assert b"Incoming call" not in callee.output
+    finally:
+        await callee.stop()

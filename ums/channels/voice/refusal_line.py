@@ -64,7 +64,7 @@ GOODBYE = "전화해 주셔서 감사합니다. 안녕히 계십시오."
 SOURCE = "refusal-line"
 MODULES = ("stdio.so", "g711.so", "aufile.so", "aubridge.so")
 _TRACE_HEAD = re.compile(r"^(?:\x1b\[[\d;]*m)?(?:UDP|TCP|TLS) (?P<source>\S+) -> \S+\s*$")
-_USER = re.compile(r"<?(?:sips?|tel):\+?(?P<user>[^@;>]+)")
+_USER = re.compile(r"<?(?:sips?|tel):(?P<user>[^@;>]+)")
 
 
 class RefusalLineError(UmsError):
@@ -86,9 +86,14 @@ class LineSettings:
         uri = (section.get("refusal_line") or "").strip()
         if not uri:
             return None
-        trusted = tuple(ipaddress.ip_network(word, strict=False)
-                        for word in (section.get("refusal_trusted") or "").split())
-        return cls(uri, trusted, float(section.get("refusal_wait") or 8), "ko", int(section.get("speed") or 150))
+        try:
+            trusted = tuple(ipaddress.ip_network(word, strict=False)
+                            for word in (section.get("refusal_trusted") or "").split())
+        except ValueError as error:
+            raise RefusalLineError(reason=f"[voice] refusal_trusted: {error}") from None
+        settings = cls(uri, trusted, float(section.get("refusal_wait") or 8), "ko", int(section.get("speed") or 150))
+        settings.host_port  # refuses a URI without host:port now, not at the first call
+        return settings
 
     @property
     def number(self) -> str:
