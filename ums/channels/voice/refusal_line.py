@@ -254,6 +254,8 @@ class RefusalLine:
         name, value = name.strip().lower(), value.strip()
         if name == "call-id":
             self.invites[value] = invite
+            if len(self.invites) > 256:  # INVITEs refused busy never close a call here
+                del self.invites[next(iter(self.invites))]
         elif name == "from":
             invite.from_uri = value
         elif name == "p-asserted-identity":
@@ -263,8 +265,12 @@ class RefusalLine:
 
     async def _read_events(self, reader: asyncio.StreamReader) -> None:
         while True:
-            length = await reader.readuntil(b":")
-            body = await reader.readexactly(int(length[:-1]) + 1)
+            try:
+                length = await reader.readuntil(b":")
+                body = await reader.readexactly(int(length[:-1]) + 1)
+            except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+                log.error("refusal line: the user agent stopped; no more calls are answered until MAS restarts")
+                return
             message = json.loads(body[:-1])
             if message.get("event"):
                 try:
@@ -304,8 +310,13 @@ class RefusalLine:
             log.warning("refusal line: caller not believed", extra={"call_id": call.call_id, "reason": reason})
             await self._play("goodbye")
             return
+        try:
+            await self._record(call)
+        except Exception:
+            log.exception("refusal line: cannot record the refusal", extra={"call_id": call.call_id})
+            await self._play("goodbye")
+            return
         await self._play("confirm")
-        await self._record(call)
 
     def _trusted(self, call: LineCall) -> tuple[bool, str]:
         call.invite = call.invite or self.invites.get(call.call_id)
