@@ -64,27 +64,52 @@ def gateway_mail(tiff: bytes) -> EmailMessage:
     return message
 
 
+def letter(sender: str, subject: str, text: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, MAILBOX, subject
+    message.set_content(text)
+    return message
+
+
+async def start_with_rule(start_suite, config, *choices: conversions.Conversion):
+    """MAS and PASS running, the mailbox's read-to-me rule set to ``choices``."""
+    suite = await start_suite(config, ["mas", "pass"])
+    async with suite.ctx.db.begin() as conn:
+        box = await mailbox_store.ensure(conn, MAILBOX, utcnow())
+        await rules.save(conn, conversions.RULE_NAME, conversions.script(list(choices)), utcnow(),
+                         mailbox_id=box["id"])
+    return suite
+
+
+async def mail_to_mas(suite, *messages: EmailMessage) -> None:
+    host, port = split_address(suite.services["mas"].address)
+    async with aiosmtplib.SMTP(hostname=host, port=port, timeout=10, start_tls=False) as client:
+        for message in messages:
+            await client.send_message(message)
+
+
+def phone_config(tmp_path, database_url, callee, **overrides):
+    return make_config(tmp_path, database_url, mas__local_domains="bank.example",
+                       voice__sip_uri=f"sip:{{number}}@127.0.0.1:{callee.port}", voice__ring_timeout="10",
+                       voice__max_call_seconds="60", **overrides)
+
+
+def recording_of(callee):
+    async def closed():
+        files = callee.received_audio()
+        return files if files and soxi_seconds(files[0]) > 0 else None
+    return closed
+
+
 async def test_read_new_faxes_to_my_phone_calls_and_reads_the_fax(tmp_path, database_url, start_suite):
     need("baresip", "espeak-ng", "sox", "gs")
     callee = NumberCallee("answer")
     await callee.start()
     try:
-        config = make_config(tmp_path, database_url, mas__local_domains="bank.example",
-                             voice__sip_uri=f"sip:{{number}}@127.0.0.1:{callee.port}",
-                             voice__ring_timeout="10", voice__max_call_seconds="60")
-        suite = await start_suite(config, ["mas", "pass"])
-        async with suite.ctx.db.begin() as conn:
-            box = await mailbox_store.ensure(conn, MAILBOX, utcnow())
-            rule = conversions.script([conversions.Conversion("fax", f"tel:{PHONE}")])
-            await rules.save(conn, conversions.RULE_NAME, rule, utcnow(), mailbox_id=box["id"])
-        host, port = split_address(suite.services["mas"].address)
-        tiff = await fax_tiff(suite.ctx, tmp_path)
-        async with aiosmtplib.SMTP(hostname=host, port=port, timeout=10, start_tls=False) as client:
-            await client.send_message(gateway_mail(tiff))
-            plain = EmailMessage()
-            plain["From"], plain["To"], plain["Subject"] = "someone@customer.example", MAILBOX, "안녕하세요"
-            plain.set_content("이 메일은 읽어 드리지 않습니다.")
-            await client.send_message(plain)
+        suite = await start_with_rule(start_suite, phone_config(tmp_path, database_url, callee),
+                                      conversions.Conversion("fax", f"tel:{PHONE}"))
+        await mail_to_mas(suite, gateway_mail(await fax_tiff(suite.ctx, tmp_path)),
+                          letter("someone@customer.example", "안녕하세요", "이 메일은 읽어 드리지 않습니다."))
 
         async def finished():
             async with suite.ctx.db.connect() as conn:
@@ -94,11 +119,7 @@ async def test_read_new_faxes_to_my_phone_calls_and_reads_the_fax(tmp_path, data
         [call] = await eventually(finished, timeout=90, interval=0.5)
         assert call["channel"] == "voice" and call["recipient"] == PHONE and call["state"] == "sent"
 
-        async def recording_closed():
-            files = callee.received_audio()
-            return files if files and soxi_seconds(files[0]) > 0 else None
-
-        [recording] = await eventually(recording_closed, timeout=10)
+        [recording] = await eventually(recording_of(callee), timeout=10)
         async with suite.ctx.db.connect() as conn:
             [fax_entry] = [entry for entry in await mailbox_store.messages(conn, limit=10) if entry["media"] == "fax"]
             pages = await readout.fax_pages(conn, fax_entry["id"])
@@ -123,19 +144,12 @@ async def test_a_fax_without_text_yet_is_not_called_and_is_tried_again(tmp_path,
     callee = NumberCallee("answer")
     await callee.start()
     try:
-        config = make_config(tmp_path, sqlite_url, mas__local_domains="bank.example",
-                             voice__sip_uri=f"sip:{{number}}@127.0.0.1:{callee.port}",
-                             pass__retry_base="0.05", pass__retry_max="0.3", pass__poll_interval="0.1")
-        suite = await start_suite(config, ["mas", "pass"])
-        async with suite.ctx.db.begin() as conn:
-            box = await mailbox_store.ensure(conn, MAILBOX, utcnow())
-            rule = conversions.script([conversions.Conversion("fax", f"tel:{PHONE}")])
-            await rules.save(conn, conversions.RULE_NAME, rule, utcnow(), mailbox_id=box["id"])
+        config = phone_config(tmp_path, sqlite_url, callee, pass__retry_base="0.05", pass__retry_max="0.3",
+                              pass__poll_interval="0.1")
+        suite = await start_with_rule(start_suite, config, conversions.Conversion("fax", f"tel:{PHONE}"))
         bare = gateway_mail(await fax_tiff(suite.ctx, tmp_path))
         bare.get_body(("plain",)).set_content("")        # the gateway sends the image only
-        host, port = split_address(suite.services["mas"].address)
-        async with aiosmtplib.SMTP(hostname=host, port=port, timeout=10, start_tls=False) as client:
-            await client.send_message(bare)
+        await mail_to_mas(suite, bare)
 
         async def retried():
             async with suite.ctx.db.connect() as conn:
@@ -148,5 +162,24 @@ async def test_a_fax_without_text_yet_is_not_called_and_is_tried_again(tmp_path,
             [call] = (await conn.execute(select(deliveries))).mappings().all()
         assert call["state"] not in ("sent", "failed") and call["channel"] == "voice"
         assert b"Incoming call" not in callee.output
+    finally:
+        await callee.stop()
+
+
+async def test_read_new_emails_to_my_phone_reads_the_email(tmp_path, sqlite_url, start_suite):
+    need("baresip", "espeak-ng", "sox")
+    callee = NumberCallee("answer")
+    await callee.start()
+    text = "내일 오전 열 시 회의는 본점 삼층 대회의실에서 열립니다. 자료를 미리 읽어 오십시오."
+    try:
+        suite = await start_with_rule(start_suite, phone_config(tmp_path, sqlite_url, callee, pass__poll_interval="0.1"),
+                                      conversions.Conversion("email", f"tel:{PHONE}"))
+        await mail_to_mas(suite, letter("lee@bank.example", "회의", text))
+        [recording] = await eventually(recording_of(callee), timeout=60, interval=0.5)
+        spoken = await synthesize(text, tmp_path / "expected.wav")
+        intro = await synthesize("새 메일입니다. 회의.", tmp_path / "intro.wav")
+        heard = soxi_seconds(recording)
+        assert spoken.seconds - 1 <= heard <= spoken.seconds + intro.seconds + 3
+        assert rms(recording) > 0.01
     finally:
         await callee.stop()

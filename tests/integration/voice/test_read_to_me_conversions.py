@@ -11,23 +11,18 @@ import email
 import email.policy
 import io
 import subprocess
-from email.message import EmailMessage
 
-import aiosmtplib
 from PIL import Image
 from sqlalchemy import select
 
-from tests.helpers import eventually, split_address
+from tests.helpers import eventually
 from tests.integration.channels.conftest import need
 from tests.integration.channels.peers import FaxGatewaySink, start_smtp_sink
 from tests.integration.pass_.pass_support import Sink, SinkHandler, pass_config
-from ums.clock import utcnow
 from ums.db.models import cdr, deliveries
 from ums.sieve import delivery as conversions
-from ums.store import mailbox as mailbox_store
-from ums.store import rules
 
-from .test_read_to_me import FAX_TEXT, MAILBOX, fax_tiff, gateway_mail
+from .test_read_to_me import FAX_TEXT, fax_tiff, gateway_mail, letter, mail_to_mas, start_with_rule
 
 FAX_NUMBER = "+8225550100"
 HOME = "me@home.example"
@@ -50,19 +45,10 @@ async def test_a_fax_copy_of_each_email_and_each_fax_mailed_with_its_pages(tmp_p
     try:
         config = pass_config(tmp_path, database_url, relay.port, mas__local_domains="bank.example",
                              fax__t37_port=str(gateway_port), fax__t37_domain="fax.test")
-        suite = await start_suite(config, ["mas", "pass"])
-        async with suite.ctx.db.begin() as conn:
-            box = await mailbox_store.ensure(conn, MAILBOX, utcnow())
-            rule = conversions.script([conversions.Conversion("email", f"fax:{FAX_NUMBER}"),
-                                       conversions.Conversion("fax", f"mailto:{HOME}")])
-            await rules.save(conn, conversions.RULE_NAME, rule, utcnow(), mailbox_id=box["id"])
-        letter = EmailMessage()
-        letter["From"], letter["To"], letter["Subject"] = "kim@customer.example", MAILBOX, "계약서"
-        letter.set_content(EMAIL_TEXT)
-        host, port = split_address(suite.services["mas"].address)
-        async with aiosmtplib.SMTP(hostname=host, port=port, timeout=10, start_tls=False) as client:
-            await client.send_message(letter)
-            await client.send_message(gateway_mail(await fax_tiff(suite.ctx, tmp_path)))
+        suite = await start_with_rule(start_suite, config, conversions.Conversion("email", f"fax:{FAX_NUMBER}"),
+                                      conversions.Conversion("fax", f"mailto:{HOME}"))
+        await mail_to_mas(suite, letter("kim@customer.example", "계약서", EMAIL_TEXT),
+                          gateway_mail(await fax_tiff(suite.ctx, tmp_path)))
 
         async def both_sent():
             async with suite.ctx.db.connect() as conn:
