@@ -82,6 +82,8 @@ async def test_key_1_suppresses_the_callers_number_for_advertising_with_a_cdr_ro
     assert abs(row["duration"] - seconds) <= 2
     # the caller heard the prompt, then the confirmation (the line hung up when it ended)
     [heard] = caller.heard()
+    print(f"key 1: call {seconds:.2f} s, CDR duration {row['duration']} s, heard rms {rms(heard):.3f}, "
+          f"entries {sorted(by_address)}")
     assert rms(heard) > 0.01
     assert seconds < 1.5 + 6 + 2          # key after 1.5 s, a confirmation of ~3 s, no goodbye wait
     caller.remove()
@@ -102,6 +104,7 @@ async def test_key_2_and_silence_end_the_call_politely_and_change_nothing(line):
         [heard] = caller.heard()
         assert rms(heard) > 0.01
         caller.remove()
+    print(f"key 2: call {two_seconds:.2f} s; no key: call {silent_seconds:.2f} s; nothing recorded")
     assert two_seconds < silent_seconds
     assert silent_seconds >= 2 + 2
 
