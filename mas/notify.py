@@ -10,6 +10,17 @@ variables ``mailbox``, ``folder``, ``media``, ``sender``, ``subject``,
 ``mailbox_message_id``. A Sieve ``redirect`` is queued the same way with the
 template ``mas-redirect``.
 
+Read it to me (:mod:`ums.sieve.delivery`): a ``notify`` with the option
+``ums-content=fax|email|any`` converts a new message of that medium instead
+of announcing it — a ``tel:`` call that reads its text, a ``fax:`` copy of an
+email, a ``mailto:`` mail carrying a fax's pages and text. Each is a
+transactional delivery (template ``mas-read-message`` of its channel) with the
+variables above plus ``read_entry`` (the mailbox entry), ``read_text`` (an
+email's text as stored for search, a fax's text as far as it is recognised
+yet, :func:`ums.channels.voice.readout.fax_pages`; a call looks it up again
+when it is placed) and, mailing a fax, ``attach_mailbox_message`` (its pages). A conversion rule for another medium
+does nothing.
+
 A refusal MAS cannot trust (it answers no message UMS sent to its From
 address) is confirmed with the template ``mas-refusal-confirm`` sent to that
 address (variables ``address``, ``keyword``, ``subject``; the renderer adds
@@ -25,14 +36,17 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ums import outbox, refusal
+from ums.channels.voice import readout
 from ums.store import templates
 
 from ums.sieve import Verdict
+from ums.sieve import delivery as conversions
 
 log = logging.getLogger("ums.mas.notify")
 
 NOTICE_TEMPLATE = "mas-new-message"
 REDIRECT_TEMPLATE = "mas-redirect"
+READ_TEMPLATE = "mas-read-message"
 CONFIRM_TEMPLATE = refusal.CONFIRM_TEMPLATE
 _SCHEMES = {"mailto": "email", "tel": "voice", "sms": "voice", "fax": "fax"}
 _DEFAULTS = {
@@ -58,6 +72,19 @@ _DEFAULTS = {
 }
 
 
+#: the read-it-to-me template's default on each channel
+_READ_DEFAULTS = {
+    "voice": {"subject": "{{ subject }}",
+              "body_text": "{% if media == 'fax' %}새 팩스입니다.{% else %}새 메일입니다. {{ subject }}.{% endif %}"
+                           " {{ read_text }}"},
+    "fax": {"subject": "{{ subject }}",
+            "body_text": "From: {{ sender }}\nSubject: {{ subject }}\n\n{{ read_text }}\n"},
+    "email": {"subject": "New {{ media }} from {{ sender }}: {{ subject }}",
+              "body_text": "New {{ media }} from {{ sender }} in {{ mailbox }}{% if pages %}, {{ pages }} page(s),"
+                           " attached{% endif %}.\n\n{% if read_text %}{{ read_text }}\n{% endif %}"},
+}
+
+
 def channel_of(method: str) -> tuple[str, str] | None:
     """``mailto:a@b`` → ("email", "a@b"); unknown schemes → None."""
     scheme, _, target = method.partition(":")
@@ -68,7 +95,8 @@ def channel_of(method: str) -> tuple[str, str] | None:
 
 async def ensure_template(conn: AsyncConnection, name: str, channel: str, now: datetime) -> None:
     if await templates.get(conn, name, channel) is None:
-        await templates.save(conn, name, channel, now, kind="transactional", **_DEFAULTS[name])
+        default = _READ_DEFAULTS[channel] if name == READ_TEMPLATE else _DEFAULTS[name]
+        await templates.save(conn, name, channel, now, kind="transactional", **default)
 
 
 async def queue(conn, template: str, channel: str, recipient: str, variables: dict, now: datetime,
@@ -87,6 +115,31 @@ def wanted(mailbox: dict, verdict: Verdict) -> bool:
     return bool(standing or verdict.notifications or verdict.redirects)
 
 
+def split_notifications(verdict: Verdict, media: str) -> tuple[list, list[conversions.Conversion]]:
+    """The plain notices, and the conversions asked for a new message of ``media``."""
+    notices, converted = [], []
+    for note in verdict.notifications:
+        if conversions.content_of(note) is None:
+            notices.append(note)
+        elif conversions.converts(note, media) and channel_of(note.method):
+            converted.append(conversions.Conversion(conversions.content_of(note), note.method))
+    return notices, list(dict.fromkeys(converted))
+
+
+async def convert(conn: AsyncConnection, conversion: conversions.Conversion, variables: dict, row: dict,
+                  stored_id: int, now: datetime) -> int:
+    """Queue one read-it-to-me delivery of the newly stored message."""
+    channel, target = channel_of(conversion.method)
+    if row["media"] == "email":
+        text = row.get("search_text") or ""
+    else:
+        text = " ".join(await readout.fax_pages(conn, stored_id))
+    extra = {"read_entry": stored_id, "read_text": text}
+    if channel == "email" and row["media"] != "email":
+        extra["attach_mailbox_message"] = stored_id
+    return await queue(conn, READ_TEMPLATE, channel, target, {**variables, **extra}, now)
+
+
 async def new_message(
     conn: AsyncConnection, mailbox: dict, verdict: Verdict, row: dict, stored_id: int, now: datetime,
 ) -> list[int]:
@@ -100,7 +153,8 @@ async def new_message(
     targets = []
     if mailbox.get("notify_channel") not in (None, "", "none") and mailbox.get("notify_address"):
         targets.append((mailbox["notify_channel"], mailbox["notify_address"], None))
-    for note in verdict.notifications:
+    notices, converted = split_notifications(verdict, row["media"])
+    for note in notices:
         found = channel_of(note.method)
         if found is None:
             log.warning("notification method not supported", extra={"method": note.method})
@@ -108,6 +162,8 @@ async def new_message(
         targets.append((*found, note.message))
     for channel, address, message in dict.fromkeys(targets):
         queued.append(await queue(conn, NOTICE_TEMPLATE, channel, address, {**variables, "message": message}, now))
+    for conversion in converted:
+        queued.append(await convert(conn, conversion, variables, row, stored_id, now))
     for address in verdict.redirects:
         queued.append(await queue(conn, REDIRECT_TEMPLATE, "email", address, variables, now))
     return queued

@@ -1,11 +1,14 @@
 """The MAS service: aiosmtpd on the shared loop (``loop.create_server``, not the
-threaded Controller)."""
+threaded Controller), and the free refusal line (``[voice] refusal_line``,
+:mod:`ums.channels.voice.refusal_line`) when one is configured: MAS is where
+inbound refusals are handled."""
 
 from __future__ import annotations
 
 import asyncio
 import ssl
 
+from ums.channels.voice.refusal_line import LineSettings, RefusalLine
 from ums.service import Service
 
 from .handler import InboundHandler, Settings
@@ -33,6 +36,7 @@ class MessageApplicationServer(Service):
         cfg = self.ctx.config.section("mas")
         self.limits = ConnectionLimits(cfg["max_connections"], cfg["max_connections_per_client"])
         self.tls_context = self.build_tls_context()
+        self.refusal_line: RefusalLine | None = None
 
     def build_handler(self) -> InboundHandler:
         return InboundHandler(self.ctx, Settings.from_config(self.ctx.config))
@@ -70,8 +74,15 @@ class MessageApplicationServer(Service):
     async def start(self) -> None:
         with self.listening_on("mas", "port") as (host, port):
             self.server = await self.ctx.loop.create_server(self.protocol, host, port)
+        line = LineSettings.from_config(self.ctx.config.section("voice"))
+        if line is not None:
+            self.refusal_line = RefusalLine(self.ctx, line, self.ctx.config.var_dir / "refusal-line")
+            await self.refusal_line.start()
 
     async def stop(self) -> None:
+        if self.refusal_line is not None:
+            await self.refusal_line.stop()
+            self.refusal_line = None
         if self.server:
             self.server.close()
             await self.server.wait_closed()

@@ -80,6 +80,24 @@ def attempt_row(delivery: dict, outcome: Outcome, attempt: int, final: bool, rat
     }
 
 
+def inbound_call_row(call_id: str, caller: str, line: str, answered: datetime, ended: datetime,
+                     source: str, channel: str, dstchannel: str, lastapp: str, lastdata: str) -> dict:
+    """The ``cdr`` row of an answered inbound call that belongs to no delivery
+    (the free refusal line): ``src`` is the caller, ``dst`` the line, no
+    delivery id, attempt 1 and final, ANSWERED, cost 0 (the line is free to
+    the caller, and what the carrier charges the line is not a send)."""
+    seconds = max(0, round((ended - answered).total_seconds()))
+    return {
+        "delivery_id": None, "attempt": 1, "final": True, "accountcode": "", "src": caller[:320],
+        "dst": line[:320], "dcontext": source[:64], "clid": caller[:320], "channel": channel[:128],
+        "dstchannel": dstchannel[:128], "lastapp": lastapp[:64], "lastdata": lastdata[:255],
+        "start": answered, "answer": answered, "end": ended, "duration": seconds, "billsec": seconds,
+        "disposition": ANSWERED, "amaflags": "BILLING", "uniqueid": f"in.{call_id}"[:64], "userfield": "",
+        "source": source[:160], "medium": "voice", "pages": None, "bytes": None, "status_code": "200",
+        "cost": Decimal(0),
+    }
+
+
 def policy_outcome(code: str, detail: str, now: datetime) -> Outcome:
     """The outcome recorded when PASS ends a delivery without trying it
     (suppressed, expired, cancelled)."""

@@ -209,6 +209,7 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "voice.tts_timeout": _positive_float,
     "voice.ring_timeout": _positive_float,
     "voice.max_call_seconds": _positive_float,
+    "voice.refusal_wait": _positive_float,
     "voice.asterisk_wait": _positive_float,
     "alerts.webhook_url": _http_urls,
     "alerts.email_to": _words,

@@ -13,6 +13,8 @@ class Notification:
     message: str | None = None
     importance: str = "2"
     sender: str | None = None
+    #: ``:options`` strings, ``name=value`` (RFC 5435 §3.7), e.g. ``ums-content=fax`` (:mod:`ums.sieve.delivery`)
+    options: tuple[str, ...] = ()
 
 
 @dataclass

@@ -481,6 +481,7 @@ class Compiler:
         note = Notification(
             method=method[0], message=args.tags.get("message"),
             importance=str(importance or "2"), sender=args.tags.get("from"),
+            options=tuple(args.tags.get("options") or ()),
         )
 
         def notify(run: Run) -> None:

@@ -7,6 +7,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import address_book_entries, consents, contacts
+from ..media import BadNumber, international
 from . import as_dicts
 
 
@@ -25,6 +26,24 @@ async def by_email(conn: AsyncConnection, email: str) -> dict | None:
         await conn.execute(select(contacts).where(contacts.c.email == email.strip().lower()).limit(1))
     ).first()
     return dict(row._mapping) if row else None
+
+
+async def by_phone(conn: AsyncConnection, number: str, country_code: str = "82") -> dict | None:
+    """The contact (lowest id) whose phone is ``number`` however either is
+    written (``+82 10-1234-5678``, ``010 1234 5678``, ``01012345678``): both are
+    compared in international form. The SQL narrows by the last four digits."""
+    try:
+        wanted = international(number, country_code)
+    except BadNumber:
+        return None
+    query = select(contacts).where(contacts.c.phone.like(f"%{wanted[-4:]}")).order_by(contacts.c.id)
+    for row in as_dicts(await conn.execute(query)):
+        try:
+            if international(row["phone"], country_code) == wanted:
+                return row
+        except BadNumber:
+            continue
+    return None
 
 
 async def create(conn: AsyncConnection, **fields) -> int:

@@ -32,6 +32,17 @@ async def save(conn: AsyncConnection, name: str, script: str, now: datetime, mai
     return result.inserted_primary_key[0]
 
 
+async def scripts_named(conn: AsyncConnection, name: str, mailbox_ids) -> dict[int, str]:
+    """The script called ``name`` of each of these mailboxes that has one (mailbox id → text)."""
+    if not mailbox_ids:
+        return {}
+    found = await conn.execute(
+        select(rules.c.mailbox_id, rules.c.script)
+        .where(rules.c.scope == "mailbox", rules.c.name == name, rules.c.mailbox_id.in_(list(mailbox_ids)))
+    )
+    return dict(found.all())
+
+
 async def remove(conn: AsyncConnection, name: str, mailbox_id: int | None = None) -> bool:
     result = await conn.execute(delete(rules).where(*_where(mailbox_id, name)))
     return result.rowcount > 0

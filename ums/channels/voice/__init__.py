@@ -3,13 +3,16 @@
 (``[voice] driver = sip``) or an Asterisk call file (``asterisk``).
 
 Advertising calls say ``(광고)`` first and end with the sender and the free
-refusal number. Outcomes carry the CDR disposition (ANSWERED, NO ANSWER, BUSY,
+refusal number. A "read it to me" call (``read_entry`` among the variables,
+:mod:`.readout`) speaks a new message's text, looked up when it is placed.
+Outcomes carry the CDR disposition (ANSWERED, NO ANSWER, BUSY,
 FAILED), the answer and end times and billsec; busy, no answer and connection
 trouble are TEMPORARY, a rejected or invalid number PERMANENT.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from pathlib import Path
@@ -19,7 +22,7 @@ from ...errors import UmsError
 from ...media import BadNumber, fill, international, run_attempt
 from ...templates import TemplateRenderError
 from .. import FAILED, PERMANENT, TEMPORARY, Channel, Delivery, Outcome
-from . import sip
+from . import readout, sip
 from .asterisk import AsteriskSpool
 from .tts import Audio, synthesize
 
@@ -72,6 +75,11 @@ class VoiceChannel(Channel):
                       else self.sip_uri(delivery.recipient))
         except BadNumber as error:
             return Outcome(PERMANENT, "invalid number", str(error), disposition=FAILED)
+        if delivery.variables.get("read_entry"):
+            delivery = await self.with_text_to_read(delivery)
+            if delivery is None:
+                return Outcome(TEMPORARY, "text pending", "the message's text is not recognised yet",
+                               disposition=FAILED)
         try:
             text = script_for(delivery, self.settings["refusal_number"])
         except TemplateRenderError as error:
@@ -91,6 +99,13 @@ class VoiceChannel(Channel):
         outcome.extra["audio_seconds"] = round(audio.seconds, 2)
         outcome.bytes = audio.path.stat().st_size
         return outcome
+
+    async def with_text_to_read(self, delivery: Delivery) -> Delivery | None:
+        """The delivery with ``read_text`` filled in; None while the message has no text yet."""
+        text = await readout.text_to_read(self.ctx.db, delivery.variables)
+        if not text:
+            return None
+        return dataclasses.replace(delivery, variables={**delivery.variables, "read_text": text})
 
     async def speak(self, text: str, wav: Path) -> Audio:
         return await synthesize(text, wav, self.settings["language"], self.settings["speed"],
