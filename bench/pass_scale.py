@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from queue_sinks import HoldingSink, drop_database, scratch_database  # noqa: E402
+from tests.helpers import child_processes  # noqa: E402
 
 #: run from this checkout's code whatever the virtualenv's ``ums`` points at
 UMS = [sys.executable, "-c", "import sys; from ums.cli import main; sys.exit(main())"]
@@ -145,19 +146,9 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(child) for child in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
-
-
 def tree_cpu(pids: list[int]) -> dict[int, float]:
     """CPU seconds of each of ``pids`` and of their children (PASS's database process)."""
-    return {pid: process_cpu(pid) for parent in pids for pid in (parent, *children(parent))}
+    return {pid: process_cpu(pid) for parent in pids for pid in (parent, *child_processes(parent))}
 
 
 async def backend_cpu(db) -> dict[int, float]:
