@@ -64,7 +64,7 @@ class Result:
     idle: float = 0.0
 
 
-def write_config(home: Path, url: str, sink_port: int, concurrency: int) -> None:
+def write_config(home: Path, url: str, sink_port: int, concurrency: int, database_process: str) -> None:
     home.mkdir(parents=True)
     (home / "ums.cfg").write_text(f"""
 [database]
@@ -78,6 +78,7 @@ concurrency = {concurrency}
 poll_interval = 0.1
 channel_concurrency = email={concurrency} fax=4 voice=4
 destination_concurrency = {concurrency}
+database_process = {database_process}
 [email]
 relay_port = {sink_port}
 connections = {concurrency}
@@ -187,7 +188,7 @@ async def measure(args, count: int, sink: HoldingSink, workdir: Path) -> Result:
         await seed(db, messages)
         homes = [workdir / f"n{count}-p{n}" for n in range(count)]
         for home in homes:
-            write_config(home, url, sink.port, args.concurrency)
+            write_config(home, url, sink.port, args.concurrency, args.database_process)
         processes = [start_pass(home) for home in homes]
         deadline = time.monotonic() + 60
         while len(await pass_instances(db)) < count:
@@ -242,7 +243,8 @@ async def main(args) -> None:
     results: dict[int, Result] = {}
     try:
         print(f"sink: asyncio relay on 127.0.0.1:{sink.port} holding each message {args.hold * 1000:.0f} ms; "
-              f"PostgreSQL; each process: concurrency {args.concurrency}, {args.concurrency} SMTP connections; "
+              f"PostgreSQL; each process: concurrency {args.concurrency}, {args.concurrency} SMTP connections, "
+              f"database process {args.database_process}; "
               f"{args.per_process} recipients per process", flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             for count in args.processes:
@@ -263,6 +265,8 @@ def options() -> argparse.Namespace:
     parser.add_argument("--hold", type=float, default=0.02, help="seconds the relay holds each message (0.02)")
     parser.add_argument("--database-url", default=os.environ.get("UMS_TEST_DATABASE_URL"),
                         help="the PostgreSQL server (postgresql+asyncpg://…; default UMS_TEST_DATABASE_URL)")
+    parser.add_argument("--database-process", choices=["yes", "no"], default="yes",
+                        help="[pass] database_process of each process (yes, the shipped default)")
     parser.add_argument("--quick", action="store_true", help="small numbers for a smoke test (300 per process)")
     args = parser.parse_args()
     if args.quick:
