@@ -163,14 +163,21 @@ class InboundMessage:
         return list(dict.fromkeys(found))
 
     def text_lines(self, limit: int) -> list[str]:
-        """The first non-empty, non-quoted lines of the first text part."""
+        """The first ``limit`` non-empty, non-quoted lines of the first text part
+        (stripped only as far as they go, however long the message)."""
         for part in walk(self.message):
             if part.get_content_maintype() == "text" and not _has_filename(part):
                 text = part_text(part)
                 if part.get_content_subtype() == "html":
                     text = re.sub(r"<[^>]+>", " ", text)
-                lines = [line.strip() for line in text.splitlines()]
-                return [line for line in lines if line and not line.startswith(">")][:limit]
+                found = []
+                for line in text.splitlines():
+                    line = line.strip()
+                    if line and not line.startswith(">"):
+                        found.append(line)
+                        if len(found) >= limit:
+                            break
+                return found
         return []
 
     def attachments(self) -> list[tuple[str, str, bytes]]:
