@@ -4,11 +4,15 @@ reads and the conversation the message belongs to.
 Search text: the message's decoded body — its text/plain parts, or the text
 of its HTML where it has no plain part — case-folded, at most
 :data:`SEARCH_CHARS` characters, kept once per stored message
-(``message_bodies.search_text``). A search is a substring match (``LIKE``)
-over it and the entry's sender and subject: the same on SQLite and
-PostgreSQL, and right for Korean, where words carry particles (``환불``
-must match ``환불을``) that a word index would split wrong. Extracted once at
-arrival, so a search never parses messages.
+(``message_bodies.search_text``). A message that carries a document (a fax
+TIFF, a PDF: :func:`has_documents`) has that document's text added later, when
+:mod:`ums.ocr` has read it — never while the sender waits for its 250. A
+search matches substrings of it and of the entry's sender and subject
+(indexed by trigrams: FTS5 on SQLite, pg_trgm on PostgreSQL), right for
+Korean, where words carry particles (``환불`` must match ``환불을``) that a
+word index would split wrong. Extracted once at arrival, so a search never
+parses messages. :func:`search_words` and :func:`highlight` are how a query
+is read and how its matches are shown.
 
 Thread key: the Message-ID of the conversation's first message, which every
 reply names first in References (RFC 5322 §3.6.4). A message without
@@ -45,11 +49,40 @@ def html_to_text(markup: str) -> str:
     return html.unescape(nh3.clean(spaced, tags=set()))
 
 
+#: attachments whose text :mod:`ums.ocr` reads after arrival (a fax's pages, a PDF's)
+DOCUMENT_TYPES = frozenset({"application/pdf", "image/tiff", "image/tif", "image/x-tiff"})
+DOCUMENT_SUFFIXES = (".pdf", ".tif", ".tiff")
+
+
+def is_document(content_type: str, filename: str | None) -> bool:
+    """A part whose text is read later: a PDF or a TIFF (by type or by name)."""
+    return content_type in DOCUMENT_TYPES or (filename or "").lower().endswith(DOCUMENT_SUFFIXES)
+
+
+def _parsed(raw: bytes):
+    try:
+        return email.message_from_bytes(raw)
+    except Exception:  # the parser is lenient; anything else is no message
+        return None
+
+
+def has_documents(raw: bytes) -> bool:
+    """Whether the message carries a document whose text is to be read (:func:`is_document`)."""
+    message = _parsed(raw)
+    return message is not None and any(
+        not part.is_multipart() and is_document(part.get_content_type(), part.get_filename())
+        for part in walk(message))
+
+
+def normalised(text: str) -> str:
+    """Text as search reads it: case-folded, runs of white space made one space."""
+    return " ".join(text.split()).casefold()
+
+
 def searchable_text(raw: bytes) -> str:
     """The case-folded text a search of this message reads (its body, decoded)."""
-    try:
-        message = email.message_from_bytes(raw)
-    except Exception:  # the parser is lenient; anything else is no text
+    message = _parsed(raw)
+    if message is None:
         return ""
     plain, marked_up = [], []
     for part in walk(message):
@@ -64,7 +97,36 @@ def searchable_text(raw: bytes) -> str:
             marked_up.append(part_text(part))
     # an empty text/plain beside the HTML (some senders write one) is no text
     texts = [text for text in plain if text.strip()] or [html_to_text(markup) for markup in marked_up]
-    return " ".join(" ".join(texts).split())[:SEARCH_CHARS].casefold()
+    return normalised(" ".join(texts))[:SEARCH_CHARS]
+
+
+def with_documents(body_text: str, pages: list[str]) -> str:
+    """The search text of a message whose documents' ``pages`` have been read."""
+    return normalised(" ".join([body_text, *pages]))[:SEARCH_CHARS]
+
+
+def search_words(query: str | None) -> list[str]:
+    """The words of a search (each must match), case-folded, each once, in order."""
+    return list(dict.fromkeys(normalised(query or "").split()))
+
+
+#: characters of context a snippet shows before the first match
+SNIPPET_BEFORE = 40
+SNIPPET_CHARS = 160
+
+
+def highlight(text: str, words: list[str]) -> str:
+    """HTML of ``text`` (escaped) with every match of ``words`` in ``<mark>``."""
+    if not words or not text:
+        return html.escape(text or "")
+    pattern = re.compile("|".join(re.escape(word) for word in sorted(words, key=len, reverse=True)),
+                         re.IGNORECASE)
+    pieces, last = [], 0
+    for found in pattern.finditer(text):
+        pieces += [html.escape(text[last:found.start()]), f"<mark>{html.escape(found.group())}</mark>"]
+        last = found.end()
+    pieces.append(html.escape(text[last:]))
+    return "".join(pieces)
 
 
 @dataclass(frozen=True)

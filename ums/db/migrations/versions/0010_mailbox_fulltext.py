@@ -1,0 +1,101 @@
+"""The mailbox's full-text index: message_bodies.search_text indexed by
+trigrams — on SQLite an FTS5 table (``trigram`` tokenizer, external content,
+kept by triggers, so MAS's two-statement batch stays two statements), on
+PostgreSQL a pg_trgm GIN index — so a Korean word is found inside words
+(``환불`` in ``환불을``) without a word splitter; message_pages: the text of each
+page of a message's document (a fax recognised, a PDF read, by ums.ocr);
+message_bodies.text_state: ``pending`` while that text is still to be read.
+
+Messages stored before are indexed here: the FTS table is built from every
+stored search text, and each stored message that carries a document (fax
+TIFF, PDF) is marked pending, so MAS reads its pages when it next starts.
+
+Revision ID: 0010
+Revises: 0009
+"""
+from alembic import op
+import sqlalchemy as sa
+
+from ums import mailindex
+
+
+revision = '0010'
+down_revision = '0009'
+branch_labels = None
+depends_on = None
+
+ID = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
+#: messages examined per round trip (each holds a whole message)
+CHUNK = 200
+
+bodies = sa.table('message_bodies', sa.column('id', sa.Integer), sa.column('raw', sa.LargeBinary),
+                  sa.column('text_state', sa.String))
+
+SQLITE_INDEX = [
+    "CREATE VIRTUAL TABLE message_search USING fts5(search_text, content='message_bodies', "
+    "content_rowid='id', tokenize='trigram')",
+    "CREATE TRIGGER message_search_insert AFTER INSERT ON message_bodies BEGIN "
+    "INSERT INTO message_search(rowid, search_text) VALUES (new.id, new.search_text); END",
+    "CREATE TRIGGER message_search_delete AFTER DELETE ON message_bodies BEGIN "
+    "INSERT INTO message_search(message_search, rowid, search_text) VALUES ('delete', old.id, old.search_text); END",
+    "CREATE TRIGGER message_search_update AFTER UPDATE OF search_text ON message_bodies BEGIN "
+    "INSERT INTO message_search(message_search, rowid, search_text) VALUES ('delete', old.id, old.search_text); "
+    "INSERT INTO message_search(rowid, search_text) VALUES (new.id, new.search_text); END",
+    "INSERT INTO message_search(message_search) VALUES ('rebuild')",
+]
+POSTGRESQL_INDEX = [
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    "CREATE INDEX ix_message_bodies_search_trgm ON message_bodies USING gin (search_text gin_trgm_ops)",
+]
+
+
+def upgrade() -> None:
+    op.add_column('message_bodies', sa.Column('text_state', sa.String(length=16), nullable=True))
+    op.create_index(op.f('ix_message_bodies_text_state'), 'message_bodies', ['text_state'], unique=False)
+    op.create_table(
+        'message_pages',
+        sa.Column('id', ID, autoincrement=True, nullable=False),
+        sa.Column('body_id', ID, nullable=True),
+        sa.Column('delivery_id', ID, nullable=True),
+        sa.Column('page', sa.Integer(), nullable=False),
+        sa.Column('text', sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(['body_id'], ['message_bodies.id'], name=op.f('fk_message_pages_body_id_message_bodies'),
+                                ondelete='CASCADE'),
+        sa.ForeignKeyConstraint(['delivery_id'], ['deliveries.id'], name=op.f('fk_message_pages_delivery_id_deliveries'),
+                                ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_message_pages')),
+    )
+    op.create_index(op.f('ix_message_pages_body_id'), 'message_pages', ['body_id'], unique=False)
+    op.create_index(op.f('ix_message_pages_delivery_id'), 'message_pages', ['delivery_id'], unique=False)
+    conn = op.get_bind()
+    for statement in SQLITE_INDEX if conn.dialect.name == 'sqlite' else POSTGRESQL_INDEX:
+        op.execute(statement)
+    _mark_stored_documents(conn)
+
+
+def _mark_stored_documents(conn) -> None:
+    """Stored messages carrying a document wait for it to be read (ums.ocr, in MAS)."""
+    last = 0
+    while True:
+        rows = conn.execute(sa.select(bodies.c.id, bodies.c.raw).where(bodies.c.id > last)
+                            .order_by(bodies.c.id).limit(CHUNK)).all()
+        if not rows:
+            return
+        pending = [body_id for body_id, raw in rows if mailindex.has_documents(bytes(raw))]
+        if pending:
+            conn.execute(bodies.update().where(bodies.c.id.in_(pending)).values(text_state='pending'))
+        last = rows[-1][0]
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == 'sqlite':
+        for trigger in ('insert', 'delete', 'update'):
+            op.execute(f"DROP TRIGGER IF EXISTS message_search_{trigger}")
+        op.execute("DROP TABLE IF EXISTS message_search")
+    else:
+        op.execute("DROP INDEX IF EXISTS ix_message_bodies_search_trgm")
+    op.drop_index(op.f('ix_message_pages_delivery_id'), table_name='message_pages')
+    op.drop_index(op.f('ix_message_pages_body_id'), table_name='message_pages')
+    op.drop_table('message_pages')
+    op.drop_index(op.f('ix_message_bodies_text_state'), table_name='message_bodies')
+    op.drop_column('message_bodies', 'text_state')
