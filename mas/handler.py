@@ -181,6 +181,8 @@ class Arrival:
     digest: str
     #: what the inbox search reads of it (:func:`ums.mailindex.searchable_text`)
     search_text: str | None = None
+    #: whether it carries a document whose text is read after it is stored (:mod:`ums.ocr`)
+    has_documents: bool = False
     #: why its From domain is authenticated (DMARC), when it is a refusal and it is
     authenticated: str | None = None
 
@@ -205,6 +207,8 @@ class InboundHandler:
                                         committed=self.committed)
         self.deferred = 0
         self.refused = 0
+        #: called when a commit stored messages whose documents are to be read (:mod:`ums.ocr`)
+        self.documents_stored = None
         self.confirmations = feedback.Confirmations()
         self.authenticity = Authenticity(settings.trusted_authserv_id)
 
@@ -310,7 +314,7 @@ class InboundHandler:
             if key not in kinds:
                 kinds[key] = self.classify(message, recipient)
         return Arrival(message, kinds, storable("\n".join(message.defects()) or None), mailboxes.body_digest(raw),
-                       search_text=mailindex.searchable_text(raw))
+                       search_text=mailindex.searchable_text(raw), has_documents=mailindex.has_documents(raw))
 
     async def handle_exception(self, error: Exception) -> str:
         """What aiosmtpd answers when a command fails unexpectedly (never its
@@ -368,7 +372,8 @@ class InboundHandler:
             "mailbox_id": box["id"], "media": kind.media.kind if kind.media else "email",
             "classification": kind.kind, "sender": message.sender[:320], "recipient": recipient[:320],
             "subject": message.subject, "message_id": message.message_id or None, "size": message.size,
-            "raw": message.raw, "digest": arrival.digest, "search_text": arrival.search_text, "contact_id": contact_id, "match_contact": message.sender or None,
+            "raw": message.raw, "digest": arrival.digest, "search_text": arrival.search_text,
+            "has_documents": arrival.has_documents, "contact_id": contact_id, "match_contact": message.sender or None,
             "delivery_id": (delivery or {}).get("id"),
             "pages": kind.media.pages if kind.media else None,
             "duration": kind.media.duration if kind.media else None,
@@ -433,6 +438,8 @@ class InboundHandler:
         for address, box in self._mailboxes_now.items():
             self._mailboxes.put(address, box)
         self._mailboxes_now.clear()
+        if self.documents_stored is not None and any(arrival.has_documents for arrival in arrivals):
+            self.documents_stored()
 
     async def prepare_batch(self, conn: AsyncConnection, arrivals: list) -> None:
         """A transaction starts: nothing it creates is cached yet. What the batch needs

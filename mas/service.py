@@ -1,11 +1,14 @@
 """The MAS service: aiosmtpd on the shared loop (``loop.create_server``, not the
-threaded Controller)."""
+threaded Controller), and the task that reads the text of stored documents —
+fax pages, PDFs — after their 250 (:class:`ums.ocr.DocumentReader`; it goes on
+with what is pending from before when MAS starts)."""
 
 from __future__ import annotations
 
 import asyncio
 import ssl
 
+from ums import ocr
 from ums.service import Service
 
 from .handler import InboundHandler, Settings
@@ -33,6 +36,9 @@ class MessageApplicationServer(Service):
         cfg = self.ctx.config.section("mas")
         self.limits = ConnectionLimits(cfg["max_connections"], cfg["max_connections_per_client"])
         self.tls_context = self.build_tls_context()
+        self.reader = ocr.DocumentReader(self.ctx.db, ocr.spool_dir(self.ctx.config))
+        self.reader_task: asyncio.Task | None = None
+        self.handler.documents_stored = self.reader.wake
 
     def build_handler(self) -> InboundHandler:
         return InboundHandler(self.ctx, Settings.from_config(self.ctx.config))
@@ -60,7 +66,8 @@ class MessageApplicationServer(Service):
         return context
 
     def info(self) -> dict:
-        return {"accepted": self.handler.accepted, "deferred": self.handler.deferred, "refused": self.handler.refused}
+        return {"accepted": self.handler.accepted, "deferred": self.handler.deferred, "refused": self.handler.refused,
+                "documents_read": self.reader.read}
 
     def protocol(self) -> asyncio.Protocol:
         if self.paused:
@@ -70,8 +77,13 @@ class MessageApplicationServer(Service):
     async def start(self) -> None:
         with self.listening_on("mas", "port") as (host, port):
             self.server = await self.ctx.loop.create_server(self.protocol, host, port)
+        self.reader_task = self.ctx.loop.create_task(self.reader.run())
 
     async def stop(self) -> None:
+        if self.reader_task:
+            self.reader_task.cancel()
+            await asyncio.gather(self.reader_task, return_exceptions=True)
+            self.reader_task = None
         if self.server:
             self.server.close()
             await self.server.wait_closed()

@@ -1,15 +1,30 @@
 """Queries the web front end (WAS) needs: the unified inbox over the mailbox
-tables, API keys, and the figures behind ``/metrics``."""
+tables, API keys, and the figures behind ``/metrics``.
+
+The inbox search (``InboxQuery.search``): every word must be in the sender,
+the subject or the message's search text (body, fax pages, PDF text:
+:mod:`ums.mailindex`), as a substring. A word of three characters or more is
+looked up in the trigram index (migration 0010: FTS5 ``MATCH`` on SQLite, a
+``LIKE`` the pg_trgm GIN index answers on PostgreSQL); a shorter one — a
+two-syllable Korean word like ``환불`` — is a ``LIKE`` over the rows the rest
+left (all the viewer's, when it is the only word). Results are ranked when
+the query asks for ``sort="relevance"``: by how often the words occur (a
+match in the subject or sender counts :data:`HEADER_WEIGHT` times), ties
+newest first — the same figure on both databases. Each row found carries a
+``snippet`` of its text around the first match and ``snippet_html`` with
+every match marked (``<mark>``, the rest escaped).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import String, cast, func, or_, select, update
+from sqlalchemy import String, cast, func, literal, literal_column, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db.models import deliveries, mailbox_messages, mailboxes, message_bodies, suppressions
+from .. import mailindex
+from ..db.models import SEARCH_INDEX_TABLE, deliveries, mailbox_messages, mailboxes, message_bodies, suppressions
 from . import as_utc
 from .mailbox import ENTRY_WITH_RAW, with_raw
 
@@ -24,6 +39,12 @@ LIST_COLUMNS = [
 #: what an inbox may be sorted by
 SORTS = {"received": mailbox_messages.c.received_at, "sender": mailbox_messages.c.sender,
          "subject": mailbox_messages.c.subject, "size": mailbox_messages.c.size}
+#: the order of a search's results by how well they match (see the module's docstring)
+RELEVANCE = "relevance"
+#: how many body matches one match in the subject or sender counts as
+HEADER_WEIGHT = 5
+#: the length of the trigram index's grams: a shorter word is matched without it
+TRIGRAM = 3
 #: the folder replies and forwards are filed in (classification ``sent``)
 SENT = "Sent"
 
@@ -48,6 +69,7 @@ class InboxQuery:
     mailbox: str | None = None
     #: words that sender, subject or body text must contain
     search: str | None = None
+    #: received, sender, subject, size — or relevance (a search's best matches first)
     thread: str | None = None
     sort: str = "received"
     descending: bool = True
@@ -60,7 +82,7 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _filtered(query, user_id: int | None, wanted: InboxQuery):
+def _filtered(query, user_id: int | None, wanted: InboxQuery, dialect: str):
     query = _visible(query, user_id)
     if wanted.media:
         query = query.where(mailbox_messages.c.media == wanted.media)
@@ -75,12 +97,47 @@ def _filtered(query, user_id: int | None, wanted: InboxQuery):
         query = query.where(or_(mailbox_messages.c.flags.is_(None), seen.not_like('%"seen"%')))
     elif wanted.flag:
         query = query.where(seen.like(f'%"{wanted.flag}"%'))
-    for word in (wanted.search or "").casefold().split():
+    for word in mailindex.search_words(wanted.search):
         pattern = _like(word)
         query = query.where(or_(func.lower(mailbox_messages.c.sender).like(pattern, escape="\\"),
                                 func.lower(mailbox_messages.c.subject).like(pattern, escape="\\"),
-                                message_bodies.c.search_text.like(pattern, escape="\\")))
+                                _text_holds(word, dialect)))
     return query
+
+
+def _text_holds(word: str, dialect: str):
+    """``message_bodies.search_text`` holds ``word``: through the trigram index when the
+    word has a trigram (SQLite: the FTS5 table; PostgreSQL: the GIN index serves LIKE)."""
+    if dialect == "sqlite" and len(word) >= TRIGRAM:
+        phrase = '"' + word.replace('"', '""') + '"'
+        indexed = select(literal_column("rowid")).select_from(text(SEARCH_INDEX_TABLE)).where(
+            literal_column(SEARCH_INDEX_TABLE).op("MATCH")(phrase))
+        return message_bodies.c.id.in_(indexed)
+    return message_bodies.c.search_text.like(_like(word), escape="\\")
+
+
+def _hits(column, word: str):
+    """How often ``word`` occurs in ``column`` (NULL counts none)."""
+    held = func.coalesce(column, "")
+    return (func.length(held) - func.length(func.replace(held, word, ""))) / len(word)
+
+
+def _relevance(words: list[str]):
+    score = literal(0)
+    for word in words:
+        score = score + _hits(message_bodies.c.search_text, word) + HEADER_WEIGHT * (
+            _hits(func.lower(mailbox_messages.c.subject), word) + _hits(func.lower(mailbox_messages.c.sender), word))
+    return score
+
+
+def _snippet_column(words: list[str], dialect: str):
+    """The search text around the first match of the first word (from the start when
+    that word matched only the sender or subject)."""
+    column = func.coalesce(message_bodies.c.search_text, "")
+    position = func.instr(column, words[0]) if dialect == "sqlite" else func.strpos(column, words[0])
+    start = func.max(position - mailindex.SNIPPET_BEFORE, 1) if dialect == "sqlite" else \
+        func.greatest(position - mailindex.SNIPPET_BEFORE, 1)
+    return func.substr(column, start, mailindex.SNIPPET_CHARS).label("snippet")
 
 
 def _listed_from(wanted: InboxQuery):
@@ -94,16 +151,29 @@ async def inbox_page(conn: AsyncConnection, user_id: int | None, wanted: InboxQu
     """One page of the messages ``user_id`` may see (None: every mailbox) and how
     many there are in all. Each row names its ``mailbox``; a Sent entry carries
     its delivery's ``delivery_state`` (:func:`delivery_states`)."""
-    total = await conn.scalar(_filtered(select(func.count()).select_from(_listed_from(wanted)), user_id, wanted))
-    column = SORTS.get(wanted.sort, SORTS["received"])
-    order = [column.desc(), mailbox_messages.c.id.desc()] if wanted.descending else [column.asc(),
-                                                                                      mailbox_messages.c.id.asc()]
-    query = _filtered(select(*LIST_COLUMNS).select_from(_listed_from(wanted)), user_id, wanted)
-    rows = [_listed(row) for row in await conn.execute(query.order_by(*order).offset(wanted.offset)
-                                                      .limit(wanted.limit))]
+    dialect = conn.dialect.name
+    words = mailindex.search_words(wanted.search)
+    total = await conn.scalar(_filtered(select(func.count()).select_from(_listed_from(wanted)), user_id, wanted,
+                                        dialect))
+    columns = [*LIST_COLUMNS, _snippet_column(words, dialect)] if words else LIST_COLUMNS
+    query = _filtered(select(*columns).select_from(_listed_from(wanted)), user_id, wanted, dialect)
+    rows = [_listed(row) for row in await conn.execute(query.order_by(*_order(wanted, words))
+                                                      .offset(wanted.offset).limit(wanted.limit))]
+    for row in rows:
+        if words:
+            row["snippet_html"] = mailindex.highlight(row["snippet"], words)
     await _with_delivery_states(conn, rows)
     await _with_thread_sizes(conn, user_id, rows)
     return rows, total
+
+
+def _order(wanted: InboxQuery, words: list[str]) -> list:
+    if wanted.sort == RELEVANCE and words:
+        return [_relevance(words).desc(), mailbox_messages.c.received_at.desc(), mailbox_messages.c.id.desc()]
+    column = SORTS.get(wanted.sort, SORTS["received"])
+    if wanted.descending:
+        return [column.desc(), mailbox_messages.c.id.desc()]
+    return [column.asc(), mailbox_messages.c.id.asc()]
 
 
 def _listed(row) -> dict:
