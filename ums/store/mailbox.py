@@ -263,6 +263,12 @@ async def sent_fax_text(conn: AsyncConnection, delivery_id: int) -> list[str]:
     return list(await conn.scalars(query))
 
 
+async def text_state(conn: AsyncConnection, body_id: int) -> str | None:
+    """Whether a stored message's documents are still to be read (:data:`PENDING`), could
+    not be (:data:`FAILED`), or are read or absent (None)."""
+    return await conn.scalar(select(message_bodies.c.text_state).where(message_bodies.c.id == body_id))
+
+
 async def pending_bodies(conn: AsyncConnection, limit: int = 10) -> list[dict]:
     """Stored messages whose documents are still to be read (oldest first): id and raw."""
     rows = await conn.execute(select(message_bodies.c.id, message_bodies.c.raw)
