@@ -313,8 +313,9 @@ class InboundHandler:
             key = classification_key(recipient)
             if key not in kinds:
                 kinds[key] = self.classify(message, recipient)
+        text, documents = mailindex.extract(raw)
         return Arrival(message, kinds, storable("\n".join(message.defects()) or None), mailboxes.body_digest(raw),
-                       search_text=mailindex.searchable_text(raw), has_documents=mailindex.has_documents(raw))
+                       search_text=text, has_documents=documents)
 
     async def handle_exception(self, error: Exception) -> str:
         """What aiosmtpd answers when a command fails unexpectedly (never its

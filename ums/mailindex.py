@@ -68,10 +68,7 @@ def _parsed(raw: bytes):
 
 def has_documents(raw: bytes) -> bool:
     """Whether the message carries a document whose text is to be read (:func:`is_document`)."""
-    message = _parsed(raw)
-    return message is not None and any(
-        not part.is_multipart() and is_document(part.get_content_type(), part.get_filename())
-        for part in walk(message))
+    return extract(raw)[1]
 
 
 def normalised(text: str) -> str:
@@ -81,14 +78,20 @@ def normalised(text: str) -> str:
 
 def searchable_text(raw: bytes) -> str:
     """The case-folded text a search of this message reads (its body, decoded)."""
+    return extract(raw)[0]
+
+
+def extract(raw: bytes) -> tuple[str, bool]:
+    """:func:`searchable_text` and :func:`has_documents` of a message, parsed once."""
     message = _parsed(raw)
     if message is None:
-        return ""
-    plain, marked_up = [], []
+        return "", False
+    plain, marked_up, documents = [], [], False
     for part in walk(message):
-        if part.is_multipart() or part.get_content_maintype() != "text":
+        if part.is_multipart():
             continue
-        if part.get_content_disposition() == "attachment":
+        documents = documents or is_document(part.get_content_type(), part.get_filename())
+        if part.get_content_maintype() != "text" or part.get_content_disposition() == "attachment":
             continue
         subtype = part.get_content_subtype()
         if subtype == "plain":
@@ -97,7 +100,7 @@ def searchable_text(raw: bytes) -> str:
             marked_up.append(part_text(part))
     # an empty text/plain beside the HTML (some senders write one) is no text
     texts = [text for text in plain if text.strip()] or [html_to_text(markup) for markup in marked_up]
-    return normalised(" ".join(texts))[:SEARCH_CHARS]
+    return normalised(" ".join(texts))[:SEARCH_CHARS], documents
 
 
 def with_documents(body_text: str, pages: list[str]) -> str:

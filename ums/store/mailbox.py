@@ -110,11 +110,11 @@ async def store_bodies(conn: AsyncConnection, bodies: dict[str, bytes], texts: d
     missing = {digest: raw for digest, raw in bodies.items() if digest not in texts or digest not in documents}
 
     def index_missing():
-        return {digest: (texts.get(digest) or mailindex.searchable_text(raw), documents.get(digest)
-                         if digest in documents else mailindex.has_documents(raw)) for digest, raw in missing.items()}
+        return {digest: mailindex.extract(raw) for digest, raw in missing.items()}
 
     for digest, (text, document) in (await _off_loop_if_big(sum(map(len, missing.values())), index_missing)).items():
-        texts[digest], documents[digest] = text, document
+        texts.setdefault(digest, text)
+        documents.setdefault(digest, document)
     await conn.execute(
         module.insert(message_bodies).on_conflict_do_nothing(index_elements=[message_bodies.c.sha256]),
         [{"sha256": digest, "size": len(raw), "raw": raw, "search_text": texts[digest],
