@@ -1,14 +1,13 @@
 """What the mailbox indexes of a message when it is filed: the text a search
 reads and the conversation the message belongs to.
 
-Search text: the message's decoded body — its text/plain parts, or the text
-of its HTML where it has no plain part — case-folded, at most
+Search text: the message's sender and subject and its decoded body — its
+text/plain parts, or the text of its HTML where it has no plain part — case-folded, at most
 :data:`SEARCH_CHARS` characters, kept once per stored message
 (``message_bodies.search_text``). A message that carries a document (a fax
 TIFF, a PDF: :func:`has_documents`) has that document's text added later, when
 :mod:`ums.ocr` has read it — never while the sender waits for its 250. A
-search matches substrings of it and of the entry's sender and subject
-(indexed by trigrams: FTS5 on SQLite, pg_trgm on PostgreSQL), right for
+search matches substrings of it (indexed by trigrams: FTS5 on SQLite, pg_trgm on PostgreSQL), right for
 Korean, where words carry particles (``환불`` must match ``환불을``) that a
 word index would split wrong. Extracted once at arrival, so a search never
 parses messages. :func:`search_words` and :func:`highlight` are how a query
@@ -100,7 +99,8 @@ def extract(raw: bytes) -> tuple[str, bool]:
             marked_up.append(part_text(part))
     # an empty text/plain beside the HTML (some senders write one) is no text
     texts = [text for text in plain if text.strip()] or [html_to_text(markup) for markup in marked_up]
-    return normalised(" ".join(texts))[:SEARCH_CHARS], documents
+    headers = [decode_header_value(message.get(name)) for name in ("From", "Subject")]
+    return normalised(" ".join([*headers, *texts]))[:SEARCH_CHARS], documents
 
 
 def with_documents(body_text: str, pages: list[str]) -> str:

@@ -1,18 +1,19 @@
 """Queries the web front end (WAS) needs: the unified inbox over the mailbox
 tables, API keys, and the figures behind ``/metrics``.
 
-The inbox search (``InboxQuery.search``): every word must be in the sender,
-the subject or the message's search text (body, fax pages, PDF text:
-:mod:`ums.mailindex`), as a substring. A word of three characters or more is
-looked up in the trigram index (migration 0010: FTS5 ``MATCH`` on SQLite, a
-``LIKE`` the pg_trgm GIN index answers on PostgreSQL); a shorter one — a
+The inbox search (``InboxQuery.search``): every word must be in the
+message's search text — its sender, subject, body, fax pages and PDF text
+(:mod:`ums.mailindex`) — as a substring. A word of three characters or more
+is looked up in the trigram index (migration 0010: FTS5 ``MATCH`` on SQLite,
+a ``LIKE`` the pg_trgm GIN index answers on PostgreSQL); a shorter one — a
 two-syllable Korean word like ``환불`` — is a ``LIKE`` over the rows the rest
-left (all the viewer's, when it is the only word). Results are ranked when
-the query asks for ``sort="relevance"``: by how often the words occur (a
-match in the subject or sender counts :data:`HEADER_WEIGHT` times), ties
-newest first — the same figure on both databases. Each row found carries a
-``snippet`` of its text around the first match and ``snippet_html`` with
-every match marked (``<mark>``, the rest escaped).
+left (over the index's own narrow copy of the text on SQLite, when it is the
+only word). Results are ranked when the query asks for
+``sort="relevance"``: bm25 on SQLite, how often the words occur on
+PostgreSQL; ties (and a search of short words only, on SQLite) newest
+first. Each row found carries a ``snippet`` of its text around the first
+match and ``snippet_html`` with every match marked (``<mark>``, the rest
+escaped), read for the page's rows only.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import String, cast, func, literal, literal_column, or_, select, text, update
+from sqlalchemy import String, cast, column, func, literal, literal_column, or_, select, table, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import mailindex
@@ -34,15 +35,13 @@ LIST_COLUMNS = [
     mailbox_messages.c.sender, mailbox_messages.c.recipient, mailbox_messages.c.subject,
     mailbox_messages.c.size, mailbox_messages.c.pages, mailbox_messages.c.duration,
     mailbox_messages.c.received_at, mailbox_messages.c.thread_key, mailbox_messages.c.delivery_id,
-    mailboxes.c.address.label("mailbox"),
+    mailbox_messages.c.body_id, mailboxes.c.address.label("mailbox"),
 ]
 #: what an inbox may be sorted by
 SORTS = {"received": mailbox_messages.c.received_at, "sender": mailbox_messages.c.sender,
          "subject": mailbox_messages.c.subject, "size": mailbox_messages.c.size}
 #: the order of a search's results by how well they match (see the module's docstring)
 RELEVANCE = "relevance"
-#: how many body matches one match in the subject or sender counts as
-HEADER_WEIGHT = 5
 #: the length of the trigram index's grams: a shorter word is matched without it
 TRIGRAM = 3
 #: the folder replies and forwards are filed in (classification ``sent``)
@@ -97,79 +96,96 @@ def _filtered(query, user_id: int | None, wanted: InboxQuery, dialect: str):
         query = query.where(or_(mailbox_messages.c.flags.is_(None), seen.not_like('%"seen"%')))
     elif wanted.flag:
         query = query.where(seen.like(f'%"{wanted.flag}"%'))
-    for word in mailindex.search_words(wanted.search):
-        pattern = _like(word)
-        query = query.where(or_(func.lower(mailbox_messages.c.sender).like(pattern, escape="\\"),
-                                func.lower(mailbox_messages.c.subject).like(pattern, escape="\\"),
-                                _text_holds(word, dialect)))
-    return query
+    words = mailindex.search_words(wanted.search)
+    return _searched(query, words, dialect, user_id is None and not wanted.mailbox) if words else query
 
 
-def _text_holds(word: str, dialect: str):
-    """``message_bodies.search_text`` holds ``word``: through the trigram index when the
-    word has a trigram (SQLite: the FTS5 table; PostgreSQL: the GIN index serves LIKE)."""
-    if dialect == "sqlite" and len(word) >= TRIGRAM:
-        phrase = '"' + word.replace('"', '""') + '"'
-        indexed = select(literal_column("rowid")).select_from(text(SEARCH_INDEX_TABLE)).where(
-            literal_column(SEARCH_INDEX_TABLE).op("MATCH")(phrase))
-        return message_bodies.c.id.in_(indexed)
-    return message_bodies.c.search_text.like(_like(word), escape="\\")
+#: the SQLite full-text table (migration 0010): rowid is message_bodies.id
+search_index = table(SEARCH_INDEX_TABLE, column("rowid"), column("search_text"))
 
 
-def _hits(column, word: str):
-    """How often ``word`` occurs in ``column`` (NULL counts none)."""
-    held = func.coalesce(column, "")
-    return (func.length(held) - func.length(func.replace(held, word, ""))) / len(word)
+def _indexed(words: list[str]) -> list[str]:
+    """The words the trigram index can find (three characters or more)."""
+    return [word for word in words if len(word) >= TRIGRAM]
 
 
-def _relevance(words: list[str]):
+def _searched(query, words: list[str], dialect: str, everyone: bool):
+    """Only messages whose search text holds every word (see the module's docstring)."""
+    if dialect != "sqlite":  # the pg_trgm GIN index answers LIKE for a word with a trigram
+        return query.where(*(message_bodies.c.search_text.like(_like(word), escape="\\") for word in words))
+    indexed = _indexed(words)
+    # instr, not LIKE: FTS5 would take a LIKE of under three characters itself and match nothing
+    short = [func.instr(search_index.c.search_text, word) > 0 for word in words if word not in indexed]
+    if indexed:
+        query = query.where(literal_column(SEARCH_INDEX_TABLE).op("MATCH")(
+            " ".join('"' + word.replace('"', '""') + '"' for word in indexed)))
+    elif everyone:  # short words only, over every mailbox: one pass over the index's text
+        return query.where(mailbox_messages.c.body_id.in_(select(search_index.c.rowid).where(*short)))
+    return query.where(*short)  # … over the few messages one user may read: each looked up
+
+
+def _listed_from(wanted: InboxQuery, dialect: str, user_id: int | None):
+    """The entries with their mailbox, and for a search the text it reads: the FTS5
+    table on SQLite (by rowid: message_bodies, holding every message's bytes, is not
+    read), message_bodies on PostgreSQL."""
+    joined = mailbox_messages.join(mailboxes, mailboxes.c.id == mailbox_messages.c.mailbox_id)
+    if words := mailindex.search_words(wanted.search):
+        if dialect == "sqlite":
+            if not _indexed(words) and user_id is None and not wanted.mailbox:
+                return joined  # short words over every mailbox: a subquery (_searched)
+            return joined.join(search_index, search_index.c.rowid == mailbox_messages.c.body_id)
+        return joined.join(message_bodies, message_bodies.c.id == mailbox_messages.c.body_id)
+    return joined
+
+
+def _relevance(words: list[str], dialect: str):
+    """Higher for a better match: bm25 of the FTS5 index on SQLite (over the indexed
+    words; a search of short words only ranks none above another), on PostgreSQL how
+    often the words occur."""
+    if dialect == "sqlite":
+        return -func.bm25(literal_column(SEARCH_INDEX_TABLE)) if _indexed(words) else literal(0)
     score = literal(0)
     for word in words:
-        score = score + _hits(message_bodies.c.search_text, word) + HEADER_WEIGHT * (
-            _hits(func.lower(mailbox_messages.c.subject), word) + _hits(func.lower(mailbox_messages.c.sender), word))
+        held = func.coalesce(message_bodies.c.search_text, "")
+        score = score + (func.length(held) - func.length(func.replace(held, word, ""))) / len(word)
     return score
-
-
-def _snippet_column(words: list[str], dialect: str):
-    """The search text around the first match of the first word (from the start when
-    that word matched only the sender or subject)."""
-    column = func.coalesce(message_bodies.c.search_text, "")
-    position = func.instr(column, words[0]) if dialect == "sqlite" else func.strpos(column, words[0])
-    start = func.max(position - mailindex.SNIPPET_BEFORE, 1) if dialect == "sqlite" else \
-        func.greatest(position - mailindex.SNIPPET_BEFORE, 1)
-    return func.substr(column, start, mailindex.SNIPPET_CHARS).label("snippet")
-
-
-def _listed_from(wanted: InboxQuery):
-    joined = mailbox_messages.join(mailboxes, mailboxes.c.id == mailbox_messages.c.mailbox_id)
-    if wanted.search:
-        joined = joined.join(message_bodies, message_bodies.c.id == mailbox_messages.c.body_id)
-    return joined
 
 
 async def inbox_page(conn: AsyncConnection, user_id: int | None, wanted: InboxQuery) -> tuple[list[dict], int]:
     """One page of the messages ``user_id`` may see (None: every mailbox) and how
     many there are in all. Each row names its ``mailbox``; a Sent entry carries
-    its delivery's ``delivery_state`` (:func:`delivery_states`)."""
+    its delivery's ``delivery_state`` (:func:`delivery_states`); a search's rows
+    their ``snippet`` and ``snippet_html``."""
     dialect = conn.dialect.name
     words = mailindex.search_words(wanted.search)
-    total = await conn.scalar(_filtered(select(func.count()).select_from(_listed_from(wanted)), user_id, wanted,
-                                        dialect))
-    columns = [*LIST_COLUMNS, _snippet_column(words, dialect)] if words else LIST_COLUMNS
-    query = _filtered(select(*columns).select_from(_listed_from(wanted)), user_id, wanted, dialect)
-    rows = [_listed(row) for row in await conn.execute(query.order_by(*_order(wanted, words))
+    listed = _listed_from(wanted, dialect, user_id)
+    total = await conn.scalar(_filtered(select(func.count()).select_from(listed), user_id, wanted, dialect))
+    query = _filtered(select(*LIST_COLUMNS).select_from(listed), user_id, wanted, dialect)
+    rows = [_listed(row) for row in await conn.execute(query.order_by(*_order(wanted, words, dialect))
                                                       .offset(wanted.offset).limit(wanted.limit))]
-    for row in rows:
-        if words:
-            row["snippet_html"] = mailindex.highlight(row["snippet"], words)
+    if words:
+        await _with_snippets(conn, rows, words)
     await _with_delivery_states(conn, rows)
     await _with_thread_sizes(conn, user_id, rows)
     return rows, total
 
 
-def _order(wanted: InboxQuery, words: list[str]) -> list:
+async def _with_snippets(conn: AsyncConnection, rows: list[dict], words: list[str]) -> None:
+    """``snippet``: the search text around the first match of the first word (from the
+    start when it is not there), and ``snippet_html``: the same with every match marked.
+    Read for the page's rows only, after they are chosen."""
+    texts = dict((await conn.execute(select(message_bodies.c.id, message_bodies.c.search_text).where(
+        message_bodies.c.id.in_({row["body_id"] for row in rows})))).all()) if rows else {}
+    for row in rows:
+        held = texts.get(row["body_id"]) or ""
+        start = max(held.find(words[0]) - mailindex.SNIPPET_BEFORE, 0)
+        row["snippet"] = held[start:start + mailindex.SNIPPET_CHARS]
+        row["snippet_html"] = mailindex.highlight(row["snippet"], words)
+
+
+def _order(wanted: InboxQuery, words: list[str], dialect: str) -> list:
     if wanted.sort == RELEVANCE and words:
-        return [_relevance(words).desc(), mailbox_messages.c.received_at.desc(), mailbox_messages.c.id.desc()]
+        return [_relevance(words, dialect).desc(), mailbox_messages.c.received_at.desc(), mailbox_messages.c.id.desc()]
     column = SORTS.get(wanted.sort, SORTS["received"])
     if wanted.descending:
         return [column.desc(), mailbox_messages.c.id.desc()]

@@ -1,14 +1,16 @@
 """The mailbox's full-text index: message_bodies.search_text indexed by
-trigrams — on SQLite an FTS5 table (``trigram`` tokenizer, external content,
+trigrams — on SQLite an FTS5 table (``trigram`` tokenizer,
 kept by triggers, so MAS's two-statement batch stays two statements), on
 PostgreSQL a pg_trgm GIN index — so a Korean word is found inside words
-(``환불`` in ``환불을``) without a word splitter; message_pages: the text of each
+(``환불`` in ``환불을``) without a word splitter — over each message's search
+text, which now holds its sender and subject too; message_pages: the text of each
 page of a message's document (a fax recognised, a PDF read, by ums.ocr);
 message_bodies.text_state: ``pending`` while that text is still to be read.
 
-Messages stored before are indexed here: the FTS table is built from every
-stored search text, and each stored message that carries a document (fax
-TIFF, PDF) is marked pending, so MAS reads its pages when it next starts.
+Messages stored before are indexed here: their search text is extracted
+again (with sender and subject), the index is built from it, and each one
+carrying a document (fax TIFF, PDF) is marked pending, so MAS reads its pages
+when it next starts.
 
 Revision ID: 0010
 Revises: 0009
@@ -29,19 +31,20 @@ ID = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
 CHUNK = 200
 
 bodies = sa.table('message_bodies', sa.column('id', sa.Integer), sa.column('raw', sa.LargeBinary),
-                  sa.column('text_state', sa.String))
+                  sa.column('search_text', sa.Text), sa.column('text_state', sa.String))
 
 SQLITE_INDEX = [
-    "CREATE VIRTUAL TABLE message_search USING fts5(search_text, content='message_bodies', "
-    "content_rowid='id', tokenize='trigram')",
+    # its own copy of the text (not external content): a search of a word shorter than a
+    # trigram scans this narrow table, not message_bodies with every message's bytes
+    "CREATE VIRTUAL TABLE message_search USING fts5(search_text, tokenize='trigram')",
+    "INSERT INTO message_search(rowid, search_text) SELECT id, search_text FROM message_bodies",
     "CREATE TRIGGER message_search_insert AFTER INSERT ON message_bodies BEGIN "
     "INSERT INTO message_search(rowid, search_text) VALUES (new.id, new.search_text); END",
     "CREATE TRIGGER message_search_delete AFTER DELETE ON message_bodies BEGIN "
-    "INSERT INTO message_search(message_search, rowid, search_text) VALUES ('delete', old.id, old.search_text); END",
+    "DELETE FROM message_search WHERE rowid = old.id; END",
     "CREATE TRIGGER message_search_update AFTER UPDATE OF search_text ON message_bodies BEGIN "
-    "INSERT INTO message_search(message_search, rowid, search_text) VALUES ('delete', old.id, old.search_text); "
+    "DELETE FROM message_search WHERE rowid = old.id; "
     "INSERT INTO message_search(rowid, search_text) VALUES (new.id, new.search_text); END",
-    "INSERT INTO message_search(message_search) VALUES ('rebuild')",
 ]
 POSTGRESQL_INDEX = [
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
@@ -68,22 +71,24 @@ def upgrade() -> None:
     op.create_index(op.f('ix_message_pages_body_id'), 'message_pages', ['body_id'], unique=False)
     op.create_index(op.f('ix_message_pages_delivery_id'), 'message_pages', ['delivery_id'], unique=False)
     conn = op.get_bind()
+    _index_stored_messages(conn)
     for statement in SQLITE_INDEX if conn.dialect.name == 'sqlite' else POSTGRESQL_INDEX:
         op.execute(statement)
-    _mark_stored_documents(conn)
 
 
-def _mark_stored_documents(conn) -> None:
-    """Stored messages carrying a document wait for it to be read (ums.ocr, in MAS)."""
+def _index_stored_messages(conn) -> None:
+    """Each stored message's search text as new arrivals get it (now with sender and
+    subject), and those carrying a document marked to be read (ums.ocr, in MAS)."""
     last = 0
     while True:
         rows = conn.execute(sa.select(bodies.c.id, bodies.c.raw).where(bodies.c.id > last)
                             .order_by(bodies.c.id).limit(CHUNK)).all()
         if not rows:
             return
-        pending = [body_id for body_id, raw in rows if mailindex.has_documents(bytes(raw))]
-        if pending:
-            conn.execute(bodies.update().where(bodies.c.id.in_(pending)).values(text_state='pending'))
+        for body_id, raw in rows:
+            text, documents = mailindex.extract(bytes(raw))
+            conn.execute(bodies.update().where(bodies.c.id == body_id).values(
+                search_text=text, text_state='pending' if documents else None))
         last = rows[-1][0]
 
 
