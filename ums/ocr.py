@@ -195,7 +195,10 @@ def spool_dir(config) -> Path:
 def recognise_sent_fax(ctx, delivery_id: int, tiff: Path) -> None:
     """The fax channel rendered ``tiff`` for ``delivery_id``: keep a copy to recognise and
     start recognising it in the background (the send does not wait). If this process
-    stops first, MAS's :class:`DocumentReader` recognises the copy when it next runs."""
+    stops first, MAS's :class:`DocumentReader` recognises the copy when it next runs.
+    A context without a database (a channel driven alone) keeps nothing."""
+    if getattr(ctx, "db", None) is None:
+        return
     spool = spool_dir(ctx.config)
     try:
         spool.mkdir(parents=True, exist_ok=True)

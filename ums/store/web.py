@@ -159,10 +159,18 @@ async def inbox_page(conn: AsyncConnection, user_id: int | None, wanted: InboxQu
     dialect = conn.dialect.name
     words = mailindex.search_words(wanted.search)
     listed = _listed_from(wanted, dialect, user_id)
-    total = await conn.scalar(_filtered(select(func.count()).select_from(listed), user_id, wanted, dialect))
-    query = _filtered(select(*LIST_COLUMNS).select_from(listed), user_id, wanted, dialect)
+    # a search counts its matches in the same pass as it orders them (it reads them all
+    # anyway) — but for bm25, which SQLite does not allow beside a window function; a
+    # listing counts apart, so its page is read straight from the index
+    counted = bool(words) and not (dialect == "sqlite" and wanted.sort == RELEVANCE and _indexed(words))
+    columns = [*LIST_COLUMNS, func.count().over().label("matching")] if counted else LIST_COLUMNS
+    query = _filtered(select(*columns).select_from(listed), user_id, wanted, dialect)
     rows = [_listed(row) for row in await conn.execute(query.order_by(*_order(wanted, words, dialect))
                                                       .offset(wanted.offset).limit(wanted.limit))]
+    if counted and rows:
+        total = rows[0]["matching"]
+    else:
+        total = await conn.scalar(_filtered(select(func.count()).select_from(listed), user_id, wanted, dialect))
     if words:
         await _with_snippets(conn, rows, words)
     await _with_delivery_states(conn, rows)
