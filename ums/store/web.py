@@ -145,9 +145,10 @@ def _relevance(words: list[str], dialect: str):
     if dialect == "sqlite":
         return -func.bm25(literal_column(SEARCH_INDEX_TABLE)) if _indexed(words) else literal(0)
     score = literal(0)
-    for word in words:
+    for word in words:  # in bytes: counting characters would walk each text once more
         held = func.coalesce(message_bodies.c.search_text, "")
-        score = score + (func.length(held) - func.length(func.replace(held, word, ""))) / len(word)
+        score = score + (func.octet_length(held) - func.octet_length(func.replace(held, word, ""))) / len(
+            word.encode())
     return score
 
 

@@ -3,7 +3,8 @@
 fax gateway sends it; MAS answers 250 before reading it, Tesseract recognises
 it page by page afterwards, each page's text is kept in order, and the inbox
 search finds the fax by a word of its second page only — ranked and
-highlighted. A message stored while MAS was down is read when MAS starts."""
+highlighted. A message stored while MAS was down is read when MAS starts;
+the text layer of an email's PDF attachment is read and found too."""
 
 from __future__ import annotations
 
@@ -81,3 +82,38 @@ async def test_a_fax_stored_while_mas_was_down_is_read_when_mas_starts(tmp_path,
     async with suite.ctx.db.connect() as conn:
         assert await mailbox_store.pending_bodies(conn) == []
     assert suite.services["mas"].info()["documents_read"] == 1
+
+
+def pdf_with_text(text: str) -> bytes:
+    """A one-page PDF whose text layer holds ``text`` (Korean in the Nanum font)."""
+    import io
+
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(TTFont("NanumGothic", korean_fax.FONTS.font_path))
+    out = io.BytesIO()
+    page = canvas.Canvas(out)
+    page.setFont("NanumGothic", 14)
+    page.drawString(72, 720, text)
+    page.save()
+    return out.getvalue()
+
+
+async def test_the_text_of_a_pdf_attachment_is_found(mas, smtp_client):
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "kim@customer.example", "sales@bank.example", "서류 보냅니다"
+    message.set_content("첨부 확인 부탁드립니다.")
+    message.add_attachment(pdf_with_text("대출상환계획서 제출합니다"), maintype="application", subtype="pdf",
+                           filename="plan.pdf")
+    async with smtp_client() as client:
+        await client.sendmail("kim@customer.example", ["sales@bank.example"], message.as_bytes())
+    [entry] = await entries_of(mas.ctx.db, "sales@bank.example")
+    assert entry["media"] == "email"
+    pages = await eventually(lambda: pages_of(mas.ctx.db, entry["id"]), timeout=60, interval=0.25)
+    assert pages == ["대출상환계획서 제출합니다"]
+    [found] = await search(mas.ctx.db, "상환계획")
+    assert found["id"] == entry["id"] and "<mark>상환계획</mark>" in found["snippet_html"]
