@@ -168,8 +168,8 @@ class DocumentReader:
             log.warning("cannot read a message's document", extra={"body": body_id, "error": str(error)[:300]})
             pages = None
         async with self.db.begin() as conn:
-            await mailbox_store.store_document_text(conn, body_id, pages, raw)
-        self.read += 1
+            if await mailbox_store.store_document_text(conn, body_id, pages, raw):
+                self.read += 1
 
     async def read_spooled(self, path: Path) -> None:
         delivery_id = int(path.stem.split("-", 1)[1])

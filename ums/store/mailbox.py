@@ -292,18 +292,25 @@ async def pending_bodies(conn: AsyncConnection, limit: int = 10) -> list[dict]:
     return [{"id": row.id, "raw": bytes(row.raw)} for row in rows]
 
 
-async def store_document_text(conn: AsyncConnection, body_id: int, pages: list[str] | None, raw: bytes) -> None:
+async def store_document_text(conn: AsyncConnection, body_id: int, pages: list[str] | None, raw: bytes) -> bool:
     """Keep the text of each page of a stored message's documents and add it to the
-    message's search text; ``pages=None``: they could not be read (``failed``)."""
+    message's search text; ``pages=None``: they could not be read (``failed``). False,
+    storing nothing, when it is no longer pending (another MAS process stored it first:
+    the row is locked while this one looks, on PostgreSQL)."""
+    state = await conn.scalar(select(message_bodies.c.text_state).where(message_bodies.c.id == body_id)
+                              .with_for_update())
+    if state != PENDING:
+        return False
     await conn.execute(delete(message_pages).where(message_pages.c.body_id == body_id))
     if pages is None:
         await conn.execute(update(message_bodies).where(message_bodies.c.id == body_id).values(text_state=FAILED))
-        return
+        return True
     if pages:
         await conn.execute(insert(message_pages), [{"body_id": body_id, "page": number, "text": text}
                                                    for number, text in enumerate(pages, start=1)])
     await conn.execute(update(message_bodies).where(message_bodies.c.id == body_id).values(
         text_state=None, search_text=mailindex.with_documents(mailindex.searchable_text(raw), pages)))
+    return True
 
 
 async def store_sent_fax_text(conn: AsyncConnection, delivery_id: int, pages: list[str]) -> None:
