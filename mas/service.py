@@ -36,7 +36,7 @@ class MessageApplicationServer(Service):
         cfg = self.ctx.config.section("mas")
         self.limits = ConnectionLimits(cfg["max_connections"], cfg["max_connections_per_client"])
         self.tls_context = self.build_tls_context()
-        self.reader = ocr.DocumentReader(self.ctx.db, ocr.spool_dir(self.ctx.config))
+        self.reader = ocr.DocumentReader(self.ctx.db, ocr.spool_dir(self.ctx.config), self.ctx.clock)
         self.reader_task: asyncio.Task | None = None
         self.handler.documents_stored = self.reader.wake
 

@@ -71,8 +71,9 @@ def has_documents(raw: bytes) -> bool:
 
 
 def normalised(text: str) -> str:
-    """Text as search reads it: case-folded, runs of white space made one space."""
-    return " ".join(text.split()).casefold()
+    """Text as search reads it: case-folded, runs of white space (and NULs, which no
+    PostgreSQL text holds) made one space."""
+    return " ".join(text.replace("\x00", " ").split()).casefold()
 
 
 def searchable_text(raw: bytes) -> str:

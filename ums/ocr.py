@@ -27,6 +27,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .clock import utcnow
 from .media import require, run_tool
 from .mime import walk
 from .mailindex import is_document
@@ -125,9 +126,10 @@ class DocumentReader:
     """Reads the documents of pending messages (and spooled outbound faxes) until
     stopped; :meth:`wake` says new ones were stored."""
 
-    def __init__(self, db, spool: Path):
+    def __init__(self, db, spool: Path, clock=utcnow):
         self.db = db
         self.spool = spool
+        self.clock = clock
         self._wake = asyncio.Event()
         self.read = 0
 
@@ -168,7 +170,7 @@ class DocumentReader:
             log.warning("cannot read a message's document", extra={"body": body_id, "error": str(error)[:300]})
             pages = None
         async with self.db.begin() as conn:
-            if await mailbox_store.store_document_text(conn, body_id, pages, raw):
+            if await mailbox_store.store_document_text(conn, body_id, pages, raw, self.clock()):
                 self.read += 1
 
     async def read_spooled(self, path: Path) -> None:

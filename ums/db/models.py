@@ -412,9 +412,19 @@ message_bodies = Table(
     # its decoded body text, case-folded, for search (ums.mailindex.searchable_text), and the
     # text of its documents once read (fax pages recognised, PDF pages: message_pages)
     Column("search_text", Text),
-    # pending: it carries a document (fax TIFF, PDF) whose text is still to be read
-    # (ums.ocr); NULL once read, failed when it could not be
+    # pending: it carries a document (fax TIFF, PDF) whose text is to be read (ums.ocr);
+    # set once, when stored: how the reading went is in document_reads
     Column("text_state", String(16), index=True),
+)
+
+#: a stored message's documents, read (or found unreadable) — apart from message_bodies so
+#: that marking it never rewrites the row that holds the message's bytes
+document_reads = Table(
+    "document_reads", metadata,
+    Column("body_id", Id, ForeignKey("message_bodies.id", ondelete="CASCADE"), primary_key=True),
+    # read or failed
+    Column("state", String(16), nullable=False),
+    Column("read_at", Time, nullable=False),
 )
 
 #: Objects the search index adds outside this model (ums.db.migrations 0010): on SQLite

@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import mailindex
 from ..addresses import check as check_address
-from ..db.models import SEARCH_INDEX_TABLE, contacts, mailbox_messages, mailboxes, message_bodies, message_pages, users
+from ..db.models import SEARCH_INDEX_TABLE, contacts, document_reads, mailbox_messages, mailboxes, message_bodies, message_pages, users
 from ..errors import UmsError
 
 #: bytes of new messages in one batch above which they are indexed off the event loop
@@ -282,34 +282,48 @@ async def sent_fax_text(conn: AsyncConnection, delivery_id: int) -> list[str]:
 async def text_state(conn: AsyncConnection, body_id: int) -> str | None:
     """Whether a stored message's documents are still to be read (:data:`PENDING`), could
     not be (:data:`FAILED`), or are read or absent (None)."""
-    return await conn.scalar(select(message_bodies.c.text_state).where(message_bodies.c.id == body_id))
+    row = (await conn.execute(
+        select(message_bodies.c.text_state, document_reads.c.state)
+        .select_from(message_bodies.outerjoin(document_reads, document_reads.c.body_id == message_bodies.c.id))
+        .where(message_bodies.c.id == body_id))).first()
+    if row is None or row.text_state != PENDING:
+        return None
+    return FAILED if row.state == FAILED else None if row.state else PENDING
 
 
 async def pending_bodies(conn: AsyncConnection, limit: int = 10) -> list[dict]:
     """Stored messages whose documents are still to be read (oldest first): id and raw."""
+    unread = ~select(document_reads.c.body_id).where(document_reads.c.body_id == message_bodies.c.id).exists()
     rows = await conn.execute(select(message_bodies.c.id, message_bodies.c.raw)
-                              .where(message_bodies.c.text_state == PENDING).order_by(message_bodies.c.id).limit(limit))
+                              .where(message_bodies.c.text_state == PENDING, unread)
+                              .order_by(message_bodies.c.id).limit(limit))
     return [{"id": row.id, "raw": bytes(row.raw)} for row in rows]
 
 
-async def store_document_text(conn: AsyncConnection, body_id: int, pages: list[str] | None, raw: bytes) -> bool:
-    """Keep the text of each page of a stored message's documents and add it to the
-    message's search text; ``pages=None``: they could not be read (``failed``). False,
-    storing nothing, when it is no longer pending (another MAS process stored it first:
-    the row is locked while this one looks, on PostgreSQL)."""
-    state = await conn.scalar(select(message_bodies.c.text_state).where(message_bodies.c.id == body_id)
-                              .with_for_update())
-    if state != PENDING:
+async def store_document_text(conn: AsyncConnection, body_id: int, pages: list[str] | None, raw: bytes,
+                              now: datetime) -> bool:
+    """Keep the text of each page of a stored message's documents and add it to what
+    the search reads; ``pages=None``: they could not be read (:data:`FAILED`). False,
+    storing nothing, when another MAS process stored them first. The message's own row
+    is not rewritten on SQLite (it holds the message's bytes): the text goes to the
+    full-text table only, which is what search and snippets read there."""
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    marked = await conn.execute(module.insert(document_reads).on_conflict_do_nothing(
+        index_elements=[document_reads.c.body_id]).values(body_id=body_id, state=FAILED if pages is None else "read",
+                                                          read_at=now))
+    if marked.rowcount == 0:
         return False
-    await conn.execute(delete(message_pages).where(message_pages.c.body_id == body_id))
-    if pages is None:
-        await conn.execute(update(message_bodies).where(message_bodies.c.id == body_id).values(text_state=FAILED))
+    if not pages:
         return True
-    if pages:
-        await conn.execute(insert(message_pages), [{"body_id": body_id, "page": number, "text": text}
-                                                   for number, text in enumerate(pages, start=1)])
-    await conn.execute(update(message_bodies).where(message_bodies.c.id == body_id).values(
-        text_state=None, search_text=mailindex.with_documents(mailindex.searchable_text(raw), pages)))
+    await conn.execute(insert(message_pages), [{"body_id": body_id, "page": number, "text": text}
+                                               for number, text in enumerate(pages, start=1)])
+    searched = mailindex.with_documents(mailindex.searchable_text(raw), pages)
+    if conn.dialect.name == "sqlite":
+        await conn.execute(sql_text(f"DELETE FROM {SEARCH_INDEX_TABLE} WHERE rowid = :id"), {"id": body_id})
+        await conn.execute(sql_text(f"INSERT INTO {SEARCH_INDEX_TABLE}(rowid, search_text) VALUES (:id, :text)"),
+                           {"id": body_id, "text": searched})
+    else:
+        await conn.execute(update(message_bodies).where(message_bodies.c.id == body_id).values(search_text=searched))
     return True
 
 

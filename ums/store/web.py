@@ -183,8 +183,10 @@ async def _with_snippets(conn: AsyncConnection, rows: list[dict], words: list[st
     """``snippet``: the search text around the first match of the first word (from the
     start when it is not there), and ``snippet_html``: the same with every match marked.
     Read for the page's rows only, after they are chosen."""
-    texts = dict((await conn.execute(select(message_bodies.c.id, message_bodies.c.search_text).where(
-        message_bodies.c.id.in_({row["body_id"] for row in rows})))).all()) if rows else {}
+    source = search_index if conn.dialect.name == "sqlite" else message_bodies  # where documents' text is added
+    key = source.c.rowid if source is search_index else source.c.id
+    texts = dict((await conn.execute(select(key, source.c.search_text).where(
+        key.in_({row["body_id"] for row in rows})))).all()) if rows else {}
     for row in rows:
         held = texts.get(row["body_id"]) or ""
         start = max(held.find(words[0]) - mailindex.SNIPPET_BEFORE, 0)

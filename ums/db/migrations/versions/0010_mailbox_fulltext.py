@@ -7,7 +7,9 @@ PostgreSQL a pg_trgm GIN index — so a Korean word is found inside words
 (``환불`` in ``환불을``) without a word splitter — over each message's search
 text, which now holds its sender and subject too; message_pages: the text of each
 page of a message's document (a fax recognised, a PDF read, by ums.ocr);
-message_bodies.text_state: ``pending`` while that text is still to be read.
+message_bodies.text_state: ``pending`` when it has such a document, and
+document_reads: that it was read (or could not be), apart, so that marking it
+never rewrites the row holding the message's bytes.
 
 Messages stored before are indexed here: their search text is extracted
 again (with sender and subject), the index is built from it, and each one
@@ -69,6 +71,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id', name=op.f('pk_message_pages')),
     )
     op.create_index(op.f('ix_message_pages_body_id'), 'message_pages', ['body_id'], unique=False)
+    op.create_table(
+        'document_reads',
+        sa.Column('body_id', ID, nullable=False),
+        sa.Column('state', sa.String(length=16), nullable=False),
+        sa.Column('read_at', sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['body_id'], ['message_bodies.id'],
+                                name=op.f('fk_document_reads_body_id_message_bodies'), ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('body_id', name=op.f('pk_document_reads')),
+    )
     op.create_index(op.f('ix_message_pages_delivery_id'), 'message_pages', ['delivery_id'], unique=False)
     conn = op.get_bind()
     _index_stored_messages(conn)
@@ -99,6 +110,7 @@ def downgrade() -> None:
         op.execute("DROP TABLE IF EXISTS message_search")
     else:
         op.execute("DROP INDEX IF EXISTS ix_message_bodies_search_trgm")
+    op.drop_table('document_reads')
     op.drop_index(op.f('ix_message_pages_delivery_id'), table_name='message_pages')
     op.drop_index(op.f('ix_message_pages_body_id'), table_name='message_pages')
     op.drop_table('message_pages')
