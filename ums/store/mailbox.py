@@ -272,6 +272,19 @@ async def fax_text(conn: AsyncConnection, entry_id: int) -> list[str]:
     return list(await conn.scalars(query))
 
 
+async def search_text(conn: AsyncConnection, entry_id: int) -> str | None:
+    """The entry's whole text as search reads it — sender, subject, body and its
+    documents' pages, case-folded — on both databases (on SQLite the pages are added in
+    the full-text table only: :func:`store_document_text`)."""
+    body_id = select(mailbox_messages.c.body_id).where(mailbox_messages.c.id == entry_id).scalar_subquery()
+    if conn.dialect.name == "sqlite":
+        found = await conn.scalar(sql_text(f"SELECT search_text FROM {SEARCH_INDEX_TABLE} WHERE rowid = :id"),
+                                  {"id": await conn.scalar(select(body_id))})
+        if found is not None:
+            return found
+    return await conn.scalar(select(message_bodies.c.search_text).where(message_bodies.c.id == body_id))
+
+
 async def sent_fax_text(conn: AsyncConnection, delivery_id: int) -> list[str]:
     """The text recognised on each page of the fax that delivery ``delivery_id`` sent."""
     query = (select(message_pages.c.text).where(message_pages.c.delivery_id == delivery_id)

@@ -55,6 +55,8 @@ async def test_a_korean_fax_is_read_after_its_250_and_found_by_a_word_of_its_sec
     assert word in pages[1] and word not in pages[0] + pages[2]
     assert "고객님께" in pages[0] and "감사합니다" in pages[2]
 
+    async with mas.ctx.db.connect() as conn:  # the whole text, for whoever reads it out
+        assert word in await mailbox_store.search_text(conn, entry["id"])
     [found] = await search(mas.ctx.db, word)
     assert found["id"] == entry["id"] and found["media"] == "fax"
     assert f"<mark>{word}</mark>" in found["snippet_html"]
