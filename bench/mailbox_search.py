@@ -149,17 +149,27 @@ async def skip_indexing(conn, digests) -> None:
     """:func:`ums.store.mailbox.index_new_bodies` for a schema without the index."""
 
 
-async def fresh_postgres(base: str, name: str) -> str:
+#: the PostgreSQL databases this run made (dropped at its end)
+MADE: list[str] = []
+
+
+async def _pg_admin(base: str, *statements: str) -> None:
     import asyncpg
     from sqlalchemy.engine import make_url
 
-    admin = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(admin)
+    conn = await asyncpg.connect(make_url(base).set(drivername="postgresql").render_as_string(hide_password=False))
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        for statement in statements:
+            await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def fresh_postgres(base: str, name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    await _pg_admin(base, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
+    MADE.append(name)
     return make_url(base).set(database=name).render_as_string(hide_password=False)
 
 
@@ -203,8 +213,12 @@ async def main() -> None:
         tmp = Path(tmp)
         url = await fresh_postgres(args.database, f"ums_bench_search_{os.getpid()}") if args.database else \
             f"sqlite+aiosqlite:///{tmp}/search.db"
-        median = await search_bench(url, args.messages, args.repeat)
-        with_index, without = await ingest_rates(args, tmp)
+        try:
+            median = await search_bench(url, args.messages, args.repeat)
+            with_index, without = await ingest_rates(args, tmp)
+        finally:
+            if MADE:
+                await _pg_admin(args.database, *(f'DROP DATABASE IF EXISTS "{name}"' for name in MADE))
     print(f"MAS ingest, median of {args.rounds}: with index {with_index:.0f} messages/s, "
           f"without {without:.0f} messages/s")
     print(f"median search {median * 1000:.0f} ms")
