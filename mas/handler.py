@@ -183,6 +183,8 @@ class Arrival:
     search_text: str | None = None
     #: what files it in a conversation (:func:`ums.mailindex.thread_headers`)
     thread_headers: mailindex.ThreadHeaders | None = None
+    #: whether it carries a document whose text is read after it is stored (:mod:`ums.ocr`)
+    has_documents: bool = False
     #: why its From domain is authenticated (DMARC), when it is a refusal and it is
     authenticated: str | None = None
 
@@ -207,6 +209,8 @@ class InboundHandler:
                                         committed=self.committed)
         self.deferred = 0
         self.refused = 0
+        #: called when a commit stored messages whose documents are to be read (:mod:`ums.ocr`)
+        self.documents_stored = None
         self.confirmations = feedback.Confirmations()
         self.authenticity = Authenticity(settings.trusted_authserv_id)
 
@@ -311,9 +315,10 @@ class InboundHandler:
             key = classification_key(recipient)
             if key not in kinds:
                 kinds[key] = self.classify(message, recipient)
+        text, documents = mailindex.extract(message.message)
         return Arrival(message, kinds, storable("\n".join(message.defects()) or None), mailboxes.body_digest(raw),
-                       search_text=mailindex.searchable_text(message.message),
-                       thread_headers=mailindex.thread_headers(message.message))
+                       search_text=text, thread_headers=mailindex.thread_headers(message.message),
+                       has_documents=documents)
 
     async def handle_exception(self, error: Exception) -> str:
         """What aiosmtpd answers when a command fails unexpectedly (never its
@@ -372,7 +377,8 @@ class InboundHandler:
             "classification": kind.kind, "sender": message.sender[:320], "recipient": recipient[:320],
             "subject": message.subject, "message_id": message.message_id or None, "size": message.size,
             "raw": message.raw, "digest": arrival.digest, "search_text": arrival.search_text,
-            "thread_headers": arrival.thread_headers, "contact_id": contact_id, "match_contact": message.sender or None,
+            "thread_headers": arrival.thread_headers, "has_documents": arrival.has_documents,
+            "contact_id": contact_id, "match_contact": message.sender or None,
             "delivery_id": (delivery or {}).get("id"),
             "pages": kind.media.pages if kind.media else None,
             "duration": kind.media.duration if kind.media else None,
@@ -437,6 +443,8 @@ class InboundHandler:
         for address, box in self._mailboxes_now.items():
             self._mailboxes.put(address, box)
         self._mailboxes_now.clear()
+        if self.documents_stored is not None and any(arrival.has_documents for arrival in arrivals):
+            self.documents_stored()
 
     async def prepare_batch(self, conn: AsyncConnection, arrivals: list) -> None:
         """A transaction starts: nothing it creates is cached yet. What the batch needs

@@ -17,7 +17,7 @@ email, a ``mailto:`` mail carrying a fax's pages and text. Each is a
 transactional delivery (template ``mas-read-message`` of its channel) with the
 variables above plus ``read_entry`` (the mailbox entry), ``read_text`` (an
 email's text as stored for search, a fax's text as far as it is recognised
-yet, :func:`ums.channels.voice.readout.fax_pages`; a call looks it up again
+yet, :func:`ums.channels.readout.fax_pages`; a call looks it up again
 when it is placed) and, mailing a fax, ``attach_mailbox_message`` (its pages). A conversion rule for another medium
 does nothing.
 
@@ -36,7 +36,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ums import outbox, refusal
-from ums.channels.voice import readout
+from ums.channels import readout
 from ums.store import templates
 
 from ums.sieve import Verdict

@@ -1,13 +1,16 @@
 """The MAS service: aiosmtpd on the shared loop (``loop.create_server``, not the
-threaded Controller), and the free refusal line (``[voice] refusal_line``,
-:mod:`ums.channels.voice.refusal_line`) when one is configured: MAS is where
-inbound refusals are handled."""
+threaded Controller); the task that reads the text of stored documents —
+fax pages, PDFs — after their 250 (:class:`ums.ocr.DocumentReader`; it goes on
+with what is pending from before when MAS starts); and the free refusal line
+(``[voice] refusal_line``, :mod:`ums.channels.voice.refusal_line`) when one is
+configured: MAS is where inbound refusals are handled."""
 
 from __future__ import annotations
 
 import asyncio
 import ssl
 
+from ums import ocr
 from ums.channels.voice.refusal_line import LineSettings, RefusalLine
 from ums.service import Service
 
@@ -37,6 +40,9 @@ class MessageApplicationServer(Service):
         self.limits = ConnectionLimits(cfg["max_connections"], cfg["max_connections_per_client"])
         self.tls_context = self.build_tls_context()
         self.refusal_line: RefusalLine | None = None
+        self.reader = ocr.DocumentReader(self.ctx.db, ocr.spool_dir(self.ctx.config), self.ctx.clock)
+        self.reader_task: asyncio.Task | None = None
+        self.handler.documents_stored = self.reader.wake
 
     def build_handler(self) -> InboundHandler:
         return InboundHandler(self.ctx, Settings.from_config(self.ctx.config))
@@ -64,7 +70,8 @@ class MessageApplicationServer(Service):
         return context
 
     def info(self) -> dict:
-        return {"accepted": self.handler.accepted, "deferred": self.handler.deferred, "refused": self.handler.refused}
+        return {"accepted": self.handler.accepted, "deferred": self.handler.deferred, "refused": self.handler.refused,
+                "documents_read": self.reader.read}
 
     def protocol(self) -> asyncio.Protocol:
         if self.paused:
@@ -74,6 +81,7 @@ class MessageApplicationServer(Service):
     async def start(self) -> None:
         with self.listening_on("mas", "port") as (host, port):
             self.server = await self.ctx.loop.create_server(self.protocol, host, port)
+        self.reader_task = self.ctx.loop.create_task(self.reader.run())
         line = LineSettings.from_config(self.ctx.config.section("voice"))
         if line is not None:
             self.refusal_line = RefusalLine(self.ctx, line, self.ctx.config.var_dir / "refusal-line")
@@ -83,6 +91,10 @@ class MessageApplicationServer(Service):
         if self.refusal_line is not None:
             await self.refusal_line.stop()
             self.refusal_line = None
+        if self.reader_task:
+            self.reader_task.cancel()
+            await asyncio.gather(self.reader_task, return_exceptions=True)
+            self.reader_task = None
         if self.server:
             self.server.close()
             await self.server.wait_closed()

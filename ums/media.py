@@ -64,6 +64,10 @@ async def run_tool(argv: list[str], timeout: float, stdin: bytes | None = None,
         kill_group(process.pid)
         await process.wait()
         raise ToolFailed(tool=os.path.basename(argv[0]), reason=f"no answer within {timeout:g}s") from None
+    except asyncio.CancelledError:  # the caller stops (a service shutting down): so does the tool
+        kill_group(process.pid)
+        await process.wait()
+        raise
     result = ToolResult(process.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
     if check and result.returncode != 0:
         reason = last_line(result.stderr) or last_line(result.stdout) or f"exit status {result.returncode}"

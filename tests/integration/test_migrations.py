@@ -6,14 +6,15 @@ from sqlalchemy import inspect
 
 from ums.db import connect
 from ums.db.migrate import current_revision, downgrade, head_revision, upgrade
-from ums.db.models import metadata
+from ums.db.models import in_model, metadata
 
 
 async def test_migrated_schema_matches_the_model(db):
     assert await current_revision(db) == head_revision()
 
     def differences(sync_conn):
-        context = MigrationContext.configure(sync_conn, opts={"compare_type": False})
+        context = MigrationContext.configure(sync_conn, opts={"compare_type": False,
+                                                                "include_object": in_model})
         return compare_metadata(context, metadata)
 
     async with db.connect() as conn:

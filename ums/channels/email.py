@@ -33,11 +33,13 @@ from ..store import mailbox as mailbox_store
 from ..store import tracking as tracking_store
 from ..templates import Attachment, EmailSkeleton, TemplateRenderError
 from ..tracking import Tracker
-from . import ANSWERED, FAILED, NO_ANSWER, PERMANENT, SENT, TEMPORARY, Channel, Delivery, Outcome
+from . import ANSWERED, FAILED, NO_ANSWER, PERMANENT, SENT, TEMPORARY, Channel, Delivery, Outcome, readout
 
 log = logging.getLogger("ums.channels.email")
 #: seconds a read of which campaigns track is used (turning tracking on reaches PASS within this)
 TRACKED_FRESH = 2.0
+#: at most this much of a fax's recognised text goes under its pages in a mailed copy
+MAILED_TEXT_CHARS = 20_000
 
 
 def bounce_domain(config) -> str:
@@ -473,6 +475,10 @@ class EmailChannel(Channel):
         started = self.ctx.clock()
         if not delivery.template:
             return self._outcome(PERMANENT, "554", "no email template for this delivery", started)
+        if delivery.variables.get("attach_mailbox_message") and delivery.variables.get("read_entry"):
+            delivery = await readout.with_text(self.ctx.db, delivery, limit=MAILED_TEXT_CHARS)
+            if delivery is None:   # a fax mailed with its text: the text is still being recognised
+                return self._outcome(TEMPORARY, "451", "the fax's text is not recognised yet", started)
         try:
             data = self.message_bytes(delivery, await self.attachments(delivery), await self.mailbox_of(delivery),
                                       await self.tracker(delivery))

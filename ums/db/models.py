@@ -409,8 +409,45 @@ message_bodies = Table(
     Column("size", Integer, nullable=False),
     # the message exactly as received
     Column("raw", LargeBinary, nullable=False),
-    # its decoded body text, case-folded, for search (ums.mailindex.searchable_text)
+    # its decoded body text, case-folded, for search (ums.mailindex.searchable_text), and the
+    # text of its documents once read (fax pages recognised, PDF pages: message_pages)
     Column("search_text", Text),
+    # pending: it carries a document (fax TIFF, PDF) whose text is to be read (ums.ocr);
+    # set once, when stored: how the reading went is in document_reads
+    Column("text_state", String(16), index=True),
+)
+
+#: a stored message's documents, read (or found unreadable) — apart from message_bodies so
+#: that marking it never rewrites the row that holds the message's bytes
+document_reads = Table(
+    "document_reads", metadata,
+    Column("body_id", Id, ForeignKey("message_bodies.id", ondelete="CASCADE"), primary_key=True),
+    # read or failed
+    Column("state", String(16), nullable=False),
+    Column("read_at", Time, nullable=False),
+)
+
+#: Objects the search index adds outside this model (ums.db.migrations 0010): on SQLite
+#: the FTS5 table over message_bodies.search_text and its shadow tables, on PostgreSQL
+#: the pg_trgm GIN index. Schema comparisons leave them out (:func:`in_model`).
+SEARCH_INDEX_TABLE = "message_search"
+SEARCH_INDEX_NAMES = frozenset({SEARCH_INDEX_TABLE, *(f"{SEARCH_INDEX_TABLE}_{part}" for part in (
+    "data", "idx", "content", "docsize", "config")), "ix_message_bodies_search_trgm"})
+
+
+def in_model(_object, name, type_, _reflected, _compare_to) -> bool:
+    """Alembic's ``include_object``: everything but the search index's own objects."""
+    return name not in SEARCH_INDEX_NAMES
+
+#: the text of each page of a message's document — a fax's pages recognised (ums.ocr), a
+#: PDF's pages read — for a stored message (body_id) or an outbound fax (delivery_id)
+message_pages = Table(
+    "message_pages", metadata, _id(),
+    Column("body_id", Id, ForeignKey("message_bodies.id", ondelete="CASCADE"), index=True),
+    Column("delivery_id", Id, ForeignKey("deliveries.id", ondelete="CASCADE"), index=True),
+    # 1, 2, 3… in the document's order
+    Column("page", Integer, nullable=False),
+    Column("text", Text, nullable=False),
 )
 
 mailbox_messages = Table(

@@ -31,18 +31,22 @@ import asyncio
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import Integer, bindparam, func, insert, select, update
+from sqlalchemy import Integer, bindparam, delete, func, insert, select, text as sql_text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import mailindex
 from ..addresses import check as check_address
-from ..db.models import contacts, mailbox_messages, mailboxes, message_bodies, users
+from ..db.models import SEARCH_INDEX_TABLE, contacts, document_reads, mailbox_messages, mailboxes, message_bodies, message_pages, users
 from ..errors import UmsError
 
 #: bytes of new messages in one batch above which they are indexed off the event loop
 INDEX_IN_THREAD_BYTES = 256 * 1024
+#: ``message_bodies.text_state`` of a message whose documents are still to be read
+PENDING = "pending"
+#: … of one whose documents could not be read (it stays found by its body text)
+FAILED = "failed"
 
 #: what a reader gets for one entry: its columns and the stored message's bytes
 ENTRY_WITH_RAW = (*mailbox_messages.c, message_bodies.c.raw)
@@ -91,23 +95,47 @@ def body_digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-async def store_bodies(conn: AsyncConnection, bodies: dict[str, bytes], texts: dict[str, str] | None = None) -> None:
+async def store_bodies(conn: AsyncConnection, bodies: dict[str, bytes], texts: dict[str, str] | None = None,
+                       documents: dict[str, bool] | None = None) -> None:
     """Store many messages' bytes (:func:`body_digest` → raw bytes), each unless the same
     bytes are stored already: one cached statement, executed for every row at once.
-    ``texts`` are search texts extracted already (by MAS, before the writer); the rest
-    are extracted here."""
+    ``texts`` are search texts and ``documents`` whether each carries a document
+    (:func:`ums.mailindex.has_documents`), found already (by MAS, before the writer); the
+    rest are found here. A body with a document is stored ``pending`` (:func:`pending_bodies`).
+    On SQLite the new bodies join the full-text index in one statement more."""
     if not bodies:
         return
     module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    texts = dict(texts or {})
-    missing = {digest: raw for digest, raw in bodies.items() if digest not in texts}
-    texts.update(await _off_loop_if_big(sum(map(len, missing.values())),
-                                        lambda: {digest: mailindex.searchable_text(raw) for digest, raw in missing.items()}))
+    texts, documents = dict(texts or {}), dict(documents or {})
+    missing = {digest: raw for digest, raw in bodies.items() if digest not in texts or digest not in documents}
+
+    def index_missing():
+        return {digest: mailindex.extract(raw) for digest, raw in missing.items()}
+
+    for digest, (text, document) in (await _off_loop_if_big(sum(map(len, missing.values())), index_missing)).items():
+        texts.setdefault(digest, text)
+        documents.setdefault(digest, document)
     await conn.execute(
         module.insert(message_bodies).on_conflict_do_nothing(index_elements=[message_bodies.c.sha256]),
-        [{"sha256": digest, "size": len(raw), "raw": raw, "search_text": texts[digest]}
-         for digest, raw in bodies.items()],
+        [{"sha256": digest, "size": len(raw), "raw": raw, "search_text": texts[digest],
+          "text_state": PENDING if documents[digest] else None} for digest, raw in bodies.items()],
     )
+    await index_new_bodies(conn, list(bodies))
+
+
+async def index_new_bodies(conn: AsyncConnection, digests: list[str]) -> None:
+    """Add the bodies just stored to SQLite's full-text table (PostgreSQL's GIN index
+    keeps itself)."""
+    if conn.dialect.name == "sqlite":
+        await conn.execute(_INDEX_NEW_BODIES, {"digests": digests})
+
+
+#: the bodies just stored into SQLite's full-text table (migration 0010), all in one
+#: statement — a trigger per row costs five times as much, on MAS's writer
+_INDEX_NEW_BODIES = sql_text(
+    f"INSERT INTO {SEARCH_INDEX_TABLE}(rowid, search_text) SELECT id, search_text FROM message_bodies "
+    f"WHERE sha256 IN :digests AND NOT EXISTS (SELECT 1 FROM {SEARCH_INDEX_TABLE} WHERE rowid = message_bodies.id)"
+).bindparams(bindparam("digests", expanding=True))
 
 
 async def ensure_many(conn: AsyncConnection, addresses, now: datetime) -> dict[str, dict]:
@@ -165,7 +193,7 @@ async def _off_loop_if_big(size: int, work):
 async def _stored_bodies(conn: AsyncConnection, rows: list[dict]) -> list[dict]:
     """Store the bytes of ``rows``; returns the parameters of :data:`_INSERT_ENTRY` for
     each, with its ``thread_key`` (unless it has one) and its Message-ID from the headers."""
-    bodies, texts, params = {}, {}, []
+    bodies, texts, documents, params = {}, {}, {}, []
     threads = await _threads(conn, rows)
     for row, (headers, key) in zip(rows, threads):
         row = dict(row)
@@ -176,6 +204,9 @@ async def _stored_bodies(conn: AsyncConnection, rows: list[dict]) -> list[dict]:
         text = row.pop("search_text", None)
         if text is not None:
             texts[digest] = text
+        document = row.pop("has_documents", None)
+        if document is not None:
+            documents[digest] = document
         if "thread_key" not in row:
             row["thread_key"] = key
         if not row.get("message_id") and headers and headers.message_id:
@@ -183,7 +214,7 @@ async def _stored_bodies(conn: AsyncConnection, rows: list[dict]) -> list[dict]:
         row["match_contact"] = row.get("match_contact")
         row["known_contact_id"] = row.pop("contact_id", None)
         params.append({**row, "digest": digest})
-    await store_bodies(conn, bodies, texts)
+    await store_bodies(conn, bodies, texts, documents)
     return params
 
 
@@ -230,6 +261,93 @@ async def message(conn: AsyncConnection, message_id: int) -> dict | None:
 def with_raw(query):
     """``query`` over :data:`ENTRY_WITH_RAW`, joined to the stored message."""
     return query.select_from(mailbox_messages.join(message_bodies, message_bodies.c.id == mailbox_messages.c.body_id))
+
+
+# --- the text of documents (fax pages, PDF pages) ---------------------------------------
+
+async def fax_text(conn: AsyncConnection, entry_id: int) -> list[str]:
+    """The text of each page of the entry's document (a fax recognised, a PDF read), in
+    page order; empty while it is still being read, or when it has none."""
+    query = (select(message_pages.c.text)
+             .select_from(message_pages.join(mailbox_messages, mailbox_messages.c.body_id == message_pages.c.body_id))
+             .where(mailbox_messages.c.id == entry_id).order_by(message_pages.c.page))
+    return list(await conn.scalars(query))
+
+
+async def search_text(conn: AsyncConnection, entry_id: int) -> str | None:
+    """The entry's whole text as search reads it — sender, subject, body and its
+    documents' pages, case-folded — on both databases (on SQLite the pages are added in
+    the full-text table only: :func:`store_document_text`)."""
+    body_id = select(mailbox_messages.c.body_id).where(mailbox_messages.c.id == entry_id).scalar_subquery()
+    if conn.dialect.name == "sqlite":
+        found = await conn.scalar(sql_text(f"SELECT search_text FROM {SEARCH_INDEX_TABLE} WHERE rowid = :id"),
+                                  {"id": await conn.scalar(select(body_id))})
+        if found is not None:
+            return found
+    return await conn.scalar(select(message_bodies.c.search_text).where(message_bodies.c.id == body_id))
+
+
+async def sent_fax_text(conn: AsyncConnection, delivery_id: int) -> list[str]:
+    """The text recognised on each page of the fax that delivery ``delivery_id`` sent."""
+    query = (select(message_pages.c.text).where(message_pages.c.delivery_id == delivery_id)
+             .order_by(message_pages.c.page))
+    return list(await conn.scalars(query))
+
+
+async def text_state(conn: AsyncConnection, body_id: int) -> str | None:
+    """Whether a stored message's documents are still to be read (:data:`PENDING`), could
+    not be (:data:`FAILED`), or are read or absent (None)."""
+    row = (await conn.execute(
+        select(message_bodies.c.text_state, document_reads.c.state)
+        .select_from(message_bodies.outerjoin(document_reads, document_reads.c.body_id == message_bodies.c.id))
+        .where(message_bodies.c.id == body_id))).first()
+    if row is None or row.text_state != PENDING:
+        return None
+    return FAILED if row.state == FAILED else None if row.state else PENDING
+
+
+async def pending_bodies(conn: AsyncConnection, limit: int = 10) -> list[dict]:
+    """Stored messages whose documents are still to be read (oldest first): id and raw."""
+    unread = ~select(document_reads.c.body_id).where(document_reads.c.body_id == message_bodies.c.id).exists()
+    rows = await conn.execute(select(message_bodies.c.id, message_bodies.c.raw)
+                              .where(message_bodies.c.text_state == PENDING, unread)
+                              .order_by(message_bodies.c.id).limit(limit))
+    return [{"id": row.id, "raw": bytes(row.raw)} for row in rows]
+
+
+async def store_document_text(conn: AsyncConnection, body_id: int, pages: list[str] | None, raw: bytes,
+                              now: datetime) -> bool:
+    """Keep the text of each page of a stored message's documents and add it to what
+    the search reads; ``pages=None``: they could not be read (:data:`FAILED`). False,
+    storing nothing, when another MAS process stored them first. The message's own row
+    is not rewritten on SQLite (it holds the message's bytes): the text goes to the
+    full-text table only, which is what search and snippets read there."""
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    marked = await conn.execute(module.insert(document_reads).on_conflict_do_nothing(
+        index_elements=[document_reads.c.body_id]).values(body_id=body_id, state=FAILED if pages is None else "read",
+                                                          read_at=now))
+    if marked.rowcount == 0:
+        return False
+    if not pages:
+        return True
+    await conn.execute(insert(message_pages), [{"body_id": body_id, "page": number, "text": text}
+                                               for number, text in enumerate(pages, start=1)])
+    searched = mailindex.with_documents(mailindex.searchable_text(raw), pages)
+    if conn.dialect.name == "sqlite":
+        await conn.execute(sql_text(f"DELETE FROM {SEARCH_INDEX_TABLE} WHERE rowid = :id"), {"id": body_id})
+        await conn.execute(sql_text(f"INSERT INTO {SEARCH_INDEX_TABLE}(rowid, search_text) VALUES (:id, :text)"),
+                           {"id": body_id, "text": searched})
+    else:
+        await conn.execute(update(message_bodies).where(message_bodies.c.id == body_id).values(search_text=searched))
+    return True
+
+
+async def store_sent_fax_text(conn: AsyncConnection, delivery_id: int, pages: list[str]) -> None:
+    """Keep the text recognised on each page of an outbound fax (its last rendering)."""
+    await conn.execute(delete(message_pages).where(message_pages.c.delivery_id == delivery_id))
+    if pages:
+        await conn.execute(insert(message_pages), [{"delivery_id": delivery_id, "page": number, "text": text}
+                                                   for number, text in enumerate(pages, start=1)])
 
 
 async def count(conn: AsyncConnection) -> int:

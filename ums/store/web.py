@@ -1,15 +1,31 @@
 """Queries the web front end (WAS) needs: the unified inbox over the mailbox
-tables, API keys, and the figures behind ``/metrics``."""
+tables, API keys, and the figures behind ``/metrics``.
+
+The inbox search (``InboxQuery.search``): every word must be in the
+message's search text — its sender, subject, body, fax pages and PDF text
+(:mod:`ums.mailindex`) — as a substring. A word of three characters or more
+is looked up in the trigram index (migration 0010: FTS5 ``MATCH`` on SQLite,
+a ``LIKE`` the pg_trgm GIN index answers on PostgreSQL); a shorter one — a
+two-syllable Korean word like ``환불`` — is a ``LIKE`` over the rows the rest
+left (over the index's own narrow copy of the text on SQLite, when it is the
+only word). Results are ranked when the query asks for
+``sort="relevance"``: bm25 on SQLite, how often the words occur on
+PostgreSQL; ties (and a search of short words only, on SQLite) newest
+first. Each row found carries a ``snippet`` of its text around the first
+match and ``snippet_html`` with every match marked (``<mark>``, the rest
+escaped), read for the page's rows only.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import String, cast, func, or_, select, update
+from sqlalchemy import String, cast, column, func, literal, literal_column, or_, select, table, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db.models import deliveries, mailbox_messages, mailboxes, message_bodies, suppressions
+from .. import mailindex
+from ..db.models import SEARCH_INDEX_TABLE, deliveries, mailbox_messages, mailboxes, message_bodies, suppressions
 from . import as_utc
 from .mailbox import ENTRY_WITH_RAW, with_raw
 
@@ -19,11 +35,15 @@ LIST_COLUMNS = [
     mailbox_messages.c.sender, mailbox_messages.c.recipient, mailbox_messages.c.subject,
     mailbox_messages.c.size, mailbox_messages.c.pages, mailbox_messages.c.duration,
     mailbox_messages.c.received_at, mailbox_messages.c.thread_key, mailbox_messages.c.delivery_id,
-    mailboxes.c.address.label("mailbox"),
+    mailbox_messages.c.body_id, mailboxes.c.address.label("mailbox"),
 ]
 #: what an inbox may be sorted by
 SORTS = {"received": mailbox_messages.c.received_at, "sender": mailbox_messages.c.sender,
          "subject": mailbox_messages.c.subject, "size": mailbox_messages.c.size}
+#: the order of a search's results by how well they match (see the module's docstring)
+RELEVANCE = "relevance"
+#: the length of the trigram index's grams: a shorter word is matched without it
+TRIGRAM = 3
 #: the folder replies and forwards are filed in (classification ``sent``)
 SENT = "Sent"
 
@@ -48,6 +68,7 @@ class InboxQuery:
     mailbox: str | None = None
     #: words that sender, subject or body text must contain
     search: str | None = None
+    #: received, sender, subject, size — or relevance (a search's best matches first)
     thread: str | None = None
     sort: str = "received"
     descending: bool = True
@@ -60,7 +81,7 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _filtered(query, user_id: int | None, wanted: InboxQuery):
+def _filtered(query, user_id: int | None, wanted: InboxQuery, dialect: str):
     query = _visible(query, user_id)
     if wanted.media:
         query = query.where(mailbox_messages.c.media == wanted.media)
@@ -75,35 +96,111 @@ def _filtered(query, user_id: int | None, wanted: InboxQuery):
         query = query.where(or_(mailbox_messages.c.flags.is_(None), seen.not_like('%"seen"%')))
     elif wanted.flag:
         query = query.where(seen.like(f'%"{wanted.flag}"%'))
-    for word in (wanted.search or "").casefold().split():
-        pattern = _like(word)
-        query = query.where(or_(func.lower(mailbox_messages.c.sender).like(pattern, escape="\\"),
-                                func.lower(mailbox_messages.c.subject).like(pattern, escape="\\"),
-                                message_bodies.c.search_text.like(pattern, escape="\\")))
-    return query
+    words = mailindex.search_words(wanted.search)
+    return _searched(query, words, dialect, user_id is None and not wanted.mailbox) if words else query
 
 
-def _listed_from(wanted: InboxQuery):
+#: the SQLite full-text table (migration 0010): rowid is message_bodies.id
+search_index = table(SEARCH_INDEX_TABLE, column("rowid"), column("search_text"))
+
+
+def _indexed(words: list[str]) -> list[str]:
+    """The words the trigram index can find (three characters or more)."""
+    return [word for word in words if len(word) >= TRIGRAM]
+
+
+def _searched(query, words: list[str], dialect: str, everyone: bool):
+    """Only messages whose search text holds every word (see the module's docstring)."""
+    if dialect != "sqlite":  # the pg_trgm GIN index answers LIKE for a word with a trigram
+        return query.where(*(message_bodies.c.search_text.like(_like(word), escape="\\") for word in words))
+    indexed = _indexed(words)
+    # instr, not LIKE: FTS5 would take a LIKE of under three characters itself and match nothing
+    short = [func.instr(search_index.c.search_text, word) > 0 for word in words if word not in indexed]
+    if indexed:
+        query = query.where(literal_column(SEARCH_INDEX_TABLE).op("MATCH")(
+            " ".join('"' + word.replace('"', '""') + '"' for word in indexed)))
+    elif everyone:  # short words only, over every mailbox: one pass over the index's text
+        return query.where(mailbox_messages.c.body_id.in_(select(search_index.c.rowid).where(*short)))
+    return query.where(*short)  # … over the few messages one user may read: each looked up
+
+
+def _listed_from(wanted: InboxQuery, dialect: str, user_id: int | None):
+    """The entries with their mailbox, and for a search the text it reads: the FTS5
+    table on SQLite (by rowid: message_bodies, holding every message's bytes, is not
+    read), message_bodies on PostgreSQL."""
     joined = mailbox_messages.join(mailboxes, mailboxes.c.id == mailbox_messages.c.mailbox_id)
-    if wanted.search:
-        joined = joined.join(message_bodies, message_bodies.c.id == mailbox_messages.c.body_id)
+    if words := mailindex.search_words(wanted.search):
+        if dialect == "sqlite":
+            if not _indexed(words) and user_id is None and not wanted.mailbox:
+                return joined  # short words over every mailbox: a subquery (_searched)
+            return joined.join(search_index, search_index.c.rowid == mailbox_messages.c.body_id)
+        return joined.join(message_bodies, message_bodies.c.id == mailbox_messages.c.body_id)
     return joined
+
+
+def _relevance(words: list[str], dialect: str):
+    """Higher for a better match: bm25 of the FTS5 index on SQLite (over the indexed
+    words; a search of short words only ranks none above another), on PostgreSQL how
+    often the words occur."""
+    if dialect == "sqlite":
+        return -func.bm25(literal_column(SEARCH_INDEX_TABLE)) if _indexed(words) else literal(0)
+    score = literal(0)
+    for word in words:  # in bytes: counting characters would walk each text once more
+        held = func.coalesce(message_bodies.c.search_text, "")
+        score = score + (func.octet_length(held) - func.octet_length(func.replace(held, word, ""))) / len(
+            word.encode())
+    return score
 
 
 async def inbox_page(conn: AsyncConnection, user_id: int | None, wanted: InboxQuery) -> tuple[list[dict], int]:
     """One page of the messages ``user_id`` may see (None: every mailbox) and how
     many there are in all. Each row names its ``mailbox``; a Sent entry carries
-    its delivery's ``delivery_state`` (:func:`delivery_states`)."""
-    total = await conn.scalar(_filtered(select(func.count()).select_from(_listed_from(wanted)), user_id, wanted))
-    column = SORTS.get(wanted.sort, SORTS["received"])
-    order = [column.desc(), mailbox_messages.c.id.desc()] if wanted.descending else [column.asc(),
-                                                                                      mailbox_messages.c.id.asc()]
-    query = _filtered(select(*LIST_COLUMNS).select_from(_listed_from(wanted)), user_id, wanted)
-    rows = [_listed(row) for row in await conn.execute(query.order_by(*order).offset(wanted.offset)
-                                                      .limit(wanted.limit))]
+    its delivery's ``delivery_state`` (:func:`delivery_states`); a search's rows
+    their ``snippet`` and ``snippet_html``."""
+    dialect = conn.dialect.name
+    words = mailindex.search_words(wanted.search)
+    listed = _listed_from(wanted, dialect, user_id)
+    # a search counts its matches in the same pass as it orders them (it reads them all
+    # anyway) — but for bm25, which SQLite does not allow beside a window function; a
+    # listing counts apart, so its page is read straight from the index
+    counted = bool(words) and not (dialect == "sqlite" and wanted.sort == RELEVANCE and _indexed(words))
+    columns = [*LIST_COLUMNS, func.count().over().label("matching")] if counted else LIST_COLUMNS
+    query = _filtered(select(*columns).select_from(listed), user_id, wanted, dialect)
+    rows = [_listed(row) for row in await conn.execute(query.order_by(*_order(wanted, words, dialect))
+                                                      .offset(wanted.offset).limit(wanted.limit))]
+    if counted and rows:
+        total = rows[0]["matching"]
+    else:
+        total = await conn.scalar(_filtered(select(func.count()).select_from(listed), user_id, wanted, dialect))
+    if words:
+        await _with_snippets(conn, rows, words)
     await _with_delivery_states(conn, rows)
     await _with_thread_sizes(conn, user_id, rows)
     return rows, total
+
+
+async def _with_snippets(conn: AsyncConnection, rows: list[dict], words: list[str]) -> None:
+    """``snippet``: the search text around the first match of the first word (from the
+    start when it is not there), and ``snippet_html``: the same with every match marked.
+    Read for the page's rows only, after they are chosen."""
+    source = search_index if conn.dialect.name == "sqlite" else message_bodies  # where documents' text is added
+    key = source.c.rowid if source is search_index else source.c.id
+    texts = dict((await conn.execute(select(key, source.c.search_text).where(
+        key.in_({row["body_id"] for row in rows})))).all()) if rows else {}
+    for row in rows:
+        held = texts.get(row["body_id"]) or ""
+        start = max(held.find(words[0]) - mailindex.SNIPPET_BEFORE, 0)
+        row["snippet"] = held[start:start + mailindex.SNIPPET_CHARS]
+        row["snippet_html"] = mailindex.highlight(row["snippet"], words)
+
+
+def _order(wanted: InboxQuery, words: list[str], dialect: str) -> list:
+    if wanted.sort == RELEVANCE and words:
+        return [_relevance(words, dialect).desc(), mailbox_messages.c.received_at.desc(), mailbox_messages.c.id.desc()]
+    column = SORTS.get(wanted.sort, SORTS["received"])
+    if wanted.descending:
+        return [column.desc(), mailbox_messages.c.id.desc()]
+    return [column.asc(), mailbox_messages.c.id.asc()]
 
 
 def _listed(row) -> dict:

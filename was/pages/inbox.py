@@ -5,8 +5,10 @@ everyone else the mailboxes assigned to them (``ums mailbox assign``, the
 Users page) — a message of another mailbox is a 404. The list pages through
 any number of messages (``?page=``, :data:`PER_PAGE` a page, with the count),
 sorts (``?sort=received|sender|subject|size&dir=asc|desc``) and searches
-sender, subject and body text (``?q=``, every word must match; Korean too:
-:mod:`ums.mailindex`). A message shows its conversation (References and
+sender, subject, body text, fax pages and PDF text (``?q=``, every word must
+match; Korean too, inside words: :mod:`ums.store.web`), best matches first
+unless another order is asked for, each with its matches marked in a snippet.
+A fax shows the text recognised on each page under that page (:mod:`ums.ocr`). A message shows its conversation (References and
 In-Reply-To); a reply or forward is sent from the message's mailbox and filed
 in its Sent folder, where its delivery state (queued, sent, bounced…) is read
 live from the delivery (``/inbox/states``, polled by the page).
@@ -35,7 +37,7 @@ router = Router(roles=ALL_ROLES)
 
 MEDIA = ("email", "fax", "voice")
 FLAGS = {"unseen": "Unread", "flagged": "Flagged", "seen": "Read"}
-SORT_NAMES = {"received": "Received", "sender": "From", "subject": "Subject", "size": "Size"}
+SORT_NAMES = {"received": "Received", "sender": "From", "subject": "Subject", "size": "Size", "relevance": "Relevance"}
 PER_PAGE = 50
 MAX_SEARCH = 200
 BODY_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:{remote}; sandbox"
@@ -84,7 +86,7 @@ def inbox_query(page: Page) -> web.InboxQuery:
         media=_choice(page, "media", MEDIA), flag=_choice(page, "flag", FLAGS),
         folder=page.query.get("folder") or None, mailbox=page.query.get("mailbox") or None,
         thread=page.query.get("thread") or None, search=search or None,
-        sort=_choice(page, "sort", SORT_NAMES) or "received",
+        sort=_choice(page, "sort", SORT_NAMES) or (web.RELEVANCE if search else "received"),
         descending=(_choice(page, "dir", ("asc", "desc")) or "desc") == "desc",
         offset=(number - 1) * PER_PAGE, limit=PER_PAGE,
     )
@@ -163,8 +165,11 @@ async def show(page: Page):
         conversation = await web.thread(conn, viewer_id(page), found["thread_key"]) if found["thread_key"] else []
         box = await mailbox_store.get(conn, found["mailbox_id"]) if found["mailbox_id"] else None
         sent = (await web.delivery_states(conn, viewer_id(page), [found["id"]])).get(found["id"])
+        page_texts = await mailbox_store.fax_text(conn, found["id"]) if found["media"] == "fax" else []
+        text_state = await mailbox_store.text_state(conn, found["body_id"])
     return page.app.render(
         page, "message.html", message=found, parts=parts, fax_pages=range(pages), held_back=held_back,
+        page_texts=page_texts, text_state=text_state,
         images=page.query.get("images") == "1", folders=folder_names, shows_body=shows_body(found),
         has_audio=found["media"] == "voice" and mail.voice_audio(found["raw"]) is not None,
         conversation=conversation if len(conversation) > 1 else [], mailbox=box, sent=sent,

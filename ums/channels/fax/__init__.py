@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ... import advertising
+from ... import advertising, ocr
 from ...errors import UmsError
 from ...media import BadNumber, fill, international, run_attempt
 from .. import FAILED, PERMANENT, TEMPORARY, Channel, Delivery, Outcome
@@ -54,6 +54,7 @@ class FaxChannel(Channel):
             return Outcome(PERMANENT, "render", str(error), disposition=FAILED)
         except UmsError as error:  # a missing tool: the site can fix it, so retry later
             return Outcome(TEMPORARY, "render", str(error), disposition=FAILED)
+        ocr.recognise_sent_fax(self.ctx, delivery.id, document.path)  # its text, in the background
         if self.driver == "hylafax":
             return await self.hylafax.send(number, document)
         subject = self.subject(delivery)

@@ -12,7 +12,6 @@ trouble are TEMPORARY, a rejected or invalid number PERMANENT.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 from pathlib import Path
@@ -22,7 +21,8 @@ from ...errors import UmsError
 from ...media import BadNumber, fill, international, run_attempt
 from ...templates import TemplateRenderError
 from .. import FAILED, PERMANENT, TEMPORARY, Channel, Delivery, Outcome
-from . import readout, sip
+from . import sip
+from .. import readout
 from .asterisk import AsteriskSpool
 from .tts import Audio, synthesize
 
@@ -76,7 +76,7 @@ class VoiceChannel(Channel):
         except BadNumber as error:
             return Outcome(PERMANENT, "invalid number", str(error), disposition=FAILED)
         if delivery.variables.get("read_entry"):
-            delivery = await self.with_text_to_read(delivery)
+            delivery = await readout.with_text(self.ctx.db, delivery)
             if delivery is None:
                 return Outcome(TEMPORARY, "text pending", "the message's text is not recognised yet",
                                disposition=FAILED)
@@ -99,13 +99,6 @@ class VoiceChannel(Channel):
         outcome.extra["audio_seconds"] = round(audio.seconds, 2)
         outcome.bytes = audio.path.stat().st_size
         return outcome
-
-    async def with_text_to_read(self, delivery: Delivery) -> Delivery | None:
-        """The delivery with ``read_text`` filled in; None while the message has no text yet."""
-        text = await readout.text_to_read(self.ctx.db, delivery.variables)
-        if not text:
-            return None
-        return dataclasses.replace(delivery, variables={**delivery.variables, "read_text": text})
 
     async def speak(self, text: str, wav: Path) -> Audio:
         return await synthesize(text, wav, self.settings["language"], self.settings["speed"],

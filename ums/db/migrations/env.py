@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from ums.db.models import metadata
+from ums.db.models import in_model, metadata
 
 
 def run_migrations() -> None:
@@ -14,6 +14,7 @@ def run_migrations() -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=in_model,
     )
     with context.begin_transaction():
         context.run_migrations()
