@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from ums import alerts
 from ums.campaigns import next_cron_time
 from ums.clock import shown, site_zone
-from ums.channels.email import bounce_domain
+from ums.queue import message_ids
 from ums.db import retry_when_locked
 from ums.store import as_utc
 from ums.store import campaigns as campaign_store
@@ -48,7 +48,7 @@ class Reservations:
         self.batch = section["expand_batch"]
         # campaign starts are rare: look at least once a second (APScheduler wakes us on time)
         self.interval = max(1.0, section["poll_interval"])
-        self.domain = section["message_id_domain"] or bounce_domain(ctx.config)
+        self.domain = message_ids.domain_of(ctx.config)
         self.tz = site_zone(ctx.config)
         self.wake = asyncio.Event()
 

@@ -25,10 +25,17 @@ HOUR = 3600.0
 
 
 class Limiter:
-    """Up to ``concurrency`` at once (0 = any), ``rate`` per second, ``per_hour`` per sliding hour."""
+    """Up to ``concurrency`` at once (0 = any), ``rate`` per second, ``per_hour`` per sliding hour.
 
-    def __init__(self, concurrency: float = 0, rate: float = 0, per_hour: float = 0):
+    With ``reserved``, that many of the ``concurrency`` slots are for urgent
+    and notice sends only: marketing waits in a semaphore of its own that is
+    that much smaller (priority sends take the full one), so a campaign that
+    keeps the channel busy still leaves room for an alert."""
+
+    def __init__(self, concurrency: float = 0, rate: float = 0, per_hour: float = 0, reserved: int = 0):
         self.semaphore = asyncio.Semaphore(int(concurrency)) if concurrency else None
+        reserved = min(reserved, int(concurrency) - 1) if concurrency else 0
+        self.marketing = asyncio.Semaphore(int(concurrency) - reserved) if reserved > 0 else None
         self.interval = 1.0 / rate if rate else 0.0
         self.next_slot = 0.0
         self.per_hour = int(per_hour)
@@ -46,8 +53,15 @@ class Limiter:
             return 0.0
         return self.window[0] + HOUR - now
 
-    async def acquire(self) -> None:
-        if self.semaphore:
+    async def acquire(self, priority: bool = True) -> None:
+        if self.marketing is not None and not priority:
+            await self.marketing.acquire()
+            try:
+                await self.semaphore.acquire()
+            except BaseException:
+                self.marketing.release()
+                raise
+        elif self.semaphore:
             await self.semaphore.acquire()
         now = time.monotonic()
         wait = self.window_delay(now)
@@ -61,12 +75,14 @@ class Limiter:
             try:
                 await asyncio.sleep(wait)
             except BaseException:
-                self.release()
+                self.release(priority)
                 raise
 
-    def release(self) -> None:
+    def release(self, priority: bool = True) -> None:
         if self.semaphore:
             self.semaphore.release()
+        if self.marketing is not None and not priority:
+            self.marketing.release()
 
     def share_window(self, ages: list[float]) -> None:
         """Replace the sliding hour with the sends every process made, given as
@@ -78,8 +94,10 @@ class Limiter:
 class Throttles:
     """All limiters of one PASS process, built from ``[pass]`` and campaign throttles."""
 
-    def __init__(self, config_section: dict):
+    def __init__(self, config_section: dict, reserved: int = 0):
         self.section = config_section
+        #: channel slots only urgent and notice sends may take
+        self.reserved = reserved
         self.channels: dict[str, Limiter] = {}
         self.destinations: dict[tuple[str, str], Limiter] = {}
         self.campaigns: dict[int, Limiter] = {}
@@ -90,7 +108,7 @@ class Throttles:
             section = self.section
             found = self.channels[channel] = Limiter(
                 section["channel_concurrency"].get(channel, 0), section["channel_rate"].get(channel, 0),
-                section["channel_per_hour"].get(channel, 0),
+                section["channel_per_hour"].get(channel, 0), self.reserved,
             )
         return found
 
@@ -130,11 +148,11 @@ class Throttles:
         return max(limiter.window_delay(now) for limiter in limiters if limiter is not None)
 
     def slot(self, channel: str, destination: str, campaign_id: int | None = None,
-             throttle: dict | None = None) -> "Slot":
+             throttle: dict | None = None, priority: bool = True) -> "Slot":
         limiters = [self.for_campaign(campaign_id, throttle), self.for_channel(channel)]
         if not self._destination_limit_redundant(channel):
             limiters.append(self.for_destination(channel, destination))
-        return Slot([limiter for limiter in limiters if limiter is not None and limiter.limits])
+        return Slot([limiter for limiter in limiters if limiter is not None and limiter.limits], priority)
 
     def _destination_limit_redundant(self, channel: str) -> bool:
         """A destination concurrency no lower than its channel's, and no destination
@@ -147,17 +165,18 @@ class Throttles:
 class Slot:
     """Holds every limiter of one send (``async with``); released in any case."""
 
-    __slots__ = ("limiters", "taken")
+    __slots__ = ("limiters", "taken", "priority")
 
-    def __init__(self, limiters: list[Limiter]):
+    def __init__(self, limiters: list[Limiter], priority: bool = True):
         self.limiters = limiters
         self.taken: list[Limiter] = []
+        self.priority = priority
 
     async def __aenter__(self) -> None:
         for limiter in self.limiters:
-            await limiter.acquire()
+            await limiter.acquire(self.priority)
             self.taken.append(limiter)
 
     async def __aexit__(self, *exc_info) -> None:
         for limiter in self.taken:
-            limiter.release()
+            limiter.release(self.priority)
