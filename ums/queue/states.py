@@ -78,3 +78,8 @@ class StateChange(NamedTuple):
     finished_at: datetime | None
     updated_at: datetime
     hold: str | None = None
+
+#: final states of a delivery that did not reach its recipient after trying (or running out of time)
+UNDELIVERED_STATES: tuple[str, ...] = (S.FAILED.value, S.EXPIRED.value)
+#: final states of a delivery ended unsent on purpose (no consent, refused, cancelled)
+WITHHELD_STATES: tuple[str, ...] = (S.SUPPRESSED.value, S.CANCELLED.value)
