@@ -84,15 +84,20 @@ class Held:
 @dataclass
 class Batch:
     """One queue transaction's work: record ``results``, release ``holds``, end
-    ``suppressed_late`` (suppressed after their claim), then lease up to
-    ``claim`` more of ``lanes`` (highest first)."""
+    ``suppressed_late`` (suppressed after their claim), lease up to
+    ``priority_claim`` urgent and notice deliveries, then up to ``claim`` more
+    of every lane (highest first).
+
+    The priority claim rides on every batch — a few index lookups — so an
+    alert that became durable while a campaign keeps memory full is leased
+    by the very next batch, not after the backlog ahead of it."""
 
     now: datetime
     results: list[tuple[int, Outcome]] = field(default_factory=list)
     holds: list[Held] = field(default_factory=list)
     suppressed_late: list[int] = field(default_factory=list)
     claim: int = 0
-    lanes: tuple[str, ...] = lanes.ORDER
+    priority_claim: int = 0
 
 
 @dataclass
@@ -140,8 +145,10 @@ class QueueBatches:
             unsubscribed = policy.Decision(policy.END, "suppressed", "suppressed",
                                            "address suppressed after the delivery was queued")
             self._end_by_policy(conn, [(row, unsubscribed) for row in rows], now, done)
+        if batch.priority_claim > 0:
+            self._claim(conn, now, batch.priority_claim, lanes.PRIORITY, done)
         if batch.claim > 0:
-            self._claim(conn, now, batch.claim, batch.lanes, done)
+            self._claim(conn, now, batch.claim, lanes.ORDER, done)
         return done
 
     def renew(self, conn: Connection, until: datetime) -> int:
@@ -160,7 +167,8 @@ class QueueBatches:
         lease = now + timedelta(seconds=settings.lease_seconds)
         rows = queue.claim(conn, settings.worker_id, now, lease, limit, channels=list(settings.channels),
                            lanes_wanted=lanes_wanted)
-        done.claimed_short = len(rows) < limit
+        if lanes_wanted == lanes.ORDER:
+            done.claimed_short = len(rows) < limit
         if not rows:
             return
         self.leased.update((row["id"], row) for row in rows)
@@ -181,8 +189,8 @@ class QueueBatches:
                                   decision.hold))
         self._end_by_policy(conn, ended, now, done)
         self._release(conn, holds, now, done)
-        done.campaigns = {ready.campaign_id: self.campaigns[ready.campaign_id]
-                          for ready in done.ready if ready.campaign_id in self.campaigns}
+        done.campaigns.update({ready.campaign_id: self.campaigns[ready.campaign_id]
+                               for ready in done.ready if ready.campaign_id in self.campaigns})
 
     def _candidates(self, conn: Connection, rows: list[dict]) -> list[policy.Candidate]:
         self._read_campaigns(conn, {row["campaign_id"] for row in rows if row["campaign_id"]})

@@ -212,7 +212,8 @@ class Worker:
                 await self._refresh_suppressions()
                 room = self.capacity - self.in_memory
                 if not self.service.paused and self.channels and room >= self.claim_room:
-                    claimed = self._take(await self.calls.record_and_claim(Batch(self.ctx.clock(), claim=room)))
+                    claimed = self._take(await self.calls.record_and_claim(
+                        Batch(self.ctx.clock(), claim=room, priority_claim=self._priority_room())))
                 await self._refresh_campaigns()
             except asyncio.CancelledError:
                 raise
@@ -261,16 +262,14 @@ class Worker:
         poll = self.section["urgent_poll"]
         while not self.stopping:
             await asyncio.sleep(poll)
-            room = self.priority_room - self.priority_in_memory
-            if self.service.paused or not self.channels or room <= 0:
+            room = self._priority_room()
+            if not room:
                 continue
             try:
                 async with self.ctx.db.connect() as conn:
                     due = await delivery_store.priority_due(conn, self.ctx.clock(), list(self.channels))
                 if due:
-                    batch = Batch(self.ctx.clock(), claim=min(room, self.section["claim_batch"]),
-                                  lanes=lanes.PRIORITY)
-                    self._take(await self.calls.record_and_claim(batch))
+                    self._take(await self.calls.record_and_claim(Batch(self.ctx.clock(), priority_claim=room)))
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -415,7 +414,8 @@ class Worker:
             ended = self.ended_late[: self.section["write_batch"]]
             done = await self.calls.record_and_claim(Batch(
                 self.ctx.clock(), [(item.job.delivery.id, item.outcome) for item in batch], holds,
-                [job.delivery.id for job in ended], self._room_after(len(batch) + len(holds) + len(ended))))
+                [job.delivery.id for job in ended], self._room_after(len(batch) + len(holds) + len(ended)),
+                self._priority_room()))
             del self.finished[: len(batch)]
             del self.held[: len(holds)]
             del self.ended_late[: len(ended)]
@@ -427,6 +427,13 @@ class Worker:
                 sum(job.priority for job in ended) + sum(self.held_priority.pop(h.delivery_id, 0) for h in holds)
             self._take(done)
             self.written.set()
+
+    def _priority_room(self) -> int:
+        """How many urgent and notice deliveries a batch may claim besides the
+        rest: beyond ``capacity``, up to ``priority_room`` of them in memory."""
+        if self.stopping or self.service.paused or not self.channels:
+            return 0
+        return max(0, min(self.priority_room - self.priority_in_memory, self.section["claim_batch"]))
 
     def _room_after(self, leaving: int) -> int:
         """How many deliveries a record batch may claim besides (0: none), once
