@@ -1,5 +1,7 @@
 """Throttles: concurrency, a rate (sends per second) and a sliding window
-(sends per hour), per channel, per destination and per campaign.
+(sends per hour), per channel, per destination, per campaign and per lane
+(``[pass] lane_rate`` and ``lane_per_hour``: e.g. marketing at most 100/s
+while alerts go unhindered; a lane's window counts this process's sends).
 
 A channel's hourly window is shared by every PASS process: about once a
 second each process reloads it from the delivered attempts in the CDR (so
@@ -101,6 +103,7 @@ class Throttles:
         self.channels: dict[str, Limiter] = {}
         self.destinations: dict[tuple[str, str], Limiter] = {}
         self.campaigns: dict[int, Limiter] = {}
+        self.lanes: dict[str, Limiter] = {}
 
     def for_channel(self, channel: str) -> Limiter:
         found = self.channels.get(channel)
@@ -138,18 +141,27 @@ class Throttles:
             )
         return found
 
+    def for_lane(self, lane: str | None) -> Limiter | None:
+        if lane is None:
+            return None
+        found = self.lanes.get(lane)
+        if found is None:
+            found = self.lanes[lane] = Limiter(0, self.section["lane_rate"].get(lane, 0),
+                                               self.section["lane_per_hour"].get(lane, 0))
+        return found
+
     def hourly_channels(self) -> list[str]:
         """Channels with a sends-per-hour window."""
         return [channel for channel, limit in self.section["channel_per_hour"].items() if limit]
 
-    def delay(self, channel: str, campaign_id: int | None, throttle: dict | None) -> float:
+    def delay(self, channel: str, campaign_id: int | None, throttle: dict | None, lane: str | None = None) -> float:
         now = time.monotonic()
-        limiters = [self.for_channel(channel), self.for_campaign(campaign_id, throttle)]
+        limiters = [self.for_channel(channel), self.for_campaign(campaign_id, throttle), self.for_lane(lane)]
         return max(limiter.window_delay(now) for limiter in limiters if limiter is not None)
 
     def slot(self, channel: str, destination: str, campaign_id: int | None = None,
-             throttle: dict | None = None, priority: bool = True) -> "Slot":
-        limiters = [self.for_campaign(campaign_id, throttle), self.for_channel(channel)]
+             throttle: dict | None = None, priority: bool = True, lane: str | None = None) -> "Slot":
+        limiters = [self.for_campaign(campaign_id, throttle), self.for_lane(lane), self.for_channel(channel)]
         if not self._destination_limit_redundant(channel):
             limiters.append(self.for_destination(channel, destination))
         return Slot([limiter for limiter in limiters if limiter is not None and limiter.limits], priority)

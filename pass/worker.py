@@ -324,14 +324,14 @@ class Worker:
                 self._hold(self._paused(job), job)
                 continue
             throttle = (job.campaign or {}).get("throttle")
-            delay = self.throttles.delay(job.delivery.channel, job.campaign_id, throttle)
+            delay = self.throttles.delay(job.delivery.channel, job.campaign_id, throttle, job.lane)
             if delay > hold_after:
                 due = self.ctx.clock() + timedelta(seconds=delay)
                 self._hold(Held(job.delivery.id, due, DeliveryState.QUEUED.value, "hourly window full", Hold.WINDOW), job)
                 continue
             try:
                 async with self.throttles.slot(job.delivery.channel, job.destination, job.campaign_id, throttle,
-                                               priority=job.priority):
+                                               priority=job.priority, lane=job.lane):
                     if self._must_hold(job):
                         self._hold(self._paused(job), job)
                         continue

@@ -190,6 +190,8 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "pass.channel_concurrency": _channel_numbers,
     "pass.channel_rate": _channel_numbers,
     "pass.channel_per_hour": _channel_numbers,
+    "pass.lane_rate": _channel_numbers,
+    "pass.lane_per_hour": _channel_numbers,
     "pass.destination_concurrency": _positive_int,
     "pass.destination_rate": _non_negative,
     "email.relay_port": _port,

@@ -66,3 +66,14 @@ async def test_marketing_cannot_take_the_reserved_channel_slots():
     await asyncio.wait_for(limiter.acquire(priority=True), 1)   # an alert still gets the last slot
     limiter.release(priority=False)
     await asyncio.wait_for(fourth_marketing, 1)
+
+
+async def test_a_lane_hourly_window_holds_marketing_back_and_not_alerts():
+    section = {"channel_concurrency": {}, "channel_rate": {}, "channel_per_hour": {}, "destination_concurrency": 50,
+               "destination_rate": 0, "lane_rate": {}, "lane_per_hour": {"marketing": 2}}
+    throttles = importlib.import_module("pass.throttle").Throttles(section)
+    for _ in range(2):
+        async with throttles.slot("email", "example.com", lane="marketing", priority=False):
+            pass
+    assert throttles.delay("email", None, None, "marketing") > 3500   # the next one waits for the hour
+    assert throttles.delay("email", None, None, "urgent") == 0
