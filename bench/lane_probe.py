@@ -79,15 +79,27 @@ async def run(kind: str, sink_port: int, count: int, rate: float, workdir: Path)
     eps_host, eps_port = suite.services["eps"].address.split(" ")[0].rsplit(":", 1)
     channel = suite.services["pass"].channels["email"]
     sent_at: dict[int, float] = {}
+    stages: dict[int, dict[str, float]] = {}
     original = channel.send
+    worker = suite.services["pass"].worker
+    original_take = worker._take
+
+    def timed_take(done):
+        for ready in done.ready:
+            if ready.delivery.recipient == "otp@example.com":
+                stages.setdefault(int(ready.delivery.variables["seq"]), {})["claimed"] = time.perf_counter()
+        return original_take(done)
 
     async def timed_send(delivery):
+        if delivery.recipient == "otp@example.com":
+            stages.setdefault(int(delivery.variables["seq"]), {})["sending"] = time.perf_counter()
         outcome = await original(delivery)
         if delivery.recipient == "otp@example.com":
             sent_at[int(delivery.variables["seq"])] = time.perf_counter()
         return outcome
 
     channel.send = timed_send
+    worker._take = timed_take
     spec = campaigns.from_dict({"name": "bench", "kind": "transactional", "template": "bench",
                                 "audience": {"books": ["bench"]}})
     started = time.perf_counter()
@@ -113,6 +125,15 @@ async def run(kind: str, sink_port: int, count: int, rate: float, workdir: Path)
             break
     acks = {n: await future for n, future in acked.items()}
     latencies = sorted((sent_at[n] - acks[n]) * 1000 for n in acks if n in sent_at)
+    if acks:
+        def share(name, since):
+            values = sorted((stages[n][name] - since(n)) * 1000 for n in acks if name in stages.get(n, {}))
+            return f"{name} p50 {percentile(values, .5):.0f} / p99 {percentile(values, .99):.0f} ms"
+        print("  202 →", share("claimed", acks.get), "|", share("sending", lambda n: stages[n]["claimed"]),
+              "after the claim |", "250 after sending: p50/p99 "
+              f"{percentile(sorted((sent_at[n] - stages[n]['sending']) * 1000 for n in acks if n in sent_at), .5):.0f}/"
+              f"{percentile(sorted((sent_at[n] - stages[n]['sending']) * 1000 for n in acks if n in sent_at), .99):.0f} ms",
+              flush=True)
     lost = len(acked) - len(latencies)
     if lost:
         print(f"  {lost} alerts not sent within 30 s of the campaign's end", flush=True)

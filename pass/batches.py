@@ -151,6 +151,15 @@ class QueueBatches:
             self._claim(conn, now, batch.claim, lanes.ORDER, done)
         return done
 
+    def claim_priority(self, conn: Connection, now: datetime, limit: int) -> BatchResult:
+        """Lease up to ``limit`` due urgent and notice deliveries, apart from the
+        campaign's batches (PASS's priority claimer, on a connection of its
+        own). Their rows are not kept: the batch that records them reads them again."""
+        done = BatchResult()
+        self._claim(conn, now, limit, lanes.PRIORITY, done)
+        self.leased.clear()
+        return done
+
     def renew(self, conn: Connection, until: datetime) -> int:
         return queue.renew(conn, self.settings.worker_id, until)
 
@@ -331,6 +340,9 @@ class QueueCalls:
 
     async def record_and_claim(self, batch: Batch) -> BatchResult:
         return await self._call("record_and_claim", batch)
+
+    async def claim_priority(self, now: datetime, limit: int) -> BatchResult:
+        return await self._call("claim_priority", now, limit)
 
     async def renew(self, until: datetime) -> int:
         return await self._call("renew", until)

@@ -125,6 +125,10 @@ class Worker:
         self.db = db_writer.for_database(ctx.db, "pass-db", QueueBatches(self._settings()),
                                          own_process=self.section["database_process"])
         self.calls = QueueCalls(self.db)
+        #: the priority claimer's own connection (a thread on SQLite), so an alert's claim
+        #: waits for the write lock at most, never behind the batches queued for ``db``
+        self.priority_db = db_writer.for_database(ctx.db, "pass-priority-db", QueueBatches(self._settings()))
+        self.priority_calls = QueueCalls(self.priority_db)
         #: urgent and notice jobs in memory; their own claims may go beyond ``capacity`` up to this many
         self.priority_in_memory = 0
         self.priority_room = max(self.reserved * 4, 16)
@@ -149,6 +153,7 @@ class Worker:
 
     async def start(self) -> None:
         await self.db.start()
+        await self.priority_db.start()
         self.tasks = [
             asyncio.create_task(self._claimer(), name="pass-claimer"),
             asyncio.create_task(self._writer(), name="pass-writer"),
@@ -194,6 +199,7 @@ class Worker:
         except Exception:
             log.exception("could not release leases at stop; they expire on their own")
         await self.db.close()
+        await self.priority_db.close()
 
     def info(self) -> dict:
         elapsed = max(1e-9, time.monotonic() - self.figures.started)
@@ -257,8 +263,9 @@ class Worker:
         """Urgent and notice work is claimed as soon as it is durable, whatever
         the marketing backlog: every ``[pass] urgent_poll`` seconds a cheap read
         (no write lock) looks for due urgent or notice deliveries, and if there
-        are some, a small claim of those lanes alone takes them — beyond the
-        memory a campaign fills, into the senders it cannot take."""
+        are some, a small claim of those lanes alone, on a connection of its
+        own, takes them — beyond the memory a campaign fills, into the senders
+        it cannot take. (Every record batch claims them too.)"""
         poll = self.section["urgent_poll"]
         while not self.stopping:
             await asyncio.sleep(poll)
@@ -269,7 +276,7 @@ class Worker:
                 async with self.ctx.db.connect() as conn:
                     due = await delivery_store.priority_due(conn, self.ctx.clock(), list(self.channels))
                 if due:
-                    self._take(await self.calls.record_and_claim(Batch(self.ctx.clock(), priority_claim=room)))
+                    self._take(await self.priority_calls.claim_priority(self.ctx.clock(), room))
             except asyncio.CancelledError:
                 raise
             except Exception:
