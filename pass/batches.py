@@ -84,13 +84,13 @@ class Held:
 @dataclass
 class Batch:
     """One queue transaction's work: record ``results``, release ``holds``, end
-    ``suppressed_late`` (suppressed after their claim), lease up to
-    ``priority_claim`` urgent and notice deliveries, then up to ``claim`` more
-    of every lane (highest first).
+    ``suppressed_late`` (suppressed after their claim), then lease up to
+    ``claim`` more of every lane (highest first) — or, when memory has no
+    room for that, up to ``priority_claim`` urgent and notice deliveries.
 
-    The priority claim rides on every batch — a few index lookups — so an
-    alert that became durable while a campaign keeps memory full is leased
-    by the very next batch, not after the backlog ahead of it."""
+    The priority claim rides on every batch that claims nothing else — a few
+    index lookups — so an alert that became durable while a campaign keeps
+    memory full is leased by the very next batch, not after the backlog."""
 
     now: datetime
     results: list[tuple[int, Outcome]] = field(default_factory=list)
@@ -145,10 +145,10 @@ class QueueBatches:
             unsubscribed = policy.Decision(policy.END, "suppressed", "suppressed",
                                            "address suppressed after the delivery was queued")
             self._end_by_policy(conn, [(row, unsubscribed) for row in rows], now, done)
-        if batch.priority_claim > 0:
-            self._claim(conn, now, batch.priority_claim, lanes.PRIORITY, done)
-        if batch.claim > 0:
+        if batch.claim > 0:   # lane by lane, highest first: urgent and notice come first anyway
             self._claim(conn, now, batch.claim, lanes.ORDER, done)
+        elif batch.priority_claim > 0:
+            self._claim(conn, now, batch.priority_claim, lanes.PRIORITY, done)
         return done
 
     def claim_priority(self, conn: Connection, now: datetime, limit: int) -> BatchResult:
