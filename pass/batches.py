@@ -16,19 +16,19 @@ injected in tests holds here too.
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
-from ums import cdr
 from ums.addresses import normalize
-from ums.channels import SENT, TEMPORARY, Delivery, Outcome
-from ums.outbox import fall_back_sync, settled_kind
+from ums.channels import Delivery, Outcome
+from ums.db import retry_when_locked
 from ums.holds import Hold
-from ums.store import as_utc
+from ums.outbox import settled_kind
+from ums.queue import after_send, lanes, records
+from ums.queue.states import DeliveryState, StateChange
 from ums.store import campaigns as campaign_store
 from ums.store import contacts as contact_store
 from ums.store import deliveries as queue
@@ -55,9 +55,7 @@ class Settings:
     from_address: str
     default_timezone: str
     misfire_grace: timedelta
-    retry_base: float
-    retry_max: float
-    default_expiry: float
+    retry: after_send.Retry
 
 
 @dataclass
@@ -66,6 +64,7 @@ class Ready:
 
     delivery: Delivery
     campaign_id: int | None
+    lane: str = lanes.Lane.NOTICE.value
 
 
 @dataclass
@@ -76,10 +75,29 @@ class Held:
 
     delivery_id: int
     due_at: datetime | None = None
-    state: str = "queued"
+    state: str = DeliveryState.QUEUED.value
     reason: str | None = None
     #: why it waits (a :class:`ums.holds.Hold`; None: simply back in line)
     hold: Hold | None = None
+
+
+@dataclass
+class Batch:
+    """One queue transaction's work: record ``results``, release ``holds``, end
+    ``suppressed_late`` (suppressed after their claim), then lease up to
+    ``claim`` more of every lane (highest first) — or, when memory has no
+    room for that, up to ``priority_claim`` urgent and notice deliveries.
+
+    The priority claim rides on every batch that claims nothing else — a few
+    index lookups — so an alert that became durable while a campaign keeps
+    memory full is leased by the very next batch, not after the backlog."""
+
+    now: datetime
+    results: list[tuple[int, Outcome]] = field(default_factory=list)
+    holds: list[Held] = field(default_factory=list)
+    suppressed_late: list[int] = field(default_factory=list)
+    claim: int = 0
+    priority_claim: int = 0
 
 
 @dataclass
@@ -96,6 +114,15 @@ class BatchResult:
     #: results not recorded because another worker holds the lease now
     lost: list[int] = field(default_factory=list)
 
+    def count(self, state: str) -> None:
+        """Count one recorded attempt that left its delivery in ``state``."""
+        if state == DeliveryState.SENT.value:
+            self.sent += 1
+        elif state == DeliveryState.RETRY.value:
+            self.retried += 1
+        else:   # failed or expired: a delivered attempt is the only other outcome
+            self.failed += 1
+
 
 class QueueBatches:
     def __init__(self, settings: Settings):
@@ -108,20 +135,29 @@ class QueueBatches:
 
     # --- the transactions ------------------------------------------------------------------
 
-    def record_and_claim(self, conn: Connection, now: datetime, results: list[tuple[int, Outcome]],
-                         holds: list[Held], suppressed_late: list[int], claim: int) -> BatchResult:
-        """Record ``results``, release ``holds``, end ``suppressed_late``
-        (suppressed after their claim), then lease up to ``claim`` more."""
-        done = BatchResult()
-        self._record(conn, now, results, done)
-        self._release(conn, holds, now, done)
-        if suppressed_late:
-            rows = self._rows(conn, suppressed_late)
+    def record_and_claim(self, conn: Connection, batch: Batch) -> BatchResult:
+        """Do ``batch`` in one transaction (see :class:`Batch`)."""
+        done, now = BatchResult(), batch.now
+        self._record(conn, now, batch.results, done)
+        self._release(conn, batch.holds, now, done)
+        if batch.suppressed_late:
+            rows = self._rows(conn, batch.suppressed_late)
             unsubscribed = policy.Decision(policy.END, "suppressed", "suppressed",
                                            "address suppressed after the delivery was queued")
             self._end_by_policy(conn, [(row, unsubscribed) for row in rows], now, done)
-        if claim > 0:
-            self._claim(conn, now, claim, done)
+        if batch.claim > 0:   # lane by lane, highest first: urgent and notice come first anyway
+            self._claim(conn, now, batch.claim, lanes.ORDER, done)
+        elif batch.priority_claim > 0:
+            self._claim(conn, now, batch.priority_claim, lanes.PRIORITY, done)
+        return done
+
+    def claim_priority(self, conn: Connection, now: datetime, limit: int) -> BatchResult:
+        """Lease up to ``limit`` due urgent and notice deliveries, apart from the
+        campaign's batches (PASS's priority claimer, on a connection of its
+        own). Their rows are not kept: the batch that records them reads them again."""
+        done = BatchResult()
+        self._claim(conn, now, limit, lanes.PRIORITY, done)
+        self.leased.clear()
         return done
 
     def renew(self, conn: Connection, until: datetime) -> int:
@@ -133,12 +169,15 @@ class QueueBatches:
 
     # --- claiming ------------------------------------------------------------------
 
-    def _claim(self, conn: Connection, now: datetime, limit: int, done: BatchResult) -> None:
+    def _claim(self, conn: Connection, now: datetime, limit: int, lanes_wanted: tuple[str, ...],
+               done: BatchResult) -> None:
         settings = self.settings
         limit = min(limit, settings.claim_most)
         lease = now + timedelta(seconds=settings.lease_seconds)
-        rows = queue.claim(conn, settings.worker_id, now, lease, limit, channels=list(settings.channels))
-        done.claimed_short = len(rows) < limit
+        rows = queue.claim(conn, settings.worker_id, now, lease, limit, channels=list(settings.channels),
+                           lanes_wanted=lanes_wanted)
+        if lanes_wanted == lanes.ORDER:
+            done.claimed_short = len(rows) < limit
         if not rows:
             return
         self.leased.update((row["id"], row) for row in rows)
@@ -147,17 +186,20 @@ class QueueBatches:
         for candidate in self._candidates(conn, rows):
             decision = policy.decide(candidate, ctx)
             if decision is None:
-                done.ready.append(Ready(self._delivery(conn, candidate), candidate.row["campaign_id"]))
+                done.ready.append(Ready(self._delivery(conn, candidate), candidate.row["campaign_id"],
+                                        candidate.row["lane"]))
             elif decision.action == policy.END:
                 ended.append((candidate.row, decision))
             elif decision.action == policy.WAIT:
-                holds.append(Held(candidate.row["id"], decision.until, "waiting", decision.reason, Hold.NIGHT))
+                holds.append(Held(candidate.row["id"], decision.until, DeliveryState.WAITING.value, decision.reason,
+                                  Hold.NIGHT))
             else:
-                holds.append(Held(candidate.row["id"], None, "queued", decision.reason, decision.hold))
+                holds.append(Held(candidate.row["id"], None, DeliveryState.QUEUED.value, decision.reason,
+                                  decision.hold))
         self._end_by_policy(conn, ended, now, done)
         self._release(conn, holds, now, done)
-        done.campaigns = {ready.campaign_id: self.campaigns[ready.campaign_id]
-                          for ready in done.ready if ready.campaign_id in self.campaigns}
+        done.campaigns.update({ready.campaign_id: self.campaigns[ready.campaign_id]
+                               for ready in done.ready if ready.campaign_id in self.campaigns})
 
     def _candidates(self, conn: Connection, rows: list[dict]) -> list[policy.Candidate]:
         self._read_campaigns(conn, {row["campaign_id"] for row in rows if row["campaign_id"]})
@@ -244,76 +286,31 @@ class QueueBatches:
             if row is None or delivery_id not in mine:
                 done.lost.append(delivery_id)
                 continue
-            change = self._outcome_change(conn, row, outcome, now, done)
+            change = after_send.settle(conn, row, outcome, now, self.settings.retry)
+            done.count(change.state)
             changes.append(change)
-            cdr_rows.append(self._cdr(row, outcome, change["b_state"] in queue.FINAL_STATES, now))
+            cdr_rows.append(self._cdr(row, outcome, change.finished_at is not None, now))
         queue.finish(conn, changes, cdr_rows)
-
-    def _outcome_change(self, conn: Connection, row: dict, outcome: Outcome, now: datetime,
-                        done: BatchResult) -> dict:
-        attempts = row["attempts"] + 1
-        state, due, hold = "sent", row["due_at"], None
-        if outcome.status == SENT:
-            done.sent += 1
-        elif outcome.status == TEMPORARY:
-            due = now + timedelta(seconds=self._backoff(attempts))
-            state = "retry" if due <= self._expiry(row) else "expired"
-            done.retried += state == "retry"
-            if state == "retry":
-                hold = Hold.RELAY if outcome.unreachable else Hold.RETRY
-        else:
-            state = "failed"
-            self._after_permanent_failure(conn, row, outcome)
-        if state in ("failed", "expired"):
-            done.failed += 1
-            fall_back_sync(conn, {**row, "state": state}, now)
-        return {
-            "b_id": row["id"], "b_state": state, "b_attempts": attempts, "b_due_at": due,
-            "b_code": outcome.code[:16], "b_error": None if state == "sent" else outcome.detail[:1000],
-            "b_finished": now if state in queue.FINAL_STATES else None, "b_now": now,
-            "b_hold": hold.value if hold else None,
-        }
-
-    def _after_permanent_failure(self, conn: Connection, row: dict, outcome: Outcome) -> None:
-        """5.1.x (no such user, bad address) puts the address on the suppression list."""
-        if row["channel"] == "email" and " 5.1." in f" {outcome.code.partition(' ')[2]}":
-            suppression.add_sync(conn, "email", row["recipient"], "bounce", source="pass",
-                                  detail=outcome.detail[:500])
-
-    def _backoff(self, attempts: int) -> float:
-        base, ceiling = self.settings.retry_base, self.settings.retry_max
-        return min(ceiling, base * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0)
-
-    def _expiry(self, row: dict) -> datetime:
-        return as_utc(row["expires_at"]) or (
-            as_utc(row["created_at"]) + timedelta(seconds=self.settings.default_expiry)
-        )
 
     def _end_by_policy(self, conn: Connection, ended: list[tuple[dict, policy.Decision]], now: datetime,
                        done: BatchResult) -> None:
-        changes, cdr_rows = [], []
+        changes: list[StateChange] = []
+        cdr_rows = []
         for row, decision in ended:
             self.leased.pop(row["id"], None)
-            outcome = cdr.policy_outcome(decision.code, decision.reason, now)
-            changes.append({
-                "b_id": row["id"], "b_state": decision.state, "b_attempts": row["attempts"],
-                "b_due_at": row["due_at"], "b_code": decision.code[:16], "b_error": decision.reason,
-                "b_finished": now, "b_now": now, "b_hold": None,
-            })
-            cdr_rows.append(self._cdr(row, outcome, True, now))
-            if decision.state in ("failed", "expired"):
-                fall_back_sync(conn, {**row, "state": decision.state}, now)
+            changes.append(after_send.ended(conn, row, decision.state, decision.code, decision.reason, now))
+            cdr_rows.append(self._cdr(row, records.policy_outcome(decision.code, decision.reason, now), True, now))
         done.ended_by_policy += len(changes)
         queue.finish(conn, changes, cdr_rows)
 
     def _release(self, conn: Connection, holds: list[Held], now: datetime, done: BatchResult) -> None:
-        cancelled = [held.delivery_id for held in holds if held.state == "cancelled"]
+        cancelled = [held.delivery_id for held in holds if held.state == DeliveryState.CANCELLED.value]
         if cancelled:
             decision = policy.Decision(policy.END, "cancelled", "cancelled", "campaign cancelled")
             self._end_by_policy(conn, [(row, decision) for row in self._rows(conn, cancelled)], now, done)
         groups: dict[tuple, list[int]] = {}
         for held in holds:
-            if held.state == "cancelled":
+            if held.state == DeliveryState.CANCELLED.value:
                 continue
             self.leased.pop(held.delivery_id, None)
             hold = held.hold.value if held.hold else None
@@ -329,5 +326,36 @@ class QueueBatches:
             or row.get("service_name") or ""
         source = campaign.get("name") or row.get("service_name") or "send"
         sender = self.settings.from_address if row["channel"] == "email" else ""
-        return cdr.attempt_row(row, outcome, row["attempts"] + 1, final, self.settings.rates, now,
+        return records.attempt_row(row, outcome, row["attempts"] + 1, final, self.settings.rates, now,
                                account, source, sender)
+
+
+class QueueCalls:
+    """The event loop's typed view of :class:`QueueBatches` in its database
+    process (or thread): one method per transaction, each retried on SQLite
+    lock contention; after a failure the next call opens a fresh connection."""
+
+    def __init__(self, writer):
+        self.writer = writer
+
+    async def record_and_claim(self, batch: Batch) -> BatchResult:
+        return await self._call("record_and_claim", batch)
+
+    async def claim_priority(self, now: datetime, limit: int) -> BatchResult:
+        return await self._call("claim_priority", now, limit)
+
+    async def renew(self, until: datetime) -> int:
+        return await self._call("renew", until)
+
+    async def release_all(self, now: datetime) -> int:
+        return await self._call("release_all", now)
+
+    async def _call(self, method: str, *args):
+        return await retry_when_locked(lambda: self._once(method, args))
+
+    async def _once(self, method: str, args: tuple):
+        try:
+            return await self.writer.call(method, *args)
+        except Exception:
+            await self.writer.reset()
+            raise

@@ -15,9 +15,12 @@ from datetime import datetime, timedelta
 
 from ums import advertising
 from ums.clock import as_utc, zone
-from ums.holds import Hold
+from ums.holds import Hold, campaign_hold
+from ums.queue.states import DeliveryState
 
 SEND, HOLD, WAIT, END = "send", "hold", "wait", "end"
+#: a delivery not tried yet is in one of these (claimed rows are already ``sending``)
+FIRST_TRY = (DeliveryState.QUEUED.value, DeliveryState.SENDING.value)
 
 
 @dataclass
@@ -52,10 +55,8 @@ def campaign_state(c: Candidate, ctx: Context) -> Decision | None:
     state = (c.campaign or {}).get("state")
     if state == "cancelled":
         return Decision(END, "cancelled", "cancelled", "campaign cancelled")
-    if state in ("paused", "draft", "scheduled", "missed"):
-        return Decision(HOLD, reason=f"campaign {state}",
-                        hold=Hold.PAUSED if state == "paused" else Hold.SCHEDULED)
-    return None
+    hold = campaign_hold(state)
+    return Decision(HOLD, reason=f"campaign {state}", hold=hold) if hold is not None else None
 
 
 def expiry(c: Candidate, ctx: Context) -> Decision | None:
@@ -70,7 +71,7 @@ def missed_reservation(c: Candidate, ctx: Context) -> Decision | None:
     row = c.row
     due, created = as_utc(row["due_at"]), as_utc(row.get("created_at"))
     reserved = created is not None and due - created > timedelta(seconds=1)
-    if row["attempts"] == 0 and row["state"] in ("queued", "sending") and reserved \
+    if row["attempts"] == 0 and row["state"] in FIRST_TRY and reserved \
             and ctx.now - due > ctx.misfire_grace:
         return Decision(END, "expired", "missed", "reserved time missed by more than the grace period")
     return None

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime, timedelta
 
 from ums import alerts
 from ums.campaigns import next_cron_time
 from ums.clock import shown, site_zone
-from ums.channels.email import bounce_domain
+from ums.queue import message_ids
 from ums.db import retry_when_locked
 from ums.store import as_utc
 from ums.store import campaigns as campaign_store
@@ -36,6 +37,8 @@ log = logging.getLogger("ums.pass.reservations")
 WAKE_JOB = "pass-wake"
 #: the first expansion batch of a campaign; later ones double up to [pass] expand_batch
 FIRST_EXPAND_BATCH = 1000
+#: the longest pause between two expansion batches (seconds)
+EXPAND_PAUSE_MOST = 0.5
 
 
 class Reservations:
@@ -48,7 +51,7 @@ class Reservations:
         self.batch = section["expand_batch"]
         # campaign starts are rare: look at least once a second (APScheduler wakes us on time)
         self.interval = max(1.0, section["poll_interval"])
-        self.domain = section["message_id_domain"] or bounce_domain(ctx.config)
+        self.domain = message_ids.domain_of(ctx.config)
         self.tz = site_zone(ctx.config)
         self.wake = asyncio.Event()
 
@@ -128,7 +131,8 @@ class Reservations:
     async def expand(self, campaign_id: int) -> None:
         """Expand one campaign fully, a batch per transaction. Batches start
         small and double up to ``[pass] expand_batch``, so the first sends
-        start while the rest of a large audience is still being expanded."""
+        start while the rest of a large audience is still being expanded;
+        after each, the database is left to others as long as the batch took."""
         size = min(FIRST_EXPAND_BATCH, self.batch)
         while True:
             now = self.ctx.clock()
@@ -143,12 +147,19 @@ class Reservations:
                     log.info("campaign expanded", extra={"campaign": campaign["name"], "total": campaign["total"]})
                 return added
 
+            started = time.monotonic()
             added = await self._transaction(batch)
             if not added and added is not None:
                 return
             self.worker.wake.set()
-            size = min(size * 2, self.batch)
-            await asyncio.sleep(0)
+            full, size = added == size, min(size * 2, self.batch)
+            if full:
+                # more to come: leave the database (SQLite's one write lock) to the other writers
+                # about as long as the batch held it, so EPS's commits and PASS's claims of alerts
+                # go between the batches of a large audience
+                await asyncio.sleep(min(EXPAND_PAUSE_MOST, time.monotonic() - started))
+            else:
+                await asyncio.sleep(0)
 
     async def arm_timer(self) -> None:
         now = self.ctx.clock()

@@ -27,6 +27,8 @@ class PublicAccessSchedulingServer(Service):
         self.cdr_files: CdrFileWriter | None = None
         self.tasks: list[asyncio.Task] = []
         self.queue_depth = 0
+        #: pending deliveries per lane (urgent, notice, marketing), for ``ums status``
+        self.lane_depths: dict[str, int] = {}
 
     async def start(self) -> None:
         await self._load_channels()
@@ -59,7 +61,8 @@ class PublicAccessSchedulingServer(Service):
         while True:
             try:
                 async with self.ctx.db.connect() as conn:
-                    self.queue_depth = await deliveries.count_pending(conn)
+                    self.lane_depths = await deliveries.pending_by_lane(conn)
+                self.queue_depth = sum(self.lane_depths.values())
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -100,7 +103,8 @@ class PublicAccessSchedulingServer(Service):
 
     def info(self) -> dict:
         figures = self.worker.info() if self.worker else {}
-        info = {"queue": self.queue_depth, **figures, "channels": sorted(self.channels)}
+        info = {"queue": self.queue_depth, **{f"queue_{lane}": n for lane, n in self.lane_depths.items()},
+                **figures, "channels": sorted(self.channels)}
         if self.worker and self.worker.outages:
             info["last_error"] = "; ".join(f"{name}: {error}" for name, error in sorted(self.worker.outages.items()))
         return info

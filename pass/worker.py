@@ -36,15 +36,18 @@ from datetime import timedelta
 from ums import alerts, cdr
 from ums.addresses import normalize
 from ums.channels import TEMPORARY, Channel, Delivery, Outcome
-from ums.db import retry_when_locked
 from ums.db import writer as db_writer
-from ums.holds import Hold
+from ums.holds import Hold, campaign_stops
+from ums.queue import after_send, lanes
 from ums.store import as_utc
 from ums.store import campaigns as campaign_store
 from ums.store import cdr as cdr_store
+from ums.store import deliveries as delivery_store
 from ums.store import suppression
+from ums.queue.states import DeliveryState
 
-from .batches import BatchResult, Held, QueueBatches, Settings
+from .batches import Batch, BatchResult, Held, QueueBatches, QueueCalls, Settings
+from .lanequeue import LaneQueue
 from .throttle import Throttles
 
 log = logging.getLogger("ums.pass")
@@ -57,6 +60,12 @@ class Job:
     channel: Channel
     campaign: dict | None
     destination: str
+    lane: str = lanes.Lane.NOTICE.value
+
+    @property
+    def priority(self) -> bool:
+        """An urgent or notice job: reserved senders and channel slots serve it."""
+        return self.lane in lanes.PRIORITY
 
 
 @dataclass
@@ -84,10 +93,14 @@ class Worker:
         self.section = ctx.config.section("pass")
         self.channels = channels
         self.id = f"{ctx.host}:{os.getpid()}:{secrets.token_hex(3)}"
-        self.throttles = Throttles(self.section)
-        self.ready: asyncio.Queue[Job | None] = asyncio.Queue()
+        #: senders (of ``concurrency``) and channel slots that only urgent and notice jobs may take
+        self.reserved = min(self.section["reserved_concurrency"], max(0, self.section["concurrency"] - 1))
+        self.throttles = Throttles(self.section, self.reserved)
+        self.ready = LaneQueue()
         self.finished: list[Finished] = []
         self.held: list[Held] = []
+        #: ids of urgent and notice jobs among ``held`` (they leave ``priority_in_memory`` when written)
+        self.held_priority: dict[int, int] = {}
         self.in_memory = 0
         self.capacity = max(self.section["claim_batch"] * 2, self.section["concurrency"] * 4)
         #: claim only when this much room is free, so claims come in full batches
@@ -111,6 +124,14 @@ class Worker:
         self.stopping = False
         self.db = db_writer.for_database(ctx.db, "pass-db", QueueBatches(self._settings()),
                                          own_process=self.section["database_process"])
+        self.calls = QueueCalls(self.db)
+        #: the priority claimer's own connection (a thread on SQLite), so an alert's claim
+        #: waits for the write lock at most, never behind the batches queued for ``db``
+        self.priority_db = db_writer.for_database(ctx.db, "pass-priority-db", QueueBatches(self._settings()))
+        self.priority_calls = QueueCalls(self.priority_db)
+        #: urgent and notice jobs in memory; their own claims may go beyond ``capacity`` up to this many
+        self.priority_in_memory = 0
+        self.priority_room = max(self.reserved * 4, 16)
         self.tasks: list[asyncio.Task] = []
         self.senders: list[asyncio.Task] = []
         self.window_sharer: asyncio.Task | None = None
@@ -124,21 +145,24 @@ class Worker:
             worker_id=self.id, channels=tuple(self.channels), lease_seconds=section["lease_seconds"],
             claim_most=section["claim_batch"] * 2, rates=cdr.rate_table(config),
             from_address=config.get("email", "from_address"), default_timezone=config.get("ums", "timezone"),
-            misfire_grace=timedelta(seconds=section["misfire_grace"]), retry_base=section["retry_base"],
-            retry_max=section["retry_max"], default_expiry=section["default_expiry"],
+            misfire_grace=timedelta(seconds=section["misfire_grace"]),
+            retry=after_send.Retry(section["retry_base"], section["retry_max"], section["default_expiry"]),
         )
 
     # --- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.db.start()
+        await self.priority_db.start()
         self.tasks = [
             asyncio.create_task(self._claimer(), name="pass-claimer"),
             asyncio.create_task(self._writer(), name="pass-writer"),
             asyncio.create_task(self._renew_leases(), name="pass-leases"),
+            asyncio.create_task(self._priority_claimer(), name="pass-priority-claimer"),
         ]
+        general = self.section["concurrency"] - self.reserved
         self.senders = [
-            asyncio.create_task(self._sender(), name=f"pass-sender-{n}")
+            asyncio.create_task(self._sender(priority_only=n >= general), name=f"pass-sender-{n}")
             for n in range(self.section["concurrency"])
         ]
         self.window_sharer = (asyncio.create_task(self._share_hourly_windows(), name="pass-windows")
@@ -152,9 +176,10 @@ class Worker:
         if self.window_sharer is not None:
             self.window_sharer.cancel()
             await asyncio.gather(self.window_sharer, return_exceptions=True)
-        claimer, writer, renewer = self.tasks
-        claimer.cancel()
-        await asyncio.gather(claimer, return_exceptions=True)
+        claimer, writer, renewer, priority_claimer = self.tasks
+        for task in (claimer, priority_claimer):
+            task.cancel()
+        await asyncio.gather(claimer, priority_claimer, return_exceptions=True)
         self._hold_queued_jobs()
         for _ in self.senders:
             self.ready.put_nowait(None)
@@ -168,31 +193,18 @@ class Worker:
         await asyncio.gather(renewer, return_exceptions=True)
         try:
             await self._flush()
-            released = await self._transaction("release_all", self.ctx.clock())
+            released = await self.calls.release_all(self.ctx.clock())
             if released:
                 log.info("released unsent deliveries", extra={"count": released})
         except Exception:
             log.exception("could not release leases at stop; they expire on their own")
         await self.db.close()
+        await self.priority_db.close()
 
     def info(self) -> dict:
         elapsed = max(1e-9, time.monotonic() - self.figures.started)
         return {"in_memory": self.in_memory, "sent": self.figures.sent, "failed": self.figures.failed,
                 "retried": self.figures.retried, "rate": round(self.figures.sent / elapsed, 1)}
-
-    # --- transactions ------------------------------------------------------------------
-
-    async def _transaction(self, method: str, *args):
-        """Run the batch ``method`` of :class:`QueueBatches` in one transaction;
-        SQLite lock contention is retried."""
-        return await retry_when_locked(lambda: self._run_batch(method, args))
-
-    async def _run_batch(self, method: str, args: tuple):
-        try:
-            return await self.db.call(method, *args)
-        except Exception:
-            await self.db.reset()   # the next batch opens a fresh connection
-            raise
 
     # --- claiming ------------------------------------------------------------------
 
@@ -206,8 +218,7 @@ class Worker:
                 await self._refresh_suppressions()
                 room = self.capacity - self.in_memory
                 if not self.service.paused and self.channels and room >= self.claim_room:
-                    done = await self._transaction("record_and_claim", self.ctx.clock(), [], [], [], room)
-                    claimed = self._take(done)
+                    claimed = self._take(await self.calls.record_and_claim(Batch(self.ctx.clock(), claim=room)))
                 await self._refresh_campaigns()
             except asyncio.CancelledError:
                 raise
@@ -241,9 +252,37 @@ class Worker:
         for ready in done.ready:
             delivery = ready.delivery
             channel = self.channels[delivery.channel]
-            self.ready.put_nowait(Job(delivery, ready.campaign_id, channel, self.campaigns.get(ready.campaign_id),
-                                      channel.destination(delivery)))
+            job = Job(delivery, ready.campaign_id, channel, self.campaigns.get(ready.campaign_id),
+                      channel.destination(delivery), ready.lane)
+            self.priority_in_memory += job.priority
+            self.ready.put_nowait(job, lanes.rank(job.lane))
         return len(done.ready)
+
+    async def _priority_claimer(self) -> None:
+        """Urgent and notice work is claimed as soon as it is durable, whatever
+        the marketing backlog: every ``[pass] urgent_poll`` seconds a cheap read
+        (no write lock) looks for due urgent or notice deliveries, and if there
+        are some, a small claim of those lanes alone, on a connection of its
+        own, takes them — beyond the memory a campaign fills, into the senders
+        it cannot take. (Every claim for all lanes takes them first, too; the
+        record batches claim no priority work of their own: on PostgreSQL those
+        extra lookups cost the campaign a third of its speed.)"""
+        poll = self.section["urgent_poll"]
+        while not self.stopping:
+            await asyncio.sleep(poll)
+            room = self._priority_room()
+            if not room:
+                continue
+            try:
+                async with self.ctx.db.connect() as conn:
+                    due = await delivery_store.priority_due(conn, self.ctx.clock(), list(self.channels))
+                if due:
+                    self._take(await self.priority_calls.claim_priority(self.ctx.clock(), room))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("claiming urgent work failed; retrying")
+                await asyncio.sleep(self.section["poll_interval"])
 
     async def _refresh_campaigns(self) -> None:
         """Re-read the states of campaigns in memory (pause/cancel from anywhere), 4 times a second."""
@@ -282,25 +321,27 @@ class Worker:
 
     # --- sending ------------------------------------------------------------------
 
-    async def _sender(self) -> None:
+    async def _sender(self, priority_only: bool = False) -> None:
         hold_after = self.section["lease_seconds"] / 3
+        most = lanes.rank(lanes.PRIORITY[-1]) if priority_only else lanes.rank(lanes.ORDER[-1])
         while True:
-            job = await self.ready.get()
+            job = await self.ready.get(most)
             if job is None:
                 return
             if self._must_hold(job):
-                self._hold(self._paused(job))
+                self._hold(self._paused(job), job)
                 continue
             throttle = (job.campaign or {}).get("throttle")
-            delay = self.throttles.delay(job.delivery.channel, job.campaign_id, throttle)
+            delay = self.throttles.delay(job.delivery.channel, job.campaign_id, throttle, job.lane)
             if delay > hold_after:
                 due = self.ctx.clock() + timedelta(seconds=delay)
-                self._hold(Held(job.delivery.id, due, "queued", "hourly window full", Hold.WINDOW))
+                self._hold(Held(job.delivery.id, due, DeliveryState.QUEUED.value, "hourly window full", Hold.WINDOW), job)
                 continue
             try:
-                async with self.throttles.slot(job.delivery.channel, job.destination, job.campaign_id, throttle):
+                async with self.throttles.slot(job.delivery.channel, job.destination, job.campaign_id, throttle,
+                                               priority=job.priority, lane=job.lane):
                     if self._must_hold(job):
-                        self._hold(self._paused(job))
+                        self._hold(self._paused(job), job)
                         continue
                     if self._suppressed_since_claim(job):
                         self.ended_late.append(job)
@@ -333,8 +374,7 @@ class Worker:
             alerts.relay_reachable(self.ctx, channel)
 
     def _must_hold(self, job: Job) -> bool:
-        state = (job.campaign or {}).get("state")
-        return self.service.paused or self.stopping or state in ("paused", "cancelled")
+        return self.service.paused or self.stopping or campaign_stops((job.campaign or {}).get("state"))
 
     def _paused(self, job: Job) -> Held:
         """Why a job that must not go now goes back to the queue."""
@@ -343,17 +383,17 @@ class Worker:
         if self.service.paused:
             return Held(job.delivery.id, reason="PASS paused", hold=Hold.PAUSED)
         if (job.campaign or {}).get("state") == "cancelled":
-            return Held(job.delivery.id, state="cancelled", reason="campaign cancelled")
+            return Held(job.delivery.id, state=DeliveryState.CANCELLED.value, reason="campaign cancelled")
         return Held(job.delivery.id, reason="campaign paused", hold=Hold.PAUSED)
 
-    def _hold(self, held: Held) -> None:
+    def _hold(self, held: Held, job: Job) -> None:
         self.held.append(held)
+        if job.priority:
+            self.held_priority[held.delivery_id] = 1
 
     def _hold_queued_jobs(self) -> None:
-        while not self.ready.empty():
-            job = self.ready.get_nowait()
-            if job is not None:
-                self._hold(Held(job.delivery.id, reason="stopping"))
+        for job in self.ready.drain():
+            self._hold(Held(job.delivery.id, reason="stopping"), job)
 
     # --- recording ------------------------------------------------------------------
 
@@ -380,9 +420,9 @@ class Worker:
             batch = self.finished[: self.section["write_batch"]]
             holds = self.held[: self.section["write_batch"]]
             ended = self.ended_late[: self.section["write_batch"]]
-            done = await self._transaction(
-                "record_and_claim", self.ctx.clock(), [(item.job.delivery.id, item.outcome) for item in batch],
-                holds, [job.delivery.id for job in ended], self._room_after(len(batch) + len(holds) + len(ended)))
+            done = await self.calls.record_and_claim(Batch(
+                self.ctx.clock(), [(item.job.delivery.id, item.outcome) for item in batch], holds,
+                [job.delivery.id for job in ended], self._room_after(len(batch) + len(holds) + len(ended))))
             del self.finished[: len(batch)]
             del self.held[: len(holds)]
             del self.ended_late[: len(ended)]
@@ -390,8 +430,17 @@ class Worker:
                 if item.recorded is not None and not item.recorded.done():
                     item.recorded.set_result(None)
             self.in_memory -= len(batch) + len(holds) + len(ended)
+            self.priority_in_memory -= sum(item.job.priority for item in batch) + \
+                sum(job.priority for job in ended) + sum(self.held_priority.pop(h.delivery_id, 0) for h in holds)
             self._take(done)
             self.written.set()
+
+    def _priority_room(self) -> int:
+        """How many urgent and notice deliveries a batch may claim besides the
+        rest: beyond ``capacity``, up to ``priority_room`` of them in memory."""
+        if self.stopping or self.service.paused or not self.channels:
+            return 0
+        return max(0, min(self.priority_room - self.priority_in_memory, self.section["claim_batch"]))
 
     def _room_after(self, leaving: int) -> int:
         """How many deliveries a record batch may claim besides (0: none), once
@@ -434,7 +483,7 @@ class Worker:
                 continue
             try:
                 until = self.ctx.clock() + timedelta(seconds=self.section["lease_seconds"])
-                await self._transaction("renew", until)
+                await self.calls.renew(until)
             except asyncio.CancelledError:
                 raise
             except Exception:

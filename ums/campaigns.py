@@ -62,6 +62,7 @@ from .holds import HoldGroup, describe, summarise
 from .config import SHIPPED_CONFIG_DIR
 from .errors import UmsError
 from .outbox import SendRequest, enqueue, settled_kind
+from .queue.states import UNDELIVERED_STATES, WITHHELD_STATES
 from .store import campaigns as store
 from .store import contacts as contact_store
 from .store import deliveries as delivery_store
@@ -438,7 +439,7 @@ class Progress:
 
     @property
     def failed(self) -> int:
-        return sum(self.counts.get(s, 0) for s in ("failed", "expired"))
+        return sum(self.counts.get(s, 0) for s in UNDELIVERED_STATES)
 
     @property
     def waiting(self) -> int:
@@ -451,7 +452,7 @@ class Progress:
     @property
     def suppressed(self) -> int:
         """Ended unsent on purpose: suppressed (no consent, refused) or cancelled."""
-        return sum(self.counts.get(s, 0) for s in ("suppressed", "cancelled"))
+        return sum(self.counts.get(s, 0) for s in WITHHELD_STATES)
 
     def hold_lines(self, now: datetime, tz: ZoneInfo) -> list[str]:
         """One line per reason the waiting deliveries wait; for a campaign that
@@ -884,7 +885,7 @@ async def moments(conn, row: dict) -> list[tuple[datetime, str, str, object]]:
                 found.append((finished, channel, "delivered", 1))
             else:
                 found.append((bounced, channel, "bounced", 1))
-        elif state in ("failed", "expired"):
+        elif state in UNDELIVERED_STATES:
             found.append((finished, channel, "failed", 1))
     found += [(at, channel, metric, 1) for at, channel, metric in await tracking_store.moments(conn, row["id"])]
     found += [(at, channel, "refused", 1) for channel, at in await store.refusal_moments(conn, row["id"])]

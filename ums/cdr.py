@@ -3,23 +3,25 @@
 The column order of the CSV files (``var/cdr/YYYY-MM-DD.csv``, one per day in
 the ``[ums] timezone``) is Asterisk's Master.csv first, so existing billing
 tools read them, then the UMS columns (:data:`CSV_COLUMNS`). Costs come from
-the ``[billing]`` rate table: per message, per page and per started minute,
-charged for delivered attempts (disposition ANSWERED) only.
+the ``[billing]`` rate table (:func:`rate_table`): per message, per page and
+per started minute, charged for delivered attempts (disposition ANSWERED)
+only. The rows are built by :mod:`ums.queue.records`, the one owner.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 import os
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from .channels import ANSWERED, FAILED, Outcome
+# the rows themselves are built by the delivery core; re-exported for billing and tests
+from .queue.records import LASTAPP, Rates, attempt_row, inbound_call_row, policy_outcome
+
+__all__ = ["LASTAPP", "Rates", "attempt_row", "inbound_call_row", "policy_outcome", "rate_table", "DailyFiles"]
 
 ASTERISK_COLUMNS = (
     "accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp", "lastdata",
@@ -27,22 +29,6 @@ ASTERISK_COLUMNS = (
 )
 UMS_COLUMNS = ("delivery_id", "source", "medium", "pages", "bytes", "attempt", "status_code", "cost")
 CSV_COLUMNS = ASTERISK_COLUMNS + UMS_COLUMNS
-LASTAPP = {"email": "SMTP", "fax": "FAX", "voice": "DIAL"}
-
-
-@dataclass(frozen=True)
-class Rates:
-    """The ``[billing]`` rate table for one medium."""
-
-    per_message: Decimal = Decimal(0)
-    per_page: Decimal = Decimal(0)
-    per_minute: Decimal = Decimal(0)
-
-    def cost(self, disposition: str, pages: int | None, billsec: int) -> Decimal:
-        if disposition != ANSWERED:
-            return Decimal(0)
-        minutes = math.ceil(billsec / 60) if billsec else 0
-        return self.per_message + self.per_page * (pages or 0) + self.per_minute * minutes
 
 
 def rate_table(config) -> dict[str, Rates]:
@@ -55,53 +41,6 @@ def rate_table(config) -> dict[str, Rates]:
         medium: Rates(rate(f"{medium}_message"), rate(f"{medium}_page"), rate(f"{medium}_minute"))
         for medium in ("email", "fax", "voice")
     }
-
-
-def attempt_row(delivery: dict, outcome: Outcome, attempt: int, final: bool, rates: dict[str, Rates],
-                now: datetime, account: str = "", source: str = "", sender: str = "") -> dict:
-    """The ``cdr`` table row for one finished attempt of ``delivery``."""
-    medium = delivery["channel"]
-    started = outcome.started_at or now
-    ended = outcome.ended_at or now
-    pages = outcome.pages
-    return {
-        "delivery_id": delivery["id"], "attempt": attempt, "final": final,
-        "accountcode": account[:64], "src": sender[:320], "dst": delivery["recipient"],
-        "dcontext": delivery.get("kind", ""), "clid": sender[:320],
-        "channel": f"{medium}/{outcome.dstchannel or medium}"[:128], "dstchannel": (outcome.dstchannel or "")[:128],
-        "lastapp": LASTAPP.get(medium, medium.upper()), "lastdata": (outcome.detail or "")[:255],
-        "start": started, "answer": outcome.answered_at or (started if outcome.disposition == ANSWERED else None),
-        "end": ended, "duration": max(0, round((ended - started).total_seconds())), "billsec": outcome.billsec,
-        "disposition": outcome.disposition, "amaflags": "BILLING",
-        "uniqueid": f"{delivery['id']}.{attempt}", "userfield": (delivery.get("message_id") or "")[:255],
-        "source": source[:160], "medium": medium, "pages": pages, "bytes": outcome.bytes,
-        "status_code": (outcome.code or "")[:16],
-        "cost": rates.get(medium, Rates()).cost(outcome.disposition, pages, outcome.billsec),
-    }
-
-
-def inbound_call_row(call_id: str, caller: str, line: str, answered: datetime, ended: datetime,
-                     source: str, channel: str, dstchannel: str, lastapp: str, lastdata: str) -> dict:
-    """The ``cdr`` row of an answered inbound call that belongs to no delivery
-    (the free refusal line): ``src`` is the caller, ``dst`` the line, no
-    delivery id, attempt 1 and final, ANSWERED, cost 0 (the line is free to
-    the caller, and what the carrier charges the line is not a send)."""
-    seconds = max(0, round((ended - answered).total_seconds()))
-    return {
-        "delivery_id": None, "attempt": 1, "final": True, "accountcode": "", "src": caller[:320],
-        "dst": line[:320], "dcontext": source[:64], "clid": caller[:320], "channel": channel[:128],
-        "dstchannel": dstchannel[:128], "lastapp": lastapp[:64], "lastdata": lastdata[:255],
-        "start": answered, "answer": answered, "end": ended, "duration": seconds, "billsec": seconds,
-        "disposition": ANSWERED, "amaflags": "BILLING", "uniqueid": f"in.{call_id}"[:64], "userfield": "",
-        "source": source[:160], "medium": "voice", "pages": None, "bytes": None, "status_code": "200",
-        "cost": Decimal(0),
-    }
-
-
-def policy_outcome(code: str, detail: str, now: datetime) -> Outcome:
-    """The outcome recorded when PASS ends a delivery without trying it
-    (suppressed, expired, cancelled)."""
-    return Outcome(status="permanent", code=code, detail=detail, disposition=FAILED, started_at=now, ended_at=now)
 
 
 def _format(value) -> str:

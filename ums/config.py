@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import ConfigFileError, ConfigValueError, NoInstance, UnknownConfigKey
+from .queue import message_ids
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG_DIR = PROJECT_DIR / "config"
@@ -173,6 +174,8 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "mas.max_connections_per_client": _positive_int,
     "mas.trusted_authserv_id": _str,
     "pass.concurrency": _positive_int,
+    "pass.reserved_concurrency": _non_negative_int,
+    "pass.urgent_poll": _positive_float,
     "pass.poll_interval": _positive_float,
     "pass.lease_seconds": _positive_int,
     "pass.claim_batch": _positive_int,
@@ -187,6 +190,8 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "pass.channel_concurrency": _channel_numbers,
     "pass.channel_rate": _channel_numbers,
     "pass.channel_per_hour": _channel_numbers,
+    "pass.lane_rate": _channel_numbers,
+    "pass.lane_per_hour": _channel_numbers,
     "pass.destination_concurrency": _positive_int,
     "pass.destination_rate": _non_negative,
     "email.relay_port": _port,
@@ -329,7 +334,9 @@ def load(
         if key not in raw.get(section, {}) and section not in OPEN_SECTIONS:
             raise UnknownConfigKey(key=dotted, source="overrides")
         raw.setdefault(section, {})[key] = value
-    return Config(home=home, values=_typed(raw, home), sources=sources)
+    config = Config(home=home, values=_typed(raw, home), sources=sources)
+    message_ids.use_config(config)   # deliveries are made where only a connection is at hand
+    return config
 
 
 def _items(parser: configparser.ConfigParser):

@@ -56,13 +56,32 @@ class HoldGroup:
                 "detail": self.detail, "text": describe(self, now, tz)}
 
 
+#: campaigns in these states hold their deliveries back (cancelled ends them)
+HOLDING_CAMPAIGN_STATES = ("draft", "scheduled", "paused", "missed")
+
+
+def campaign_hold(campaign_state: str | None) -> Hold | None:
+    """Why a campaign in ``campaign_state`` holds its deliveries back (None: it
+    does not). The one place this is decided: the claim query, the send-time
+    policy, the worker's in-memory check and every summary ask here."""
+    if campaign_state == "paused":
+        return Hold.PAUSED
+    if campaign_state in HOLDING_CAMPAIGN_STATES:
+        return Hold.SCHEDULED
+    return None
+
+
+def campaign_stops(campaign_state: str | None) -> bool:
+    """A job in memory whose campaign is now in this state must not be sent."""
+    return campaign_state == "cancelled" or campaign_hold(campaign_state) is not None
+
+
 def hold_of(state: str, hold: str | None, due_at: datetime | None, now: datetime,
             campaign_state: str | None = None) -> Hold | None:
     """The hold of one pending delivery, from its row (and its campaign's state)."""
-    if campaign_state == "paused":
-        return Hold.PAUSED
-    if campaign_state in ("scheduled", "draft", "missed"):
-        return Hold.SCHEDULED
+    held = campaign_hold(campaign_state)
+    if held is not None:
+        return held
     if hold:
         try:
             return Hold(hold)

@@ -1,7 +1,7 @@
 """The core API for asking UMS to send something.
 
-EPS, WAS, the CLI and campaigns call :func:`enqueue`; it writes a delivery row
-that PASS will claim. Nothing here imports PASS: the database is the only
+EPS, WAS, the CLI and campaigns call :func:`enqueue`; the delivery core
+(:mod:`ums.queue.rows`) builds and writes the delivery row that PASS will claim. Nothing here imports PASS: the database is the only
 channel between services. The caller's transaction decides when the request is
 durable (commit before acknowledging).
 
@@ -23,9 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import advertising
 from .addresses import CHANNELS
-from .db.models import deliveries
 from .errors import UmsError
-from .security import time_ordered_key
+from .queue import lanes, message_ids, rows
 from .store import templates as template_store
 
 
@@ -50,6 +49,8 @@ class SendRequest:
     event_id: int | None = None
     service_name: str | None = None
     priority: int = 5
+    #: a :mod:`ums.queue.lanes` lane; None: the template's, else by kind (notice or marketing)
+    lane: str | None = None
     due_at: datetime | None = None
     expires_at: datetime | None = None
     #: further channels to try, in order: [{"channel": "fax", "recipient": "...", "template": "..."}]
@@ -62,34 +63,19 @@ class SendRequest:
             raise BadSendRequest(reason=f"kind must be advertising or transactional, not {self.kind!r}")
         if not self.recipient:
             raise BadSendRequest(reason="no recipient")
+        if self.lane is not None and self.lane not in lanes.ORDER:
+            raise BadSendRequest(reason=f"lane must be urgent, notice or marketing, not {self.lane!r}")
 
 
-def new_message_id(domain: str = "ums.local") -> str:
-    return f"<{time_ordered_key()}@{domain}>"
+def new_message_id(domain: str | None = None) -> str:
+    """A new Message-ID by the one rule (:mod:`ums.queue.message_ids`)."""
+    return message_ids.new(domain)
 
 
 def row_for(request: SendRequest, now: datetime) -> dict:
+    """The delivery row of ``request`` (:func:`ums.queue.rows.build`), checked first."""
     request.validate()
-    return {
-        "channel": request.channel,
-        "recipient": request.recipient,
-        "contact_id": request.contact_id,
-        "campaign_id": request.campaign_id,
-        "event_id": request.event_id,
-        "service_name": request.service_name,
-        "template_name": request.template,
-        "kind": request.kind,
-        "priority": request.priority,
-        "state": "queued",
-        "due_at": request.due_at or now,
-        "expires_at": request.expires_at,
-        "message_id": new_message_id(),
-        "token": time_ordered_key(),
-        "variables": request.variables,
-        "fallback": request.fallback,
-        "created_at": now,
-        "updated_at": now,
-    }
+    return rows.build(request, now)
 
 
 def settled_kind(template: dict | None, asked: str | None) -> str:
@@ -118,15 +104,24 @@ def kind_for(template: dict | None, asked: str | None) -> str:
 async def enqueue(conn: AsyncConnection, request: SendRequest, now: datetime) -> int:
     """Queue one delivery; returns its id. Without a kind it takes the named
     template's (:func:`settled_kind`)."""
-    if request.kind is None:
+    if request.kind is None or (request.lane is None and request.template):
         template = await template_store.get(conn, request.template, request.channel) if request.template else None
-        request.kind = settled_kind(template, None)
+        if request.kind is None:
+            request.kind = settled_kind(template, None)
+        if request.lane is None:
+            request.lane = template_lane(template)
     return await conn.run_sync(enqueue_sync, request, now)
+
+
+def template_lane(template: dict | None) -> str | None:
+    """The lane a template asks for (``options.lane``), if any and valid."""
+    lane = ((template or {}).get("options") or {}).get("lane")
+    return lane if lane in lanes.ORDER else None
 
 
 def enqueue_sync(conn: Connection, request: SendRequest, now: datetime) -> int:
     """:func:`enqueue` on a sync connection (inside PASS's record batch)."""
-    return conn.execute(deliveries.insert().values(**row_for(request, now))).inserted_primary_key[0]
+    return rows.insert_one(conn, row_for(request, now))
 
 
 async def fall_back(conn: AsyncConnection, delivery: dict, now: datetime) -> int | None:
@@ -160,6 +155,7 @@ def fall_back_sync(conn: Connection, delivery: dict, now: datetime) -> int | Non
         event_id=delivery.get("event_id"),
         service_name=delivery.get("service_name"),
         priority=delivery.get("priority", 5),
+        lane=delivery.get("lane"),
         expires_at=delivery.get("expires_at"),
         fallback=rest,
     )

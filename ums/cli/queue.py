@@ -19,22 +19,23 @@ def queue():
 
 
 @queue.command()
-@json_option('{"deliveries": {state: {channel: count}}, "waiting": [why, one line each]}', shape="one object")
+@json_option('{"deliveries": {state: {channel: count}}, "lanes": {urgent|notice|marketing: pending count}, '
+             '"waiting": [why, one line each]}', shape="one object")
 @pass_obj
 def stats(obj, as_json):
-    """Deliveries by state and channel, and why the waiting ones wait."""
+    """Deliveries by state and channel, pending ones by lane, and why the waiting ones wait."""
 
     async def work(conn):
-        return await deliveries.stats(conn), await deliveries.pending_holds(conn)
+        return await deliveries.stats(conn), await deliveries.pending_holds(conn), await deliveries.pending_by_lane(conn)
 
-    rows, holds = run_async(_in_transaction(obj, work))
+    rows, holds, by_lane = run_async(_in_transaction(obj, work))
     now, tz = utcnow(), site_zone(obj.config)
     waiting = [describe(group, now, tz) for group in summarise(holds, now)]
     if as_json:
         by_state: dict[str, dict[str, int]] = {}
         for state, channel, count in rows:
             by_state.setdefault(state, {})[channel] = count
-        write_json(obj, {"deliveries": by_state, "waiting": waiting})
+        write_json(obj, {"deliveries": by_state, "lanes": by_lane, "waiting": waiting})
         return
     if not rows:
         click.echo("the queue is empty")
@@ -49,6 +50,7 @@ def stats(obj, as_json):
         if any((state, channel) in counts for channel in channels):
             table.add_row(state, *[str(counts.get((state, channel), 0)) for channel in channels])
     Console(width=120).print(table)
+    click.echo("pending by lane: " + ", ".join(f"{lane} {count}" for lane, count in by_lane.items()))
     for line in waiting:
         click.echo(line)
 

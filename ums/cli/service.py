@@ -21,7 +21,8 @@ async def _with_db(obj, work, write: bool = False):
 
 
 #: what ``service list --json`` prints of each service
-SERVICE_FIELDS = ("name", "version", "event_type", "state", "kind", "priority", "system", "created_at", "created_by")
+SERVICE_FIELDS = ("name", "version", "event_type", "state", "kind", "priority", "lane", "system", "created_at",
+                  "created_by")
 SHOW_FIELDS = ("name", "version", "state", "system", "created_at", "created_by", "definition")
 
 
@@ -29,6 +30,13 @@ def _registry():
     from ums.event_services import registry
 
     return registry
+
+
+def _lane(row: dict) -> str:
+    """The lane a stored service's deliveries go in (``lane`` in its definition, else by kind)."""
+    from ums.queue import lanes
+
+    return lanes.settled((row.get("definition") or {}).get("lane"), row["kind"])
 
 
 @click.group()
@@ -42,17 +50,18 @@ def service():
 @pass_obj
 def list_(obj, show_all, as_json):
     """List registered services (newest version of each)."""
-    rows = run_async(_with_db(obj, lambda conn: service_store.list_services(conn, show_all)))
+    rows = [{**row, "lane": _lane(row)}
+            for row in run_async(_with_db(obj, lambda conn: service_store.list_services(conn, show_all)))]
     if as_json:
         write_json(obj, [pick(row, SERVICE_FIELDS) for row in rows])
         return
     if not rows:
         click.echo("No services registered; add one with `ums service register FILE`.")
         return
-    table = Table("name", "version", "event type", "state", "kind", "priority", "registered")
+    table = Table("name", "version", "event type", "state", "kind", "priority", "lane", "registered")
     for row in rows:
         table.add_row(row["name"], str(row["version"]), row["event_type"], row["state"], row["kind"],
-                      str(row["priority"]), local_time(obj, row["created_at"]))
+                      str(row["priority"]), row["lane"], local_time(obj, row["created_at"]))
     Console(width=160).print(table)
 
 

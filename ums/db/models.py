@@ -300,6 +300,8 @@ deliveries = Table(
     Column("template_name", String(128)),
     Column("kind", String(16), nullable=False, server_default="transactional"),
     Column("priority", Integer, nullable=False, server_default="5"),
+    # urgent, notice or marketing (ums.queue.lanes): higher lanes are claimed first
+    Column("lane", String(16), nullable=False, server_default="notice"),
     # queued, sending, retry, waiting (quiet hours) — or final: sent, failed,
     # suppressed, expired, cancelled
     Column("state", String(16), nullable=False, server_default="queued"),
@@ -324,7 +326,7 @@ deliveries = Table(
     _created(),
     Column("updated_at", Time, server_default=func.now()),
     Column("finished_at", Time),
-    Index("ix_deliveries_claim", "state", "due_at"),
+    Index("ix_deliveries_claim", "state", "lane", "due_at"),
     Index("ix_deliveries_campaign", "campaign_id", "state"),
     UniqueConstraint("campaign_id", "contact_id", "channel", name="uq_deliveries_campaign_contact"),
 )

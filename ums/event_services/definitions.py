@@ -8,6 +8,7 @@ both read into one :class:`ServiceDefinition`. JSON form::
       "event_type": "deposit",
       "kind": "transactional",              # or "advertising"
       "priority": 3,                        # 1 (first) .. 9
+      "lane": "urgent",                     # urgent, notice or marketing (default: by kind)
       "conditions": [{"field": "amount", "op": ">=", "value": 1000000}],
       "recipient": {"customer_field": ""},  # "" = the event's customer id
       "templates": {"email": "deposit-email", "fax": "deposit-fax", "voice": "deposit-voice"},
@@ -34,6 +35,7 @@ from ums import safejson, xml
 from ums.addresses import CHANNELS
 from ums.config import SHIPPED_CONFIG_DIR
 from ums.errors import UmsError
+from ums.queue import lanes
 
 from .conditions import BadCondition, Condition
 
@@ -59,6 +61,8 @@ class ServiceDefinition:
     policy: dict[str, list[str]]
     kind: str = "transactional"
     priority: int = 5
+    #: a :mod:`ums.queue.lanes` lane; None: notice for transactional, marketing for advertising
+    lane: str | None = None
     conditions: list[Condition] = field(default_factory=list)
     #: event field holding the customer id; "" means the event's own customer id
     customer_field: str = ""
@@ -75,6 +79,10 @@ class ServiceDefinition:
     def matches(self, fields: dict) -> bool:
         return all(condition.check(fields) for condition in self.conditions)
 
+    @property
+    def settled_lane(self) -> str:
+        return lanes.settled(self.lane, self.kind)
+
     def as_dict(self) -> dict:
         return {
             "name": self.name, "event_type": self.event_type, "kind": self.kind,
@@ -82,6 +90,7 @@ class ServiceDefinition:
             "conditions": [condition.as_dict() for condition in self.conditions],
             "recipient": {"customer_field": self.customer_field},
             "templates": dict(self.templates), "policy": {k: list(v) for k, v in self.policy.items()},
+            **({"lane": self.lane} if self.lane else {}),
         }
 
 
@@ -96,6 +105,7 @@ def from_dict(data: dict, where: str = "") -> ServiceDefinition:
             event_type=_text(data, "event_type", _EVENT_TYPE, "1-64 letters, digits or _.:-"),
             kind=_label(data.get("kind", "transactional"), "kind"),
             priority=_priority(data.get("priority", 5)),
+            lane=_lane(data.get("lane")),
             conditions=[_condition(item) for item in _typed(data, "conditions", list, "an array")],
             customer_field=_label(_typed(data, "recipient", dict, "an object").get("customer_field") or "",
                                   "recipient.customer_field"),
@@ -161,6 +171,14 @@ def _priority(value) -> int:
     return number
 
 
+def _lane(value) -> str | None:
+    if value is None or value == "":
+        return None
+    if value not in lanes.ORDER:
+        raise ValueError(f"lane must be urgent, notice or marketing, not {value!r}")
+    return value
+
+
 def _condition(item) -> Condition:
     if not isinstance(item, dict):
         raise ValueError("each condition is an object with field, op and value")
@@ -208,6 +226,7 @@ def _xml_to_dict(root) -> dict:
         "event_type": root.get("event-type"),
         "kind": root.get("kind", "transactional"),
         "priority": root.get("priority", "5"),
+        "lane": root.get("lane"),
         "description": xml.text_of(root, "description", ""),
         "conditions": [
             {"field": c.get("field"), "op": c.get("op"), "value": c.get("value")}

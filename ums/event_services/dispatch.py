@@ -133,6 +133,7 @@ def decide(service: LiveService | None, event_type: str, customer_id: str, field
         contact_id=contact["id"],
         service_name=service.name,
         priority=definition.priority,
+        lane=definition.settled_lane,
         fallback=rest,
     )
     return Plan("dispatched", service, request=request, skipped=skipped)

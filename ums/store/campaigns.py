@@ -6,19 +6,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, Text, and_, cast, exists, func, insert, literal, select, update
+from sqlalchemy import and_, exists, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db.models import (Time, address_book_entries, address_books, campaigns, cdr, contacts, deliveries,
+from ..db.models import (address_book_entries, address_books, campaigns, cdr, contacts, deliveries,
                          suppressions, tracking_events)
+from ..queue import rows
+from ..queue.states import PENDING_STATES
 from . import addressbooks, as_utc
-from .deliveries import PENDING_STATES
 
 #: contact columns a segment filter may name
 SEGMENT_FIELDS = ("grade", "locale", "timezone", "customer_id", "name")
 ADDRESS_COLUMN = {"email": contacts.c.email, "fax": contacts.c.fax, "voice": contacts.c.phone}
-CAMPAIGN_PRIORITY = 7  # below EPS alerts (5)
 
 
 async def insert_campaign(conn: AsyncConnection, **values) -> int:
@@ -133,28 +133,8 @@ def _audience_filter(campaign: dict):
     return and_(*conditions)
 
 
-def _random_hex(dialect: str, nbytes: int):
-    if dialect == "postgresql":
-        return func.substr(func.replace(cast(func.gen_random_uuid(), Text), "-", ""), 1, nbytes * 2)
-    return func.lower(func.hex(func.randomblob(nbytes)))
-
-
-def _time_ordered_hex(dialect: str, nbytes: int):
-    """12 hex digits of the batch's time in milliseconds, then ``nbytes`` random
-    bytes: unique and unguessable like a random key, but a batch's keys land
-    together at the end of their unique index instead of all over it, which
-    keeps index inserts cheap however many deliveries the table holds."""
-    if dialect == "postgresql":
-        millis = cast(func.extract("epoch", func.now()) * 1000, BigInteger)
-        prefix = func.lpad(func.to_hex(millis), 12, "0", type_=Text)
-    else:
-        millis = cast((func.julianday("now") - 2440587.5) * 86400000, BigInteger)
-        prefix = func.printf("%012x", millis, type_=Text)
-    return prefix + _random_hex(dialect, nbytes)
-
-
 async def expand_batch(
-    conn: AsyncConnection, campaign: dict, now: datetime, batch_size: int, domain: str
+    conn: AsyncConnection, campaign: dict, now: datetime, batch_size: int, domain: str | None = None
 ) -> int | None:
     """Turn the next ``batch_size`` audience members into deliveries.
 
@@ -162,7 +142,6 @@ async def expand_batch(
     size. Returns the number added, or None when another process expanded the
     same batch first (the checkpoint moved). The caller commits.
     """
-    dialect = conn.dialect.name
     checkpoint = campaign["checkpoint"]
     audience = _audience_filter(campaign)
     window = (
@@ -172,29 +151,19 @@ async def expand_batch(
     if new_checkpoint is None:
         return 0
     expires_at = now + timedelta(seconds=campaign["expires_after"]) if campaign.get("expires_after") else None
-    source = select(
-        literal(campaign["channel"]), ADDRESS_COLUMN[campaign["channel"]], contacts.c.id,
-        literal(campaign["id"]), literal(campaign["template_name"]), literal(campaign["kind"]),
-        literal(CAMPAIGN_PRIORITY), literal("queued"), literal(0), literal(now, type_=Time),
-        literal(expires_at, type_=Time),
-        literal("<") + _time_ordered_hex(dialect, 12) + literal(f"@{domain}>"),
-        _time_ordered_hex(dialect, 12), literal(now, type_=Time), literal(now, type_=Time),
-    ).where(contacts.c.id > checkpoint, contacts.c.id <= new_checkpoint, audience)
-    columns = [
-        "channel", "recipient", "contact_id", "campaign_id", "template_name", "kind", "priority", "state",
-        "attempts", "due_at", "expires_at", "message_id", "token", "created_at", "updated_at",
-    ]
-    result = await conn.execute(insert(deliveries).from_select(columns, source))
+    added = await rows.insert_campaign(
+        conn, campaign, ADDRESS_COLUMN[campaign["channel"]],
+        and_(contacts.c.id > checkpoint, contacts.c.id <= new_checkpoint, audience), now, expires_at, domain)
     moved = await conn.execute(
         update(campaigns)
         .where(campaigns.c.id == campaign["id"], campaigns.c.checkpoint == checkpoint)
-        .values(checkpoint=new_checkpoint, total=campaigns.c.total + result.rowcount)
+        .values(checkpoint=new_checkpoint, total=campaigns.c.total + added)
     )
     if moved.rowcount != 1:
         return None
     campaign["checkpoint"] = new_checkpoint
-    campaign["total"] = campaign.get("total", 0) + result.rowcount
-    return result.rowcount
+    campaign["total"] = campaign.get("total", 0) + added
+    return added
 
 
 async def mark_expanded(conn: AsyncConnection, campaign_id: int, now: datetime) -> None:

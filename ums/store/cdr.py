@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import cdr
@@ -16,14 +16,6 @@ GROUPINGS = {"campaign": cdr.c.source, "channel": cdr.c.medium, "account": cdr.c
 
 async def after(conn: AsyncConnection, last_id: int, limit: int = 5000) -> list[dict]:
     return as_dicts(await conn.execute(select(cdr).where(cdr.c.id > last_id).order_by(cdr.c.id).limit(limit)))
-
-
-async def add_inbound(conn: AsyncConnection, row: dict) -> int:
-    """Insert the CDR row of an inbound call that is no delivery's attempt (the
-    refusal line; built by :func:`ums.cdr.inbound_call_row`). Delivery attempts'
-    rows are written by the delivery core, never here."""
-    result = await conn.execute(insert(cdr).values(**row))
-    return result.inserted_primary_key[0]
 
 
 async def recent_sends(conn: AsyncConnection, medium: str, since: datetime, limit: int) -> list[datetime]:

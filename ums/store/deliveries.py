@@ -12,22 +12,19 @@ processes share the queue.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
-from operator import itemgetter
 
-from sqlalchemy import DateTime, Numeric, String, cast, func, insert, literal, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..clock import to_utc
-from ..db.models import UtcTime, campaigns, cdr, deliveries
+from ..db.models import campaigns, deliveries
+from ..holds import HOLDING_CAMPAIGN_STATES
+from ..queue import bulk, lanes, records
+from ..queue.states import CLAIMABLE_STATES, FINAL_STATES, PENDING_STATES, DeliveryState, StateChange
 from . import as_dicts
 
-PENDING_STATES = ("queued", "retry", "waiting", "sending")
-FINAL_STATES = ("sent", "failed", "suppressed", "expired", "cancelled")
-CLAIMABLE_STATES = ("retry", "waiting", "queued")
-#: campaigns in these states hold their deliveries back
-HOLDING_CAMPAIGN_STATES = ("draft", "scheduled", "paused", "missed")
+__all__ = ["CLAIMABLE_STATES", "FINAL_STATES", "PENDING_STATES", "HOLDING_CAMPAIGN_STATES"]
+SENDING = DeliveryState.SENDING.value
 
 
 async def count_pending(conn: AsyncConnection) -> int:
@@ -59,40 +56,56 @@ def _not_held():
 
 def claim(
     conn: Connection, worker: str, now: datetime, lease_until: datetime, limit: int,
-    channels: list[str] | None = None,
+    channels: list[str] | None = None, lanes_wanted: tuple[str, ...] = lanes.ORDER,
 ) -> list[dict]:
     """Lease up to ``limit`` due deliveries to ``worker`` and return them.
 
-    Expired leases (a worker that died mid-send) are claimed first, then
-    retries, deliveries that waited for the night to end, and new ones —
-    each in due order, so the claim index is walked, never sorted. Only
-    deliveries for ``channels`` (those this worker could load) are taken.
+    Lane by lane, highest first (``lanes_wanted``, in :data:`ums.queue.lanes.ORDER`):
+    expired leases (a worker that died mid-send) are claimed first, then, in
+    each lane, retries, deliveries that waited for the night to end, and new
+    ones — each in due order, so the claim index (state, lane, due_at) is
+    walked, never sorted. Only deliveries for ``channels`` (those this worker
+    could load) are taken.
     """
     ids: list[int] = []
     served = deliveries.c.channel.in_(channels) if channels is not None else deliveries.c.channel.is_not(None)
+    in_lanes = deliveries.c.lane.in_(lanes_wanted)
     stale = select(deliveries.c.id).where(
-        deliveries.c.state == "sending", deliveries.c.lease_until < now, served
+        deliveries.c.state == SENDING, deliveries.c.lease_until < now, served, in_lanes
     ).limit(limit)
     ids += _claimable_ids(conn, stale)
-    for state in CLAIMABLE_STATES:
-        if len(ids) >= limit:
-            break
-        due = (
-            select(deliveries.c.id)
-            .where(deliveries.c.state == state, deliveries.c.due_at <= now, _not_held(), served)
-            .order_by(deliveries.c.due_at)
-            .limit(limit - len(ids))
-        )
-        ids += _claimable_ids(conn, due)
+    for lane in lanes_wanted:
+        for state in CLAIMABLE_STATES:
+            if len(ids) >= limit:
+                break
+            due = (
+                select(deliveries.c.id)
+                .where(deliveries.c.state == state, deliveries.c.lane == lane, deliveries.c.due_at <= now,
+                       _not_held(), served)
+                .order_by(deliveries.c.due_at)
+                .limit(limit - len(ids))
+            )
+            ids += _claimable_ids(conn, due)
     if not ids:
         return []
     rows = conn.execute(
         update(deliveries)
         .where(deliveries.c.id.in_(ids))
-        .values(state="sending", locked_by=worker, lease_until=lease_until, updated_at=now)
+        .values(state=SENDING, locked_by=worker, lease_until=lease_until, updated_at=now)
         .returning(*deliveries.c)
     )
     return as_dicts(rows)
+
+
+async def priority_due(conn: AsyncConnection, now: datetime, channels: list[str]) -> bool:
+    """Whether an urgent or notice delivery for ``channels`` is due and
+    unclaimed — one read on the claim index, cheap enough to ask many times
+    a second (PASS's priority claimer)."""
+    found = await conn.scalar(
+        select(deliveries.c.id).where(deliveries.c.state.in_(CLAIMABLE_STATES), deliveries.c.lane.in_(lanes.PRIORITY),
+                                      deliveries.c.due_at <= now, deliveries.c.channel.in_(channels),
+                                      _not_held()).limit(1))
+    return found is not None
 
 
 def by_ids(conn: Connection, ids: list[int]) -> list[dict]:
@@ -125,34 +138,21 @@ def _ids_in_one_row(conn: Connection, query) -> list[int]:
     return [int(part) for part in joined.split(",")] if joined else []
 
 
-def finish(conn: Connection, changes: list[dict], cdr_rows: list[dict]) -> None:
+def finish(conn: Connection, changes: list[StateChange], cdr_rows: list[dict]) -> None:
     """Write many state changes and their CDR rows (the caller checked
     ownership with :func:`owned` in this same transaction).
 
-    Each change has b_id, b_state, b_attempts, b_due_at, b_code, b_error,
-    b_finished, b_now: the delivery leaves its lease with that state; a code
-    and error that a bounce (MAS) recorded first are kept. CDR rows are as
-    :func:`ums.cdr.attempt_row` builds them (all with the same keys)."""
-    # the hot path of a campaign: each chunk of rows is ONE statement, built once
-    # per shape, with rows passed as plain values (SQLAlchemy's per-row parameter
-    # processing costs more than the database's own work). Per row, SQLite's
-    # executemany steps once (each step hands the interpreter lock away and waits
-    # to get it back) and PostgreSQL plans and executes once.
-    if not changes and not cdr_rows:
-        return
-    postgresql = conn.dialect.name == "postgresql"
+    Each delivery leaves its lease with its change's state; a code and error
+    that a bounce (MAS) recorded first are kept. CDR rows are as
+    :func:`ums.queue.records.attempt_row` builds them (all with the same keys)."""
     if changes:
-        if postgresql:
-            conn.exec_driver_sql(_FINISH_POSTGRESQL.format(rows=_unnest(conn, deliveries, _FINISH_COLUMNS)),
-                                 _column_lists(changes, _FINISH_NAMES))
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(_FINISH_POSTGRESQL.format(rows=bulk.unnest(conn, deliveries, _FINISH_COLUMNS)),
+                                 bulk.column_lists(changes, len(_FINISH_COLUMNS)))
         else:
-            _finish_sqlite(conn, changes)
-    if cdr_rows:
-        columns = tuple(cdr_rows[0])
-        if postgresql:
-            _insert_postgresql(conn, cdr, columns, cdr_rows)
-        else:
-            _insert_sqlite(conn, cdr, columns, cdr_rows)
+            bulk.execute_rows_sqlite(conn, _FINISH_SQLITE, changes,
+                                     bulk.converted_positions(deliveries, _FINISH_COLUMNS))
+    records.insert(conn, cdr_rows)
 
 
 #: :func:`finish` on SQLite (which names VALUES columns column1, column2, …)
@@ -171,94 +171,9 @@ _FINISH_POSTGRESQL = (
     "finished_at = v.finished_at, updated_at = v.updated_at, hold = v.hold, locked_by = NULL, lease_until = NULL "
     "FROM {rows} WHERE deliveries.id = v.id"
 )
-#: the deliveries column each of :data:`_FINISH_NAMES` sets (and has the type of)
+#: the deliveries column each field of :class:`StateChange` sets (and has the type of)
 _FINISH_COLUMNS = ("id", "state", "attempts", "due_at", "last_code", "last_error", "finished_at", "updated_at",
                    "hold")
-_FINISH_NAMES = ("b_id", "b_state", "b_attempts", "b_due_at", "b_code", "b_error", "b_finished", "b_now",
-                 "b_hold")
-#: SQLite takes at most 32766 parameters per statement
-_SQLITE_PARAMETERS = 32000
-
-
-def _finish_sqlite(conn: Connection, changes: list[dict]) -> None:
-    _execute_rows_sqlite(conn, _FINISH_SQLITE, changes, _FINISH_NAMES,
-                         _converted_positions(deliveries, _FINISH_COLUMNS))
-
-
-def _insert_sqlite(conn: Connection, table, columns: tuple[str, ...], rows: list[dict]) -> None:
-    """A multi-row INSERT … VALUES (…), (…) per chunk of ``rows``."""
-    quote = conn.dialect.identifier_preparer.quote
-    _execute_rows_sqlite(conn, f"INSERT INTO {table.name} ({', '.join(map(quote, columns))}) VALUES {{rows}}",
-                         rows, columns, _converted_positions(table, columns))
-
-
-def _execute_rows_sqlite(conn: Connection, sql: str, rows: list[dict], names: tuple[str, ...],
-                         converted: tuple[int, ...]) -> None:
-    """``sql`` with ``{rows}`` as one ``(?, …)`` group per row (the values of
-    ``names``), in chunks within SQLite's parameter limit; the ``converted``
-    positions are stored the way SQLAlchemy stores them."""
-    pick = itemgetter(*names)
-    values = [_converted(pick(row), converted) for row in rows]
-    group = "(" + ", ".join(["?"] * len(names)) + ")"
-    for chunk in _chunks(values, _SQLITE_PARAMETERS // len(names)):
-        conn.exec_driver_sql(sql.format(rows=", ".join([group] * len(chunk))),
-                             tuple(value for row in chunk for value in row))
-
-
-def _converted_positions(table, columns: tuple[str, ...]) -> tuple[int, ...]:
-    """Positions of ``columns`` whose values SQLite is given converted (datetimes
-    as SQLAlchemy's text, decimals as floats: see :func:`_sqlite_value`)."""
-    return tuple(index for index, name in enumerate(columns) if isinstance(table.c[name].type, (UtcTime, DateTime, Numeric)))
-
-
-def _chunks(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def _insert_postgresql(conn: Connection, table, columns: tuple[str, ...], rows: list[dict]) -> None:
-    """One INSERT … SELECT of unnested column arrays for all ``rows``."""
-    quote = conn.dialect.identifier_preparer.quote
-    conn.exec_driver_sql(
-        f"INSERT INTO {table.name} ({', '.join(map(quote, columns))}) SELECT * FROM {_unnest(conn, table, columns)}",
-        _column_lists(rows, columns),
-    )
-
-
-def _unnest(conn: Connection, table, columns: tuple[str, ...]) -> str:
-    """``unnest($1::type[], …) AS v(columns)``: rows from one array parameter
-    per column, each typed like ``table``'s column."""
-    key = ("unnest", table.name, columns)
-    found = _UNNEST.get(key)
-    if found is None:
-        quote = conn.dialect.identifier_preparer.quote
-        arrays = ", ".join(f"${number}::{table.c[name].type.compile(conn.dialect)}[]"
-                           for number, name in enumerate(columns, 1))
-        found = _UNNEST[key] = f"unnest({arrays}) AS v({', '.join(map(quote, columns))})"
-    return found
-
-
-_UNNEST: dict[tuple, str] = {}
-
-
-def _column_lists(rows: list[dict], names: tuple[str, ...]) -> tuple[list, ...]:
-    return tuple([row[name] for row in rows] for name in names)
-
-
-def _converted(value: tuple, positions: tuple[int, ...]) -> tuple:
-    value = list(value)
-    for index in positions:
-        value[index] = _sqlite_value(value[index])
-    return tuple(value)
-
-
-def _sqlite_value(value):
-    if isinstance(value, datetime):
-        # what UtcTime stores on SQLite: UTC as YYYY-MM-DD HH:MM:SS.ffffff (no offset)
-        return to_utc(value).isoformat(" ", "microseconds")[:26]
-    if isinstance(value, Decimal):
-        return float(value)
-    return value
 
 
 def release(conn: Connection, ids: list[int], worker: str, now: datetime, state: str = "queued",
@@ -282,7 +197,7 @@ def renew(conn: Connection, worker: str, lease_until: datetime) -> int:
     """Extend every lease ``worker`` holds (its jobs are still in memory)."""
     result = conn.execute(
         update(deliveries)
-        .where(deliveries.c.locked_by == worker, deliveries.c.state == "sending")
+        .where(deliveries.c.locked_by == worker, deliveries.c.state == SENDING)
         .values(lease_until=lease_until)
     )
     return result.rowcount
@@ -291,8 +206,8 @@ def renew(conn: Connection, worker: str, lease_until: datetime) -> int:
 def release_all(conn: Connection, worker: str, now: datetime) -> int:
     result = conn.execute(
         update(deliveries)
-        .where(deliveries.c.locked_by == worker, deliveries.c.state == "sending")
-        .values(state="queued", locked_by=None, lease_until=None, updated_at=now, hold=None)
+        .where(deliveries.c.locked_by == worker, deliveries.c.state == SENDING)
+        .values(state=DeliveryState.QUEUED.value, locked_by=None, lease_until=None, updated_at=now, hold=None)
     )
     return result.rowcount
 
@@ -301,25 +216,10 @@ async def cancel_unsent(conn: AsyncConnection, campaign_id: int, now: datetime) 
     """Cancel every not-in-flight pending delivery of a campaign, each with its
     final CDR row (one INSERT … SELECT and one UPDATE, in the caller's transaction)."""
     waiting = (deliveries.c.campaign_id == campaign_id, deliveries.c.state.in_(CLAIMABLE_STATES))
-    name = select(campaigns.c.name).where(campaigns.c.id == campaign_id).scalar_subquery()
-    account = select(func.coalesce(campaigns.c.created_by, "")).where(campaigns.c.id == campaign_id).scalar_subquery()
-    when = literal(now, type_=cdr.c.start.type)
-    source = select(
-        deliveries.c.id, deliveries.c.attempts + 1, literal(True), account, deliveries.c.recipient,
-        deliveries.c.kind, deliveries.c.channel, literal("CANCEL"), literal("campaign cancelled"),
-        when, when, literal(0), literal(0), literal("FAILED"), literal("BILLING"),
-        cast(deliveries.c.id, String) + literal(".") + cast(deliveries.c.attempts + 1, String),
-        deliveries.c.message_id, name, deliveries.c.channel, literal("cancelled"), literal(0),
-    ).where(*waiting)
-    columns = [
-        "delivery_id", "attempt", "final", "accountcode", "dst", "dcontext", "channel", "lastapp", "lastdata",
-        "start", "end", "duration", "billsec", "disposition", "amaflags", "uniqueid", "userfield",
-        "source", "medium", "status_code", "cost",
-    ]
-    await conn.execute(insert(cdr).from_select(columns, source))
+    await records.insert_cancelled(conn, campaign_id, now, waiting)
     result = await conn.execute(
         update(deliveries).where(*waiting).values(
-            state="cancelled", finished_at=now, updated_at=now, last_error="campaign cancelled",
+            state=DeliveryState.CANCELLED.value, finished_at=now, updated_at=now, last_error="campaign cancelled",
             locked_by=None, lease_until=None,
         )
     )
@@ -344,6 +244,18 @@ async def stats(conn: AsyncConnection) -> list[tuple[str, str, int]]:
         .order_by(deliveries.c.state, deliveries.c.channel)
     )
     return [tuple(row) for row in rows]
+
+
+async def pending_by_lane(conn: AsyncConnection) -> dict[str, int]:
+    """Pending deliveries per lane, every lane named (0 when empty)."""
+    rows = await conn.execute(
+        select(deliveries.c.lane, func.count())
+        .where(deliveries.c.state.in_(PENDING_STATES))
+        .group_by(deliveries.c.lane)
+    )
+    found = {lane: 0 for lane in lanes.ORDER}
+    found.update({lane: count for lane, count in rows})
+    return found
 
 
 async def get(conn: AsyncConnection, delivery_id: int) -> dict | None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import deliveries, events
+from ..queue import rows as delivery_rows
 
 SUMMARY_COLUMNS = (
     events.c.id, events.c.source_system, events.c.idempotency_key, events.c.event_type,
@@ -90,8 +91,7 @@ def insert_new(conn: Connection, rows: list[dict]) -> dict[tuple[str, str], int]
 def queue_deliveries(conn: Connection, rows: list[dict]) -> None:
     """Insert many delivery rows built by :func:`ums.outbox.row_for` in one
     statement (the batch form of ``outbox.enqueue``, same rows)."""
-    if rows:
-        conn.execute(insert(deliveries), rows)
+    delivery_rows.insert_many(conn, rows)
 
 
 #: ids are 64-bit on both databases; a larger number names no event

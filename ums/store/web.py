@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import mailindex
 from ..db.models import SEARCH_INDEX_TABLE, deliveries, mailbox_messages, mailboxes, message_bodies, suppressions
+from ..queue.states import PENDING_STATES
 from . import as_utc
 from .mailbox import ENTRY_WITH_RAW, with_raw
 
@@ -227,7 +228,7 @@ def delivery_state(state: str | None, bounced_at) -> str | None:
         return None
     if bounced_at is not None:
         return "bounced"
-    return "queued" if state in ("queued", "sending", "retry", "waiting") else state
+    return "queued" if state in PENDING_STATES else state
 
 
 async def delivery_states(conn: AsyncConnection, user_id: int | None, entry_ids: list[int]) -> dict[int, dict]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ums import cdr as ums_cdr
+from ums.queue.states import UNDELIVERED_STATES, DeliveryState
 from ums.store import analytics
 from ums.store import deliveries as delivery_store
 from ums.store import services as service_store
@@ -31,7 +32,7 @@ def rates(finished: list[tuple], refusals: list[tuple], bounced: int) -> dict:
     """Sent and failed in the window, messages per minute, and the bounce and
     refusal rates as percentages of what was sent."""
     sent = sum(1 for _, _, state, _ in finished if state == "sent")
-    failed = sum(1 for _, _, state, _ in finished if state in ("failed", "expired"))
+    failed = sum(1 for _, _, state, _ in finished if state in UNDELIVERED_STATES)
     minutes = WINDOW.total_seconds() / 60
 
     def percent(part: int) -> float:
@@ -53,8 +54,8 @@ async def dashboard(page: Page):
     depth: dict[str, dict[str, int]] = {}
     for state, channel, count in queue:
         depth.setdefault(state, {})[channel] = count
-    events = [(when, "failed" if state in ("failed", "expired") else state, 1)
-              for when, _, state, _ in finished if state in ("sent", "failed", "expired")]
+    events = [(when, "failed" if state in UNDELIVERED_STATES else state, 1)
+              for when, _, state, _ in finished if state == DeliveryState.SENT or state in UNDELIVERED_STATES]
     events += [(when, "bounced", 1) for _, _, _, when in finished if when is not None and when >= since]
     events += [(when, "refused", 1) for when, _ in refusals]
     starts, series = charts.buckets(events, page.app.tz, RATE_STEP, until=now, since=since)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
-from datetime import datetime, timezone
 
 from sqlalchemy import select
 
+from ums.queue.states import StateChange
 from ums import cdr as ums_cdr
 from ums.channels import ANSWERED, FAILED, PERMANENT, SENT, TEMPORARY, Delivery
 from ums.channels.fax import FaxChannel
@@ -49,8 +49,7 @@ async def record(db, row: dict, outcome, config, final: bool = True) -> None:
     """Write the attempt's CDR row the way PASS does (ums.cdr + store.deliveries.finish)."""
     now = utcnow()
     state = "sent" if outcome.ok else "failed"
-    change = {"b_id": row["id"], "b_state": state, "b_attempts": 1, "b_due_at": row["due_at"],
-              "b_code": outcome.code, "b_error": outcome.detail, "b_finished": now, "b_now": now, "b_hold": None}
+    change = StateChange(row["id"], state, 1, row["due_at"], outcome.code, outcome.detail, now, now)
     cdr_row = ums_cdr.attempt_row(row, outcome, 1, final, ums_cdr.rate_table(config), now, source="statement")
     async with db.begin() as conn:
         await conn.run_sync(delivery_store.finish, [change], [cdr_row])

@@ -2,6 +2,7 @@
 
 from datetime import datetime, timedelta, timezone
 
+from ums.queue.states import StateChange
 from ums import cdr as ums_cdr
 from ums.channels import Outcome, SENT
 from ums.outbox import SendRequest, enqueue
@@ -19,8 +20,7 @@ async def test_send_result_written_after_the_bounce_keeps_the_bounce(db, config)
 
     outcome = Outcome(SENT, "250", "queued as 1234")
     async with db.begin() as conn:  # then PASS records its (successful) SMTP transaction
-        change = {"b_id": delivery_id, "b_state": "sent", "b_attempts": 1, "b_due_at": now,
-                  "b_code": outcome.code, "b_error": outcome.detail, "b_finished": now, "b_now": now, "b_hold": None}
+        change = StateChange(delivery_id, "sent", 1, now, outcome.code, outcome.detail, now, now)
         row = ums_cdr.attempt_row(claimed, outcome, 1, True, ums_cdr.rate_table(config), now, source="test")
         await conn.run_sync(deliveries.finish, [change], [row])
         stored = await deliveries.get(conn, delivery_id)

@@ -15,7 +15,7 @@ A call hears ``prompt.wav`` — "광고 수신을 거부하시려면 1번을 누
 when a file ends. Key 1 switches to the confirmation and records the refusal
 (:func:`ums.refusal.refuse_address`, source ``refusal-line``, scope
 advertising, matched to the contact by phone number, the call as evidence)
-and, when the call ends, its CDR row (:func:`ums.cdr.inbound_call_row`). Any
+and, when the call ends, its CDR row (:func:`ums.queue.records.inbound_call_row`). Any
 other key switches to the goodbye; silence reaches it by itself. Neither
 changes anything.
 
@@ -46,12 +46,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ... import cdr as cdr_rows
+from ...queue import records as cdr_rows
 from ... import refusal
 from ...addresses import problem
 from ...errors import UmsError
 from ...media import kill_group, require
-from ...store import cdr as cdr_store
 from ...store import contacts
 from .sip import _lines
 from .tts import RATE, synthesize
@@ -363,7 +362,7 @@ class RefusalLine:
             lastapp="REFUSAL", lastdata="DTMF 1: advertising refused",
         )
         async with self.ctx.db.begin() as conn:
-            await cdr_store.add_inbound(conn, row)
+            await cdr_rows.insert_inbound_call(conn, row)
 
 
 def _free_port() -> int:

@@ -1,0 +1,42 @@
+"""An urgent alert does not wait behind a campaign's backlog (#15).
+
+A relay that takes 20 ms a message, a marketing campaign of 1,500 queued
+ahead, then a one-off urgent delivery: PASS sends the alert while most of
+the campaign is still waiting, and the campaign still completes.
+"""
+
+from __future__ import annotations
+
+from tests.helpers import eventually
+from pass_support import add_template, pass_config, seed_audience, start_campaign, states
+from ums.outbox import SendRequest, enqueue
+from ums.store import utcnow
+
+BACKLOG = 1500
+
+
+async def test_an_urgent_delivery_overtakes_the_marketing_backlog(tmp_path, database_url, pass_db, sink, start_suite):
+    sink.handler.delay = 0.02
+    await seed_audience(pass_db, BACKLOG)
+    await add_template(pass_db, name="statement", kind="transactional")
+    config = pass_config(tmp_path, database_url, sink.port, pass__concurrency="8", pass__reserved_concurrency="2",
+                         email__connections="8")
+    await start_suite(config, ["pass"])
+    campaign_id = await start_campaign(pass_db, kind="transactional", template="statement")
+    await eventually(lambda: len(sink.handler.received) >= 50, timeout=60, interval=0.05)
+
+    async with pass_db.begin() as conn:
+        await enqueue(conn, SendRequest("email", "otp@bank.example", template="statement", lane="urgent"), utcnow())
+
+    def alert_sent():
+        recipients = [rcpt for rcpt, _, _ in sink.handler.received]
+        return [recipients.index("otp@bank.example")] if "otp@bank.example" in recipients else None
+
+    [position] = await eventually(alert_sent, timeout=60, interval=0.02)
+    assert position < BACKLOG / 2, f"the alert went out after {position} campaign messages"
+
+    async def campaign_done():
+        return (await states(pass_db, campaign_id))["sent"] == BACKLOG
+
+    await eventually(campaign_done, timeout=120, interval=0.2)
+    assert sorted(rcpt for rcpt, _, _ in sink.handler.received).count("otp@bank.example") == 1
