@@ -50,7 +50,8 @@ def _unknown(page: Page) -> Response:
 
 @router.get("/unsubscribe/{token}", roles=None)
 async def preference_page(page: Page):
-    async with page.app.db.connect() as conn:
+    # a transaction only so the site key is kept the first time it is made: nothing of the customer's changes
+    async with page.app.db.begin() as conn:
         delivery = await bounces.delivery_by_token(conn, page.params["token"])
         if delivery is None:
             return _unknown(page)
