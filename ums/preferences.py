@@ -23,7 +23,7 @@ date on the customer's timeline. Purposes: ``channel`` (per channel),
 reads too).
 
 Senders call :func:`preferred_channel` and :func:`allows`, or, inside a
-sync batch, :func:`allows_given` on rows from
+sync batch, :func:`allows_given` and :func:`ordered` on rows from
 :func:`ums.store.preferences.by_contacts`.
 """
 
@@ -104,6 +104,18 @@ def allows_given(row: dict | None, channel: str, topic: str | None, advertising:
     if channel in row["channels_off"]:
         return False
     return not (advertising and topic is not None and topic in row["topics_off"])
+
+
+def ordered(channels: list[str], row: dict | None) -> list[str]:
+    """A sender's channel order for this customer (``row`` from
+    :func:`ums.store.preferences.by_contacts`, None: never saved): their
+    preferred channel first when it is among ``channels``, the rest in the
+    sender's order, channels they turned off left out."""
+    if row is None:
+        return list(channels)
+    kept = [channel for channel in channels if channel not in row["channels_off"]]
+    preferred = row["preferred_channel"]
+    return ([preferred] if preferred in kept else []) + [channel for channel in kept if channel != preferred]
 
 
 # --- the page ----------------------------------------------------------------
