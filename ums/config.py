@@ -126,6 +126,20 @@ def _alert_events(text: str) -> list[str]:
     return events
 
 
+def _topics(text: str) -> list[str]:
+    """``대출, 카드, 예금`` → ["대출", "카드", "예금"]: comma separated, each short
+    enough for a consent record (:data:`ums.preferences.TOPIC_MAX`)."""
+    from .preferences import TOPIC_MAX
+
+    topics = [topic.strip() for topic in text.split(",") if topic.strip()]
+    for topic in topics:
+        if len(topic) > TOPIC_MAX:
+            raise ValueError(f"topic {topic!r} is longer than {TOPIC_MAX} characters")
+    if len(set(topics)) != len(topics):
+        raise ValueError("a topic is named twice")
+    return topics
+
+
 def _channel_numbers(text: str) -> dict[str, float]:
     """``email=50 fax=4`` → {"email": 50.0, "fax": 4.0} (0 means no limit)."""
     numbers = {}
@@ -228,6 +242,7 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "alerts.rate_window_minutes": _positive_float,
     "alerts.rate_min_sent": _non_negative_int,
     "alerts.rate_check_seconds": _positive_float,
+    "preferences.topics": _topics,
 }
 
 

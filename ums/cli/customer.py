@@ -9,7 +9,7 @@ from rich.table import Table
 from ..clock import shown, site_zone, utcnow
 from ..errors import UmsError
 from ..holds import HoldGroup, describe, hold_of
-from ..store import deliveries, timeline
+from ..store import contacts, deliveries, timeline
 from .common import json_option, pass_obj, run_async, write_json
 from .service import _with_db
 
@@ -46,6 +46,9 @@ def _summary(entry: dict, now, tz) -> str:
                 + _waiting(entry, now, tz))
     if entry["kind"] == "open":
         return f"opened delivery {entry['delivery_id']} of campaign {entry['campaign']}"
+    if entry["kind"] == "consent":
+        return (f"consent {entry['purpose']} ({entry['channel']}) "
+                f"{'granted' if entry['granted'] else 'withdrawn'} via {entry['source']}")
     if entry["kind"] == "click":
         return f"clicked {entry['url']} in delivery {entry['delivery_id']} of campaign {entry['campaign']}"
     return f"{entry['media']} from {entry['sender']}: {entry['subject'] or ''} ({entry['classification'] or 'message'})"
@@ -74,6 +77,43 @@ def show(obj, customer_id, as_json):
         table.add_row(shown(entry["at"], tz, "%Y-%m-%d %H:%M:%S"), entry["kind"], str(entry["id"]),
                       _summary(entry, now, tz))
     Console(width=160).print(table)
+
+
+@customer.command()
+@click.argument("customer_id")
+@json_option('{customer_id, "channels": {email|fax|voice: on?}, "topics": {TOPIC: on?}, preferred_channel, '
+             'refuses_advertising, updated_at, "changes": [{recorded_at, channel, purpose, granted}]}',
+             shape="one object")
+@pass_obj
+def preferences(obj, customer_id, as_json):
+    """What the customer chose on the preference centre (the page behind the
+    unsubscribe link of every message): channels and topics on or off, the
+    preferred channel, whether they refuse all advertising, and each change
+    (a consent record, source preference-centre)."""
+    from .. import preferences as prefs
+
+    async def work(conn):
+        contact = await contacts.by_customer_id(conn, customer_id)
+        return await prefs.summary(conn, contact, obj.config.get("preferences", "topics")) if contact else None
+
+    view = run_async(_with_db(obj, work))
+    if view is None:
+        raise NoSuchCustomer(customer_id=customer_id)
+    if as_json:
+        write_json(obj, view)
+        return
+    tz = site_zone(obj.config)
+    click.echo(f"{view['customer_id']}: channels {_flags(view['channels'])}; topics {_flags(view['topics'])}")
+    click.echo(f"preferred channel {view['preferred_channel'] or '-'}; "
+               f"advertising {'refused' if view['refuses_advertising'] else 'not refused'}; "
+               f"last changed {shown(view['updated_at'], tz) if view['updated_at'] else 'never'}")
+    for change in view["changes"]:
+        click.echo(f"  {shown(change['recorded_at'], tz)}  {change['purpose']} ({change['channel']}) "
+                   f"{'on' if change['granted'] else 'off'}")
+
+
+def _flags(flags: dict) -> str:
+    return ", ".join(f"{name} {'on' if flag else 'off'}" for name, flag in flags.items()) or "-"
 
 
 COMMANDS = [customer]

@@ -168,6 +168,21 @@ consents = Table(
     Index("ix_consents_contact_purpose", "contact_id", "purpose"),
 )
 
+#: what a customer chose on the preference centre (the page behind every
+#: unsubscribe link; ums.preferences owns the rules): one row per contact, none
+#: until they first save. Each change is also a consents row (source preference-centre).
+contact_preferences = Table(
+    "contact_preferences", metadata,
+    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+    # channels (email, fax, voice) and site topics ([preferences] topics) the customer turned off
+    Column("channels_off", JSON, nullable=False),
+    Column("topics_off", JSON, nullable=False),
+    # the channel to try first (NULL: the sender's own order)
+    Column("preferred_channel", String(8)),
+    Column("source", String(128), nullable=False),
+    Column("updated_at", Time, nullable=False),
+)
+
 suppressions = Table(
     "suppressions", metadata, _id(),
     Column("channel", String(8), nullable=False),

@@ -1,7 +1,8 @@
 """The single customer view: everything that happened with one customer —
 events about them, deliveries to them (every channel, with outcome and CDR
 attempts), their opens and clicks of tracked campaigns (each counted once,
-the first time) and inbound messages from them — in time order."""
+the first time), inbound messages from them and their consent records (each
+change made on the preference centre among them) — in time order."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..db.models import cdr, deliveries, events, mailbox_messages
 from . import as_utc
 from . import contacts as contact_store
+from . import preferences
 from . import tracking
 
 
 async def for_customer(conn: AsyncConnection, customer_id: str, limit: int = 500) -> dict | None:
     """``{"contact": {...}, "entries": [...]}`` or None for an unknown customer.
 
-    Each entry has ``at`` (UTC), ``kind`` (event, delivery, inbound) and its details.
+    Each entry has ``at`` (UTC), ``kind`` (event, delivery, open, click,
+    inbound, consent) and its details.
     """
     contact = await contact_store.by_customer_id(conn, customer_id)
     if contact is None:
@@ -27,13 +30,14 @@ async def for_customer(conn: AsyncConnection, customer_id: str, limit: int = 500
         + await _deliveries(conn, contact["id"], limit)
         + await _inbound(conn, contact["id"], limit)
         + await tracking.for_contact(conn, contact["id"], limit)
+        + await _consents(conn, contact["id"], limit)
     )
     entries.sort(key=lambda entry: (entry["at"], _ORDER[entry["kind"]], entry["id"]))
     public = {k: contact[k] for k in ("id", "customer_id", "name", "email", "fax", "phone", "grade")}
     return {"contact": public, "entries": entries[-limit:]}
 
 
-_ORDER = {"event": 0, "delivery": 1, "open": 2, "click": 3, "inbound": 4}
+_ORDER = {"event": 0, "delivery": 1, "open": 2, "click": 3, "inbound": 4, "consent": 5}
 
 
 async def _events(conn, customer_id: str, limit: int) -> list[dict]:
@@ -103,4 +107,13 @@ async def _inbound(conn, contact_id: int, limit: int) -> list[dict]:
          "classification": row.classification, "sender": row.sender, "subject": row.subject,
          "folder": row.folder, "delivery_id": row.delivery_id}
         for row in rows
+    ]
+
+
+async def _consents(conn, contact_id: int, limit: int) -> list[dict]:
+    return [
+        {"at": record["recorded_at"], "kind": "consent", "id": record["id"], "channel": record["channel"],
+         "purpose": record["purpose"], "granted": record["granted"], "night_time": record["night_time"],
+         "source": record["source"]}
+        for record in await preferences.consent_records(conn, contact_id, limit)
     ]
