@@ -1,4 +1,4 @@
-"""Migration 0013: contacts made before it have no preferences (every channel
+"""Migration 0012: contacts made before it have no preferences (every channel
 and topic on, no preferred channel) and can save some after it; the
 downgrade drops only the new table, contacts and consent records stay."""
 
@@ -19,7 +19,7 @@ async def tables(db) -> set[str]:
 
 
 async def test_existing_contacts_start_with_everything_on_and_can_save(db):
-    await downgrade(db, "0009")
+    await downgrade(db, "0011")
     assert "contact_preferences" not in await tables(db)
     async with db.begin() as conn:
         await conn.execute(text("INSERT INTO contacts (id, customer_id, email) VALUES (7, 'C7', 'c7@example.com')"))
@@ -34,7 +34,7 @@ async def test_existing_contacts_start_with_everything_on_and_can_save(db):
     async with db.connect() as conn:
         assert await preferences.preferred_channel(conn, 7) == "fax"
         assert not await preferences.allows(conn, 7, "email", None, advertising=False)
-    await downgrade(db, "0009")
+    await downgrade(db, "0011")
     assert "contact_preferences" not in await tables(db)
     async with db.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM contacts")) == 1

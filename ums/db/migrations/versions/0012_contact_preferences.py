@@ -3,15 +3,15 @@ channels and topics turned off and a preferred channel (one row per contact,
 none until they first save). Consent records and suppression already exist;
 the centre writes those too.
 
-Revision ID: 0013
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0013'
-down_revision = '0009'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
