@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from ums.store import contacts as contact_store
 from ums.store import events as event_store
+from ums.store import preferences as preference_store
 from ums.store import services as service_store
 
 from ums.db import writer
@@ -156,6 +157,10 @@ def _contacts_for(conn, batch, services) -> dict:
             wanted |= {str(event.data.get(service.definition.customer_field) or "") for event in batch}
     wanted.discard("")
     found = contact_store.customers_by_ids(conn, sorted(wanted), dispatch.CONTACT_COLUMNS)
+    chosen = preference_store.by_contacts(conn, [contact["id"] for contact in found.values() if contact])
+    for contact in found.values():   # what each customer chose on the preference centre
+        if contact:
+            contact["preferences"] = chosen.get(contact["id"])
     return {customer_id: found.get(customer_id) for customer_id in wanted}
 
 

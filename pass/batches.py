@@ -32,6 +32,7 @@ from ums.queue.states import DeliveryState, StateChange
 from ums.store import campaigns as campaign_store
 from ums.store import contacts as contact_store
 from ums.store import deliveries as queue
+from ums.store import preferences as preference_store
 from ums.store import suppression
 from ums.store import templates as template_store
 
@@ -208,6 +209,7 @@ class QueueBatches:
         contacts = contact_store.by_ids(conn, [row["contact_id"] for row in rows])
         advertising_contacts = [row["contact_id"] for row in rows if row["kind"] == "advertising"]
         consents = contact_store.advertising_consents(conn, advertising_contacts)
+        chosen = preference_store.by_contacts(conn, advertising_contacts)
         scopes: dict[tuple[str, str], str] = {}  # (channel, address) → the suppression entry's scope
         for channel in {row["channel"] for row in rows}:
             addresses = [row["recipient"] for row in rows if row["channel"] == channel and row["recipient"]]
@@ -220,6 +222,7 @@ class QueueBatches:
                 row=row, campaign=self.campaigns.get(row["campaign_id"]),
                 contact=contacts.get(row["contact_id"]), consents=consents.get(row["contact_id"], []),
                 suppressed=scope is not None, suppression_scope=scope or "all",
+                preferences=chosen.get(row["contact_id"]),
             ))
         return candidates
 

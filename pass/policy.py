@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ums import advertising
+from ums import advertising, preferences
 from ums.clock import as_utc, zone
 from ums.holds import Hold, campaign_hold
 from ums.queue.states import DeliveryState
@@ -32,6 +32,8 @@ class Candidate:
     suppressed: bool = False
     #: the suppression entry's scope when ``suppressed``: "all", or "advertising" (a refusal of advertising)
     suppression_scope: str = "all"
+    #: what the customer chose on the preference centre (advertising only; None: never saved)
+    preferences: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,16 @@ def suppression(c: Candidate, ctx: Context) -> Decision | None:
     return Decision(END, "suppressed", "suppressed", "address is on the suppression list")
 
 
+def preference(c: Candidate, ctx: Context) -> Decision | None:
+    """Advertising on a channel the customer turned off on the preference centre
+    ends unsent (EPS already leaves such channels out of a notice's route)."""
+    if c.row["kind"] != advertising.ADVERTISING:
+        return None
+    if preferences.allows_given(c.preferences, c.row["channel"], None, True):
+        return None
+    return Decision(END, "suppressed", "preference", f"the customer turned {c.row['channel']} off (preference centre)")
+
+
 def art50(c: Candidate, ctx: Context) -> Decision | None:
     """Consent (current, under two years) and the 21:00–08:00 rule for advertising."""
     if c.row["kind"] != advertising.ADVERTISING:
@@ -109,7 +121,7 @@ def art50(c: Candidate, ctx: Context) -> Decision | None:
     return None
 
 
-CHAIN = (campaign_state, expiry, missed_reservation, no_address, suppression, art50)
+CHAIN = (campaign_state, expiry, missed_reservation, no_address, suppression, preference, art50)
 
 
 def decide(candidate: Candidate, ctx: Context) -> Decision | None:

@@ -12,7 +12,9 @@ from datetime import datetime
 
 from ums.addresses import is_valid
 from ums.outbox import SendRequest, enqueue, row_for
+from ums import preferences
 from ums.store import contacts as contact_store
+from ums.store import preferences as preference_store
 
 from .definitions import ServiceDefinition, from_dict
 
@@ -77,7 +79,8 @@ def channel_steps(definition: ServiceDefinition, contact: dict) -> tuple[list[di
     fax and voice), as ``{"channel", "recipient", "template"}``; plus the
     channels skipped."""
     steps, skipped = [], []
-    for channel in definition.channels_for(contact.get("grade")):
+    # the customer's preferred channel first, channels they turned off left out (ums.preferences)
+    for channel in preferences.ordered(definition.channels_for(contact.get("grade")), contact.get("preferences")):
         address = (contact.get(ADDRESS_COLUMN[channel]) or "").strip()
         if not address or not is_valid(channel, address):
             skipped.append(channel)
@@ -103,7 +106,10 @@ async def plan(
     if service is not None and service.active:
         wanted = customer_of(service.definition, customer_id, fields)
         if wanted and wanted not in contacts:
-            contacts[wanted] = await contact_store.by_customer_id(conn, wanted)
+            contact = await contact_store.by_customer_id(conn, wanted)
+            if contact is not None:
+                contact = {**contact, "preferences": await preference_store.get(conn, contact["id"])}
+            contacts[wanted] = contact
     return decide(service, event_type, customer_id, fields, contacts)
 
 
