@@ -17,7 +17,7 @@ import click
 
 from .. import config as ums_config
 from ..clock import UTC, as_utc, shown, site_zone, utcnow
-from ..db import Database, from_config
+from ..db import Database, from_config, retry_when_locked
 from ..errors import UmsError
 from ..runtime import check_schema
 
@@ -65,11 +65,18 @@ async def ready_database(obj: Obj) -> Database:
 
 
 async def in_transaction(obj, work):
-    """``await work(conn)`` in one transaction on the instance's database, closed after."""
+    """``await work(conn)`` in one transaction on the instance's database, closed after.
+    On SQLite a transaction that reads and then writes while a running service
+    commits is refused as "database is locked" at once (its snapshot is stale,
+    waiting cannot help): it is rolled back and run again."""
     db = await ready_database(obj)
-    try:
+
+    async def attempt():
         async with db.begin() as conn:
             return await work(conn)
+
+    try:
+        return await retry_when_locked(attempt)
     finally:
         await db.close()
 
