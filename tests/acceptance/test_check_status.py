@@ -195,6 +195,7 @@ def test_every_list_and_show_command_prints_json(tmp_path, sink):
     shown = as_json("campaign", "show", listed["name"])
     assert (shown["id"], shown["state"], shown["template_name"]) == (listed["id"], "draft", "terms-change")
     assert shown["created_at"].endswith("+09:00") and shown["waiting"] == ["not started (draft)"]
-    assert as_json("queue", "stats") == {"deliveries": {}, "waiting": []}
+    assert as_json("queue", "stats") == {"deliveries": {}, "waiting": [],
+                                         "lanes": {"urgent": 0, "notice": 0, "marketing": 0}}
     report = as_json("billing", "report", "--period", "2026-12")
     assert report["total"]["cost"] == "0.00" and report["lines"] == []
