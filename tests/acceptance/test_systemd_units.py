@@ -66,8 +66,15 @@ def service_settings(unit: Path, instance: str = "") -> dict[str, list[str]]:
     return settings
 
 
+#: what gives a process the test run's clock (libfaketime, as .ci/run uses it): kept in the
+#: unit's otherwise clean environment, so the unit and the `ums` commands share one time
+CLOCK_VARIABLES = ("LD_PRELOAD", "FAKETIME", "FAKETIME_SHARED", "FAKETIME_DONT_RESET", "FAKETIME_NO_CACHE",
+                   "DONT_FAKE_MONOTONIC", "TZ")
+
+
 def unit_environment(settings: dict[str, list[str]]) -> dict[str, str]:
     env = {"PATH": SYSTEMD_PATH}
+    env.update({name: os.environ[name] for name in CLOCK_VARIABLES if name in os.environ})
     for line in settings.get("Environment", []):
         env.update(assignment.split("=", 1) for assignment in shlex.split(line))
     return env
