@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from loopback_http import exchange  # noqa: E402
 
 
 # --- the load generator (runs in its own process) ---------------------------------------
@@ -32,16 +34,10 @@ async def _http_worker(host, port, requests, latencies, errors):
     reader, writer = await asyncio.open_connection(host, port)
     for raw in requests:
         started = time.perf_counter()
-        writer.write(raw)
-        status_line = await reader.readline()
-        length = 0
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        await reader.readexactly(length)
+        status = await exchange(reader, writer, raw)
         latencies.append(time.perf_counter() - started)
-        if status_line.split()[1] not in (b"200", b"202"):
-            errors.append(status_line)
+        if status not in (200, 202):
+            errors.append(status)
     writer.close()
 
 

@@ -42,6 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from loopback_http import exchange  # noqa: E402
 from queue_sinks import StampedSmtpSink, drop_database, scratch_database  # noqa: E402
 
 CONNECTIONS = 16
@@ -71,15 +72,7 @@ def alert_address(number: int) -> str:
 # --- the load generator (its own process) ------------------------------------------
 
 async def _exchange(connection, raw: bytes) -> int:
-    reader, writer = connection
-    writer.write(raw)
-    status_line = await reader.readline()
-    length = 0
-    while (line := await reader.readline()) not in (b"\r\n", b""):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    await reader.readexactly(length)
-    return int(status_line.split()[1])
+    return await exchange(*connection, raw)
 
 
 def _post(host: str, port: int, key: str, path: str, body: bytes, content_type: str) -> bytes:
