@@ -16,9 +16,10 @@ of announcing it — a ``tel:`` call that reads its text, a ``fax:`` copy of an
 email, a ``mailto:`` mail carrying a fax's pages and text. Each is a
 transactional delivery (template ``mas-read-message`` of its channel) with the
 variables above plus ``read_entry`` (the mailbox entry), ``read_text`` (an
-email's text as stored for search, a fax's text as far as it is recognised
-yet, :func:`ums.channels.readout.fax_pages`; a call looks it up again
-when it is placed) and, mailing a fax, ``attach_mailbox_message`` (its pages). A conversion rule for another medium
+email's text as stored for search; empty for a fax, whose text is recognised
+after it is stored and looked up by the channel when it sends,
+:func:`ums.channels.readout.with_text`) and, mailing a fax,
+``attach_mailbox_message`` (its pages). A conversion rule for another medium
 does nothing.
 
 A refusal MAS cannot trust (it answers no message UMS sent to its From
@@ -36,7 +37,6 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ums import outbox, refusal
-from ums.channels import readout
 from ums.store import templates
 
 from ums.sieve import Verdict
@@ -130,10 +130,7 @@ async def convert(conn: AsyncConnection, conversion: conversions.Conversion, var
                   stored_id: int, now: datetime) -> int:
     """Queue one read-it-to-me delivery of the newly stored message."""
     channel, target = channel_of(conversion.method)
-    if row["media"] == "email":
-        text = row.get("search_text") or ""
-    else:
-        text = " ".join(await readout.fax_pages(conn, stored_id))
+    text = (row.get("search_text") or "") if row["media"] == "email" else ""
     extra = {"read_entry": stored_id, "read_text": text}
     if channel == "email" and row["media"] != "email":
         extra["attach_mailbox_message"] = stored_id
