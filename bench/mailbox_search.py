@@ -145,8 +145,9 @@ async def drop_index(url: str) -> None:
     await db.close()
 
 
-async def skip_indexing(conn, digests) -> None:
-    """:func:`ums.store.mailbox.index_new_bodies` for a schema without the index."""
+def skip_indexing(conn, digests) -> list:
+    """:func:`ums.store.mailbox.search_index_steps` for a schema without the index."""
+    return []
 
 
 #: the PostgreSQL databases this run made (dropped at its end)
@@ -183,14 +184,14 @@ async def ingest_rates(args, tmp: Path) -> tuple[float, float]:
                 url = await fresh_postgres(args.database, f"ums_bench_search_{os.getpid()}_{number}_{label.split()[0]}")
             else:
                 url = f"sqlite+aiosqlite:///{home}/ums.db"
-            indexing = mailbox.index_new_bodies
+            indexing = mailbox.search_index_steps
             if label == "without index":  # the schema and the batch as they were before the index
                 await drop_index(url)
-                mailbox.index_new_bodies = skip_indexing
+                mailbox.search_index_steps = skip_indexing
             try:
                 rate = await smtp_run(url, home, False, args.ingest, args.connections)
             finally:
-                mailbox.index_new_bodies = indexing
+                mailbox.search_index_steps = indexing
             rates[label].append(rate)
             print(f"round {number + 1}: MAS ingest {label:13}: {rate:6.0f} messages/s")
     return statistics.median(rates["with index"]), statistics.median(rates["without index"])

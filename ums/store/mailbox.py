@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import mailindex
 from ..addresses import check as check_address
+from ..db import onetrip
 from ..db.models import SEARCH_INDEX_TABLE, contacts, document_reads, mailbox_messages, mailboxes, message_bodies, message_pages, users
 from ..errors import UmsError
 
@@ -98,14 +99,18 @@ def body_digest(raw: bytes) -> str:
 async def store_bodies(conn: AsyncConnection, bodies: dict[str, bytes], texts: dict[str, str] | None = None,
                        documents: dict[str, bool] | None = None) -> None:
     """Store many messages' bytes (:func:`body_digest` → raw bytes), each unless the same
-    bytes are stored already: one cached statement, executed for every row at once.
-    ``texts`` are search texts and ``documents`` whether each carries a document
-    (:func:`ums.mailindex.has_documents`), found already (by MAS, before the writer); the
-    rest are found here. A body with a document is stored ``pending`` (:func:`pending_bodies`).
-    On SQLite the new bodies join the full-text index in one statement more."""
+    bytes are stored already. ``texts`` are search texts and ``documents`` whether each
+    carries a document (:func:`ums.mailindex.has_documents`), found already (by MAS, before
+    the writer); the rest are found here. A body with a document is stored ``pending``
+    (:func:`pending_bodies`). On SQLite the new bodies join the full-text index too."""
+    await onetrip.execute_all(conn, await _body_steps(conn, bodies, texts, documents))
+
+
+async def _body_steps(conn: AsyncConnection, bodies: dict[str, bytes], texts: dict[str, str] | None,
+                      documents: dict[str, bool] | None) -> list[onetrip.Step]:
+    """The statements that store ``bodies`` (:func:`store_bodies`) and index them."""
     if not bodies:
-        return
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+        return []
     texts, documents = dict(texts or {}), dict(documents or {})
     missing = {digest: raw for digest, raw in bodies.items() if digest not in texts or digest not in documents}
 
@@ -115,27 +120,33 @@ async def store_bodies(conn: AsyncConnection, bodies: dict[str, bytes], texts: d
     for digest, (text, document) in (await _off_loop_if_big(sum(map(len, missing.values())), index_missing)).items():
         texts.setdefault(digest, text)
         documents.setdefault(digest, document)
-    await conn.execute(
-        module.insert(message_bodies).on_conflict_do_nothing(index_elements=[message_bodies.c.sha256]),
-        [{"sha256": digest, "size": len(raw), "raw": raw, "search_text": texts[digest],
-          "text_state": PENDING if documents[digest] else None} for digest, raw in bodies.items()],
-    )
-    await index_new_bodies(conn, list(bodies))
+    rows = [{"sha256": digest, "size": len(raw), "raw": raw, "search_text": texts[digest],
+             "text_state": PENDING if documents[digest] else None} for digest, raw in bodies.items()]
+    return [onetrip.Step(_insert_bodies(conn.dialect.name), rows), *search_index_steps(conn, list(bodies))]
 
 
-async def index_new_bodies(conn: AsyncConnection, digests: list[str]) -> None:
-    """Add the bodies just stored to SQLite's full-text table (PostgreSQL's GIN index
-    keeps itself)."""
-    if conn.dialect.name == "sqlite":
-        await conn.execute(_INDEX_NEW_BODIES, {"digests": digests})
+def search_index_steps(conn: AsyncConnection, digests: list[str]) -> list[onetrip.Step]:
+    """The statement that adds the bodies just stored to SQLite's full-text table
+    (PostgreSQL's GIN index keeps itself)."""
+    if conn.dialect.name != "sqlite":
+        return []
+    return [onetrip.Step(_INDEX_NEW_BODY, [{"digest": digest} for digest in digests])]
 
 
-#: the bodies just stored into SQLite's full-text table (migration 0010), all in one
-#: statement — a trigger per row costs five times as much, on MAS's writer
-_INDEX_NEW_BODIES = sql_text(
+def _insert_bodies(dialect_name: str):
+    return _INSERT_BODIES_POSTGRES if dialect_name == "postgresql" else _INSERT_BODIES_SQLITE
+
+
+_INSERT_BODIES_SQLITE, _INSERT_BODIES_POSTGRES = (
+    module.insert(message_bodies).on_conflict_do_nothing(index_elements=[message_bodies.c.sha256])
+    for module in (sqlite, postgresql))
+
+#: a body just stored, into SQLite's full-text table (migration 0010) — one statement per
+#: batch, not a trigger per row, which costs five times as much on MAS's writer
+_INDEX_NEW_BODY = sql_text(
     f"INSERT INTO {SEARCH_INDEX_TABLE}(rowid, search_text) SELECT id, search_text FROM message_bodies "
-    f"WHERE sha256 IN :digests AND NOT EXISTS (SELECT 1 FROM {SEARCH_INDEX_TABLE} WHERE rowid = message_bodies.id)"
-).bindparams(bindparam("digests", expanding=True))
+    f"WHERE sha256 = :digest AND NOT EXISTS (SELECT 1 FROM {SEARCH_INDEX_TABLE} WHERE rowid = message_bodies.id)"
+)
 
 
 async def ensure_many(conn: AsyncConnection, addresses, now: datetime) -> dict[str, dict]:
@@ -174,25 +185,29 @@ async def store_message(conn: AsyncConnection, **fields) -> int:
     """Insert one filed message; ``fields`` are ``mailbox_messages`` columns, with ``raw``
     (and optionally its ``digest``) in place of ``body_id``, and optionally ``match_contact``:
     an address whose customer, if there is one, takes the place of ``contact_id``."""
-    [params] = await _stored_bodies(conn, [fields])
-    result = await conn.execute(_INSERT_ENTRY, params)
+    params, body_steps = await _entry_params(conn, [fields])
+    await onetrip.execute_all(conn, body_steps)
+    result = await conn.execute(_INSERT_ENTRY, params[0])
     return result.inserted_primary_key[0]
 
 
 async def store_messages(conn: AsyncConnection, rows: list[dict]) -> None:
     """Insert many filed messages (rows as for :func:`store_message`, sharing the same
-    columns): each distinct message stored once, then every entry in one statement."""
+    columns): each distinct message stored once, then every entry — on SQLite all in one
+    trip to the driver (:mod:`ums.db.onetrip`), which is most of MAS's writer's time."""
     if rows:
-        await conn.execute(_INSERT_ENTRY, await _stored_bodies(conn, rows))
+        params, body_steps = await _entry_params(conn, rows)
+        await onetrip.execute_all(conn, [*body_steps, onetrip.Step(_INSERT_ENTRY, params)])
 
 
 async def _off_loop_if_big(size: int, work):
     return await asyncio.to_thread(work) if size > INDEX_IN_THREAD_BYTES else work()
 
 
-async def _stored_bodies(conn: AsyncConnection, rows: list[dict]) -> list[dict]:
-    """Store the bytes of ``rows``; returns the parameters of :data:`_INSERT_ENTRY` for
-    each, with its ``thread_key`` (unless it has one) and its Message-ID from the headers."""
+async def _entry_params(conn: AsyncConnection, rows: list[dict]) -> tuple[list[dict], list[onetrip.Step]]:
+    """The parameters of :data:`_INSERT_ENTRY` for each of ``rows``, with its ``thread_key``
+    (unless it has one) and its Message-ID from the headers; and the statements that
+    store their bytes first (:func:`store_bodies`)."""
     bodies, texts, documents, params = {}, {}, {}, []
     threads = await _threads(conn, rows)
     for row, (headers, key) in zip(rows, threads):
@@ -214,8 +229,7 @@ async def _stored_bodies(conn: AsyncConnection, rows: list[dict]) -> list[dict]:
         row["match_contact"] = row.get("match_contact")
         row["known_contact_id"] = row.pop("contact_id", None)
         params.append({**row, "digest": digest})
-    await store_bodies(conn, bodies, texts, documents)
-    return params
+    return params, await _body_steps(conn, bodies, texts, documents)
 
 
 async def _threads(conn: AsyncConnection, rows: list[dict]) -> list[tuple]:
