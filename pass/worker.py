@@ -38,7 +38,7 @@ from ums.addresses import normalize
 from ums.channels import TEMPORARY, Channel, Delivery, Outcome
 from ums.db import writer as db_writer
 from ums.holds import Hold, campaign_stops
-from ums.queue import after_send, lanes
+from ums.queue import after_send, lanes, wakeups
 from ums.store import as_utc
 from ums.store import campaigns as campaign_store
 from ums.store import cdr as cdr_store
@@ -51,6 +51,9 @@ from .lanequeue import LaneQueue
 from .throttle import Throttles
 
 log = logging.getLogger("ums.pass")
+
+#: seconds between looks while announced urgent work waits for room (checked in memory first)
+ROOM_RECHECK = 0.02
 
 
 @dataclass
@@ -260,29 +263,56 @@ class Worker:
 
     async def _priority_claimer(self) -> None:
         """Urgent and notice work is claimed as soon as it is durable, whatever
-        the marketing backlog: every ``[pass] urgent_poll`` seconds a cheap read
-        (no write lock) looks for due urgent or notice deliveries, and if there
-        are some, a small claim of those lanes alone, on a connection of its
-        own, takes them — beyond the memory a campaign fills, into the senders
-        it cannot take. (Every claim for all lanes takes them first, too; the
-        record batches claim no priority work of their own: on PostgreSQL those
-        extra lookups cost the campaign a third of its speed.)"""
-        poll = self.section["urgent_poll"]
-        while not self.stopping:
-            await asyncio.sleep(poll)
-            room = self._priority_room()
-            if not room:
-                continue
-            try:
-                async with self.ctx.db.connect() as conn:
-                    due = await delivery_store.priority_due(conn, self.ctx.clock(), list(self.channels))
-                if due:
-                    self._take(await self.priority_calls.claim_priority(self.ctx.clock(), room))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("claiming urgent work failed; retrying")
-                await asyncio.sleep(self.section["poll_interval"])
+        the marketing backlog: told so by the committing transaction on
+        PostgreSQL (:mod:`ums.queue.wakeups`; otherwise a look every
+        ``[pass] poll_interval``, for work due later), or every
+        ``[pass] urgent_poll`` seconds on SQLite, a cheap read (no write lock)
+        looks for due urgent or notice deliveries, and if there are some, a
+        small claim of those lanes alone, on a connection of its own, takes
+        them — beyond the memory a campaign fills, into the senders it cannot
+        take. (Every claim for all lanes takes them first, too; the record
+        batches claim no priority work of their own: on PostgreSQL those extra
+        lookups cost the campaign a third of its speed.)"""
+        told = asyncio.Event()
+        listening = await wakeups.listen(self.ctx.db, told.set)
+        pending = True  # look once at start: work may have been committed before we listened
+        try:
+            while not self.stopping:
+                if listening is None:
+                    await asyncio.sleep(self.section["urgent_poll"])
+                    pending = True
+                elif not pending:
+                    await _wait(told, self.section["poll_interval"])
+                    told.clear()
+                    pending = True
+                    if not listening.alive:  # the database restarted: listen again (or poll)
+                        await listening.close()
+                        listening = await wakeups.listen(self.ctx.db, told.set)
+                else:  # no room (or no channel) yet, or more than there was room for: soon again
+                    await asyncio.sleep(ROOM_RECHECK)
+                pending = not await self._claim_priority()
+        finally:
+            if listening is not None:
+                await listening.close()
+
+    async def _claim_priority(self) -> bool:
+        """Claim due urgent and notice work if there is room; False if there may be
+        more than there was room for (or the look failed), so look again soon."""
+        room = self._priority_room()
+        if not room:
+            return False
+        try:
+            async with self.ctx.db.connect() as conn:
+                due = await delivery_store.priority_due(conn, self.ctx.clock(), list(self.channels))
+            if due:
+                return self._take(await self.priority_calls.claim_priority(self.ctx.clock(), room)) < room
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("claiming urgent work failed; retrying")
+            await asyncio.sleep(self.section["poll_interval"])
+            return False
 
     async def _refresh_campaigns(self) -> None:
         """Re-read the states of campaigns in memory (pause/cancel from anywhere), 4 times a second."""

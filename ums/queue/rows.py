@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import Time, contacts, deliveries
 from ..security import time_ordered_key
-from . import lanes, message_ids
+from . import lanes, message_ids, wakeups
 from .states import DeliveryState
 
 if TYPE_CHECKING:
@@ -56,13 +56,16 @@ def build(request: "SendRequest", now: datetime) -> dict:
 
 def insert_one(conn: Connection, row: dict) -> int:
     """Insert one row from :func:`build`; returns its id."""
-    return conn.execute(insert(deliveries).values(**row)).inserted_primary_key[0]
+    inserted = conn.execute(insert(deliveries).values(**row)).inserted_primary_key[0]
+    wakeups.announce(conn, [row["lane"]])
+    return inserted
 
 
 def insert_many(conn: Connection, rows: list[dict]) -> None:
     """Insert many rows from :func:`build` in one statement (EPS's batches)."""
     if rows:
         conn.execute(insert(deliveries), rows)
+        wakeups.announce(conn, {row["lane"] for row in rows})
 
 
 async def insert_campaign(conn: AsyncConnection, campaign: dict, address, audience, now: datetime,

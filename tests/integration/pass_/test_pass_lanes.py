@@ -7,8 +7,14 @@ the campaign is still waiting, and the campaign still completes.
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+import pytest
+
 from tests.helpers import eventually
 from pass_support import add_template, pass_config, seed_audience, start_campaign, states
+from ums.db import connect
 from ums.outbox import SendRequest, enqueue
 from ums.store import utcnow
 
@@ -40,3 +46,27 @@ async def test_an_urgent_delivery_overtakes_the_marketing_backlog(tmp_path, data
 
     await eventually(campaign_done, timeout=120, interval=0.2)
     assert sorted(rcpt for rcpt, _, _ in sink.handler.received).count("otp@bank.example") == 1
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_an_urgent_delivery_is_sent_when_committed_not_when_polled(
+        tmp_path, postgres_url, sink, start_suite):
+    """PASS polls only every 30 s here (both polls): the alert's own commit tells it (NOTIFY)."""
+    db = connect(postgres_url)
+    try:
+        await add_template(db, name="otp", kind="transactional")
+        config = pass_config(tmp_path, postgres_url, sink.port, pass__poll_interval="30", pass__urgent_poll="30")
+        await start_suite(config, ["pass"])
+        await asyncio.sleep(1.0)  # past PASS's first look at the queue
+        async with db.begin() as conn:
+            await enqueue(conn, SendRequest("email", "otp@bank.example", template="otp", lane="urgent"), utcnow())
+        committed = time.monotonic()
+        await eventually(lambda: "otp@bank.example" in [rcpt for rcpt, _, _ in sink.handler.received],
+                         timeout=10, interval=0.01)
+        assert time.monotonic() - committed < 3
+        async with db.begin() as conn:  # marketing does not announce itself: it waits for the poll
+            await enqueue(conn, SendRequest("email", "ad@bank.example", template="otp", lane="marketing"), utcnow())
+        await asyncio.sleep(2)
+        assert "ad@bank.example" not in [rcpt for rcpt, _, _ in sink.handler.received]
+    finally:
+        await db.close()
