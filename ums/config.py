@@ -243,6 +243,8 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "alerts.rate_min_sent": _non_negative_int,
     "alerts.rate_check_seconds": _positive_float,
     "preferences.topics": _topics,
+    "policy.advertising_per_day": _non_negative_int,
+    "policy.advertising_per_week": _non_negative_int,
 }
 
 
