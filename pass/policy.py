@@ -72,10 +72,12 @@ def expiry(c: Candidate, ctx: Context) -> Decision | None:
 
 
 def missed_reservation(c: Candidate, ctx: Context) -> Decision | None:
-    """A reserved send (due later than it was created) that PASS missed by more than the grace."""
+    """A reserved send (due later than it was created) that PASS missed by more
+    than the grace. A held delivery's due time (it waited for the night rule or
+    a frequency cap) is its release, not a reservation: it goes whenever claimed."""
     row = c.row
     due, created = as_utc(row["due_at"]), as_utc(row.get("created_at"))
-    reserved = created is not None and due - created > timedelta(seconds=1)
+    reserved = created is not None and due - created > timedelta(seconds=1) and not row.get("hold")
     if row["attempts"] == 0 and row["state"] in FIRST_TRY and reserved \
             and ctx.now - due > ctx.misfire_grace:
         return Decision(END, "expired", "missed", "reserved time missed by more than the grace period")

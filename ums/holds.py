@@ -39,7 +39,7 @@ REASONS = {
     Hold.PAUSED: "campaign paused",
     Hold.RESERVED: "reserved for a later time",
     Hold.SCHEDULED: "campaign not started yet",
-    Hold.CAP: "frequency cap reached (advertising per customer per day/week)",
+    Hold.CAP: "frequency cap reached (advertising per customer)",
 }
 
 

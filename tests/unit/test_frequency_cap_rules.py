@@ -119,3 +119,13 @@ def test_the_caps_come_from_the_configuration(tmp_path):
     with pytest.raises(ConfigValueError) as caught:
         config.load(tmp_path)
     assert "policy.advertising_per_day" in str(caught.value)
+
+
+def test_a_delivery_held_by_the_cap_is_not_a_missed_reservation_when_claimed_hours_later():
+    created, released = at("2026-12-03T14:00+09:00"), at("2026-12-04T00:00+09:00")
+    row = {"id": 1, "kind": "advertising", "attempts": 0, "state": "sending", "created_at": created,
+           "due_at": released, "hold": Hold.CAP.value}
+    ctx = policy.Context(at("2026-12-04T09:00+09:00"), "Asia/Seoul", timedelta(hours=1), LIMITS)
+    assert policy.missed_reservation(policy.Candidate(row=row, campaign=None, contact=None), ctx) is None
+    reserved = {**row, "hold": None}   # a send reserved for midnight and missed by nine hours
+    assert policy.missed_reservation(policy.Candidate(row=reserved, campaign=None, contact=None), ctx).code == "missed"
