@@ -173,6 +173,7 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "eps.max_frame": _positive_int,
     "eps.max_batch": _positive_int,
     "eps.held_sweep_interval": _positive_float,
+    "eps.digest_poll": _positive_float,
     "eps.idle_timeout": _positive_float,
     "eps.request_timeout": _positive_float,
     "mas.port": _port,
