@@ -151,3 +151,25 @@ def test_the_sample_digest_service_reads_the_same_as_json_and_xml():
     from_xml = definitions.load(SAMPLES / "card-payment-digest.xml")
     assert from_json.as_dict() == from_xml.as_dict()
     assert from_json.digest == definitions.Digest(timedelta(minutes=10), "card-payment-digest")
+
+
+async def test_a_bad_digest_is_refused_with_its_reason_and_a_missing_digest_template_is_flagged(eps):
+    for digest, reason in (({"window": "ten minutes", "template": "d"}, "digest.window must be seconds or a number"),
+                           ({"window": "2d", "template": "d"}, "digest.window must be seconds or a number"),
+                           ({"window": "25h", "template": "d"}, "from 1 second to 24 hours"),
+                           ({"window": "10m"}, "digest.template is required"),
+                           ("10m", "digest must be an object")):
+        status, _, reply = await eps.request("POST", "/v1/services", json.dumps({**SERVICE, "digest": digest}).encode(),
+                                             {"Content-Type": "application/json"})
+        assert status == 400 and reason in reply["reason"], (digest, reply)
+    bad_xml = (SAMPLES / "card-payment-digest.xml").read_text().replace('window="10m"', 'window="soon"')
+    status, _, reply = await eps.request("POST", "/v1/services", bad_xml.encode(), {"Content-Type": "application/xml"})
+    assert status == 400 and "element digest" in reply["reason"] and "'soon'" in reply["reason"], reply
+    status, _, reply = await eps.request("POST", "/v1/services", json.dumps(SERVICE).encode(),
+                                         {"Content-Type": "application/json"})
+    assert status in (200, 201), reply
+
+    from ums.cli.check import check_templates
+    problems = [problem.message for problem in await check_templates(eps.db)]
+    assert any("'deposit-digest'" in message and "'deposit-digest'" in message.split("template")[1]
+               for message in problems), problems
