@@ -173,3 +173,68 @@ async def test_a_bad_digest_is_refused_with_its_reason_and_a_missing_digest_temp
     problems = [problem.message for problem in await check_templates(eps.db)]
     assert any("'deposit-digest'" in message and "'deposit-digest'" in message.split("template")[1]
                for message in problems), problems
+
+
+async def register(client, definition: dict) -> None:
+    status, _, reply = await client.request("POST", "/v1/services", json.dumps(definition).encode(),
+                                            {"Content-Type": "application/json"})
+    assert status in (200, 201), reply
+
+
+async def test_events_held_while_the_service_was_stopped_join_the_digest_on_resume(eps):
+    await add_deposit_templates(eps.db)
+    await add_customer(eps.db, "A100", email="a@example.com", name="김하나")
+    await register(eps, SERVICE)
+    assert (await eps.request("POST", "/v1/services/deposit-digest/stop"))[0] == 200
+    for amount in (1, 2, 3):
+        status, _, reply = await eps.post_json({"type": "deposit", "customer_id": "A100", "data": {"amount": amount}})
+        assert status == 202 and reply["state"] == "held", reply
+    status, _, reply = await eps.request("POST", "/v1/services/deposit-digest/resume")
+    assert status == 200, reply
+    async with eps.db.connect() as conn:
+        kept = (await conn.execute(select(digest_events.c.window_ends_at))).scalars().all()
+        assert len(kept) == 3 and len(set(kept)) == 1   # one window
+        assert (await conn.execute(select(deliveries.c.id))).all() == []
+    async with eps.db.begin() as conn:
+        assert await conn.run_sync(digests.release_due, kept[0] + timedelta(seconds=1)) == 1
+    async with eps.db.connect() as conn:
+        [row] = (await conn.execute(select(deliveries.c.template_name, deliveries.c.variables))).all()
+    assert row.template_name == "deposit-digest" and [e["amount"] for e in row.variables["events"]] == [1, 2, 3]
+
+
+async def test_a_release_that_fails_before_commit_leaves_the_window_whole_for_the_next(
+        tmp_path, database_url, db, start_suite, monkeypatch):
+    """The delivery and the released marks commit together: a release cut
+    short (here the mark fails, as if the process died there) queues nothing,
+    and the next release sends the window once."""
+    from ums.store import digests as digest_store
+
+    await add_deposit_templates(db)
+    await add_customer(db, "A100", email="a@example.com", name="김하나")
+    clock = Clock(T0)
+    eps = await start_suite(make_config(tmp_path, database_url, eps__digest_poll="3600"), ["eps"], clock=clock)
+    client = EpsClient(eps, db, await new_key(db, "account"))
+    await register(client, SERVICE)
+    await post_deposit(client, clock, timedelta(0), "A100", 1, "첫째")
+    await post_deposit(client, clock, timedelta(minutes=1), "A100", 2, "둘째")
+    closed = T0 + timedelta(minutes=11)
+
+    def dies(*args, **kwargs):
+        raise ConnectionError("process died")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(digest_store, "mark_released", dies)
+        try:
+            async with db.begin() as conn:
+                await conn.run_sync(digests.release_due, closed)
+        except ConnectionError:
+            pass
+    async with db.connect() as conn:
+        assert (await conn.execute(select(deliveries.c.id))).all() == []
+        assert (await conn.execute(select(digest_events.c.id).where(digest_events.c.released_at.is_(None)))).all()
+    async with db.begin() as conn:
+        assert await conn.run_sync(digests.release_due, closed) == 1
+    async with db.begin() as conn:
+        assert await conn.run_sync(digests.release_due, closed) == 0
+    async with db.connect() as conn:
+        assert len((await conn.execute(select(deliveries.c.id))).all()) == 1
