@@ -127,3 +127,44 @@ async def test_transactional_notices_are_never_held_by_the_cap(
 
     assert await eventually(all_sent, timeout=30, interval=0.2) == {("sent", "transactional", None): 4}
     assert len(sink.handler.received) == 4
+
+
+async def test_two_pass_processes_on_one_postgresql_queue_never_both_send_the_third(
+        tmp_path, postgres_url, sink, start_suite, clock):
+    """Each PASS decides with the customers' contact rows locked, so two of
+    them claiming one customer's deliveries at the same moment still send two,
+    not more. Each customer's four deliveries are next to each other in the
+    queue and a claim takes at most two, so the two processes keep claiming
+    the same customers' deliveries at once."""
+    from ums.db import connect
+
+    db = connect(postgres_url)
+    try:
+        customers, each = 40, 4
+        ids = await seed_audience(db, customers, night=True)
+        await add_template(db)
+        async with db.begin() as conn:
+            for n, contact_id in enumerate(ids):
+                for _ in range(each):
+                    await enqueue(conn, SendRequest(channel="email", recipient=f"user{n}@example.com",
+                                                    template="offer", kind="advertising", contact_id=contact_id),
+                                  clock.now)
+        for n in (1, 2):
+            home = tmp_path / f"pass{n}"
+            home.mkdir()
+            await start_suite(pass_config(home, postgres_url, sink.port, policy__advertising_per_day="2",
+                                          pass__claim_batch="1"), ["pass"], clock=clock)
+
+        async def settled():
+            counts = await by_state_and_kind(db)
+            return counts if counts[("sent", "advertising", None)] + counts[("waiting", "advertising", "cap")] \
+                == each * customers else None
+
+        counts = await eventually(settled, timeout=90, interval=0.2)
+        await asyncio.sleep(1.0)
+        received = Counter(rcpt for rcpt, _, _ in sink.handler.received)
+        assert received == {f"user{n}@example.com": 2 for n in range(customers)}
+        assert counts == {("sent", "advertising", None): 2 * customers,
+                          ("waiting", "advertising", "cap"): (each - 2) * customers}
+    finally:
+        await db.close()
