@@ -210,8 +210,9 @@ class QueueBatches:
 
     def _candidates(self, conn: Connection, rows: list[dict], now: datetime) -> list[policy.Candidate]:
         self._read_campaigns(conn, {row["campaign_id"] for row in rows if row["campaign_id"]})
-        for row in rows:
-            self._settle_kind(conn, row)
+        settled = [row["id"] for row in rows if self._settle_kind(conn, row)]
+        if settled:   # stored as advertising too, so the frequency caps count them once sent
+            queue.mark_advertising(conn, settled)
         contacts = contact_store.by_ids(conn, [row["contact_id"] for row in rows])
         advertising_contacts = [row["contact_id"] for row in rows if row["kind"] == "advertising"]
         consents = contact_store.advertising_consents(conn, advertising_contacts)
@@ -244,12 +245,14 @@ class QueueBatches:
         deciding = [row["id"] for row in rows]
         return caps.Tally(cap_store.advertising_sent(conn, contact_ids, now - caps.LOOKBACK, deciding, now))
 
-    def _settle_kind(self, conn: Connection, row: dict) -> None:
+    def _settle_kind(self, conn: Connection, row: dict) -> bool:
         """A delivery of an advertising template is advertising, whatever its
         request said (:func:`ums.outbox.settled_kind`): the art. 50 rules and
-        the label follow the content."""
-        if row["kind"] != "advertising":
-            row["kind"] = settled_kind(self._template(conn, row["template_name"], row["channel"]), row["kind"])
+        the label follow the content. True when that changed the row's kind."""
+        if row["kind"] == "advertising":
+            return False
+        row["kind"] = settled_kind(self._template(conn, row["template_name"], row["channel"]), row["kind"])
+        return row["kind"] == "advertising"
 
     def _read_campaigns(self, conn: Connection, campaign_ids: set[int]) -> None:
         """Campaigns not seen yet, and states older than :data:`CAMPAIGN_FRESH`

@@ -129,6 +129,27 @@ async def test_transactional_notices_are_never_held_by_the_cap(
     assert len(sink.handler.received) == 4
 
 
+async def test_an_advertising_template_queued_as_a_notice_still_uses_up_the_cap(
+        tmp_path, database_url, pass_db, sink, start_suite, clock):
+    """PASS sends any delivery of an advertising template as advertising
+    (ums.outbox.settled_kind), and stores that kind, so the cap counts it."""
+    ids = await seed_audience(pass_db, 1, night=True)
+    await add_template(pass_db)
+    config = pass_config(tmp_path, database_url, sink.port, policy__advertising_per_day="1")
+    await start_suite(config, ["pass"], clock=clock)
+    await one_off_sends(pass_db, ids, "offer", "transactional", clock.now)
+    await eventually(lambda: len(sink.handler.received) == 1, timeout=20)
+    await one_off_sends(pass_db, ids, "offer", "advertising", clock.now)
+
+    async def held():
+        counts = await by_state_and_kind(pass_db)
+        return counts if counts[("waiting", "advertising", Hold.CAP.value)] == 1 else None
+
+    assert await eventually(held, timeout=20, interval=0.2) == {
+        ("sent", "advertising", None): 1, ("waiting", "advertising", Hold.CAP.value): 1}
+    assert len(sink.handler.received) == 1
+
+
 async def test_two_pass_processes_on_one_postgresql_queue_never_both_send_the_third(
         tmp_path, postgres_url, sink, start_suite, clock):
     """Each PASS decides with the customers' contact rows locked, so two of
