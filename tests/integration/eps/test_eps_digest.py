@@ -238,3 +238,84 @@ async def test_a_release_that_fails_before_commit_leaves_the_window_whole_for_th
         assert await conn.run_sync(digests.release_due, closed) == 0
     async with db.connect() as conn:
         assert len((await conn.execute(select(deliveries.c.id))).all()) == 1
+
+
+async def test_kill_9_in_the_middle_of_a_window_loses_nothing_and_doubles_nothing(tmp_path, sqlite_url):
+    """`ums run eps pass` as a real process, killed with SIGKILL while a
+    window is open: the events it had acknowledged (202) are in the window,
+    and the process started after it sends the digest once."""
+    import http.client
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.helpers import child_processes, free_port, process_alive
+    from ums.db import connect
+    from ums.event_services import registry
+
+    sink = await Sink(SinkHandler()).start()
+    db = connect(sqlite_url)
+    process = None
+    try:
+        await add_deposit_templates(db)
+        await add_customer(db, "A100", email="a@example.com", name="김하나")
+        await add_customer(db, "B200", email="b@example.com", name="이두리")
+        key = await new_key(db, "account")
+        async with db.begin() as conn:
+            await registry.register(conn, definitions.from_dict({**SERVICE, "digest": {
+                "window": "6s", "template": "deposit-digest"}}), T0)
+        home, port = tmp_path / "instance", free_port()
+        home.mkdir()
+        (home / "ums.cfg").write_text(
+            f"[database]\nurl = {sqlite_url}\n[eps]\nhttp_port = {port}\ntelegram_port = {free_port()}\n"
+            f"digest_poll = 0.2\n[pass]\npoll_interval = 0.1\n[email]\nrelay_port = {sink.port}\n"
+            "[control]\npoll_interval = 0.2\n", encoding="utf-8")
+        env = {**os.environ, "UMS_HOME": str(home)}
+        env.pop("UMS_CONFIG", None)
+        ums = str(Path(sys.executable).with_name("ums"))
+
+        def start() -> subprocess.Popen:
+            return subprocess.Popen([ums, "--home", str(home), "run", "eps", "pass"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=open(home / "ums.log", "ab"))
+
+        def post(customer: str, amount: int) -> int:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                connection.request("POST", "/v1/events", json.dumps(
+                    {"type": "deposit", "customer_id": customer, "data": {"amount": amount, "memo": "m"}}),
+                    {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+                return connection.getresponse().status
+            except OSError:
+                return 0
+            finally:
+                connection.close()
+
+        process = start()
+        await eventually(lambda: post("A100", 1) == 202, timeout=30, interval=0.2)
+        for customer, amount in (("A100", 2), ("B200", 9), ("A100", 3)):
+            assert await asyncio.to_thread(post, customer, amount) == 202
+        helpers = child_processes(process.pid)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        await eventually(lambda: not any(map(process_alive, helpers)), timeout=5)
+        assert sink.handler.received == []          # the window was still open
+
+        process = start()
+        found = await eventually(lambda: bodies(sink) if len(sink.handler.received) >= 2 else None, timeout=30)
+        [digest] = found["a@example.com"]
+        assert digest.startswith("입금 3건 안내") and all(f"- {n}원 (m)" in digest for n in (1, 2, 3))
+        assert found["b@example.com"] == ["입금 안내\n이두리님, 9원이 입금되었습니다."]
+        await asyncio.sleep(1.5)
+        assert len(sink.handler.received) == 2
+    finally:
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        await db.close()
+        await sink.close()
