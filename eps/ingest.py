@@ -10,6 +10,9 @@ each of its events is retried alone, so one bad event cannot sink the others.
 A batch is one plain function of a connection, :func:`store_batch`; the
 :mod:`ums.db.writer` runs it in a single hand-off to the database.
 
+Events of a digest service wait in their customer's window instead of
+queueing a delivery (:mod:`ums.event_services.digests`), in the same transaction.
+
 Idempotency: an event whose (source system, idempotency key) is stored
 already is answered with the stored event's id — ``duplicate`` when it is the
 same event (same :meth:`~eps.events.IncomingEvent.fingerprint`: type, customer
@@ -31,7 +34,7 @@ from ums.store import services as service_store
 
 from ums.db import writer
 
-from ums.event_services import dispatch
+from ums.event_services import digests, dispatch
 from .events import IncomingEvent, fingerprint
 
 log = logging.getLogger("ums.eps.ingest")
@@ -130,8 +133,11 @@ def store_batch(conn, batch: list[IncomingEvent], now) -> list[Accepted]:
     missing = [key for key in fresh if key not in stored]
     # retried posts (or reused keys): their events were stored before, by an earlier batch
     earlier = event_store.stored_under(conn, missing) if missing else {}
+    made = [(plans[key], event_id) for key, event_id in stored.items()]
+    digests.collect(conn, [(plan, event_id) for plan, event_id in made if digests.is_digest(plan)], now)
+    now_queued = [(plan, event_id) for plan, event_id in made if not digests.is_digest(plan)]
     event_store.queue_deliveries(conn, dispatch.delivery_rows(
-        [plans[key] for key in stored], list(stored.values()), now))
+        [plan for plan, _ in now_queued], [event_id for _, event_id in now_queued], now))
     return [_answer_for(event, fresh[event.key], stored, plans, earlier) for event in batch]
 
 

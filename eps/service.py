@@ -16,7 +16,7 @@ from ums.service import Service
 from ums.store import events as event_store
 from ums.web import GuardedSite, HttpError, KeyCheck, PauseGuard, listen_tcp, port_address, render_error, stop_listening
 
-from ums.event_services import registry
+from ums.event_services import digests, registry
 from .http import V1, EpsGate
 from .ingest import Ingestor
 from .telegrams import TelegramFactory, load_layouts
@@ -59,6 +59,7 @@ class EventProcessingServer(Service):
         self.telegrams = None
         self.ingestor: Ingestor | None = None
         self.sweeper: asyncio.Task | None = None
+        self.digester: asyncio.Task | None = None
         self.gate: EpsGate | None = None
 
     def build_root(self) -> Resource:
@@ -80,6 +81,7 @@ class EventProcessingServer(Service):
         with self.listening_on("eps", "telegram_port") as (host, port):
             self.telegrams = await listen_tcp(self.ctx, factory, host, port)
         self.sweeper = asyncio.ensure_future(self._sweep_held(cfg.get("held_sweep_interval", 5.0)))
+        self.digester = asyncio.ensure_future(self._release_digests(cfg.get("digest_poll", 5.0)))
 
     async def _sweep_held(self, interval: float) -> None:
         """Dispatch events held for a service that is active again — covers a
@@ -93,15 +95,30 @@ class EventProcessingServer(Service):
             except Exception as exc:
                 self.log.warning("held-event sweep failed; retrying", extra={"error": str(exc)})
 
+    async def _release_digests(self, interval: float) -> None:
+        """Every ``[eps] digest_poll`` seconds, queue one message per digest
+        window that closed (by the application clock); each release commits
+        its delivery and marks its events in one transaction."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with self.ctx.db.begin() as conn:
+                    released = await conn.run_sync(digests.release_due, self.ctx.clock())
+                if released:
+                    self.log.info("digests released", extra={"deliveries": released})
+            except Exception as exc:
+                self.log.warning("digest release failed; retrying", extra={"error": str(exc)})
+
     async def stop(self) -> None:
         await stop_listening(self.ctx, self.http)
         await stop_listening(self.ctx, self.telegrams)
-        if self.sweeper:
-            self.sweeper.cancel()
-            await asyncio.gather(self.sweeper, return_exceptions=True)
+        for task in (self.sweeper, self.digester):
+            if task:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.ingestor:
             await self.ingestor.stop()
-        self.http = self.telegrams = self.sweeper = None
+        self.http = self.telegrams = self.sweeper = self.digester = None
 
     def info(self) -> dict:
         if not self.ingestor:

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
+from ums import caps
 from ums.addresses import normalize
 from ums.channels import Delivery, Outcome
 from ums.db import retry_when_locked
@@ -30,6 +31,7 @@ from ums.outbox import settled_kind
 from ums.queue import after_send, lanes, records
 from ums.queue.states import DeliveryState, StateChange
 from ums.store import campaigns as campaign_store
+from ums.store import caps as cap_store
 from ums.store import contacts as contact_store
 from ums.store import deliveries as queue
 from ums.store import preferences as preference_store
@@ -57,6 +59,8 @@ class Settings:
     default_timezone: str
     misfire_grace: timedelta
     retry: after_send.Retry
+    #: ``[policy]`` frequency caps (ums.caps)
+    caps: caps.Limits = caps.Limits()
 
 
 @dataclass
@@ -182,18 +186,20 @@ class QueueBatches:
         if not rows:
             return
         self.leased.update((row["id"], row) for row in rows)
-        ctx = policy.Context(now, settings.default_timezone, settings.misfire_grace)
+        ctx = policy.Context(now, settings.default_timezone, settings.misfire_grace, settings.caps)
         ended, holds = [], []
-        for candidate in self._candidates(conn, rows):
+        for candidate in self._candidates(conn, rows, now):
             decision = policy.decide(candidate, ctx)
             if decision is None:
+                if candidate.sent_advertising is not None:
+                    candidate.sent_advertising.note(candidate.row["contact_id"], now)
                 done.ready.append(Ready(self._delivery(conn, candidate), candidate.row["campaign_id"],
                                         candidate.row["lane"]))
             elif decision.action == policy.END:
                 ended.append((candidate.row, decision))
             elif decision.action == policy.WAIT:
                 holds.append(Held(candidate.row["id"], decision.until, DeliveryState.WAITING.value, decision.reason,
-                                  Hold.NIGHT))
+                                  decision.hold or Hold.NIGHT))
             else:
                 holds.append(Held(candidate.row["id"], None, DeliveryState.QUEUED.value, decision.reason,
                                   decision.hold))
@@ -202,14 +208,16 @@ class QueueBatches:
         done.campaigns.update({ready.campaign_id: self.campaigns[ready.campaign_id]
                                for ready in done.ready if ready.campaign_id in self.campaigns})
 
-    def _candidates(self, conn: Connection, rows: list[dict]) -> list[policy.Candidate]:
+    def _candidates(self, conn: Connection, rows: list[dict], now: datetime) -> list[policy.Candidate]:
         self._read_campaigns(conn, {row["campaign_id"] for row in rows if row["campaign_id"]})
-        for row in rows:
-            self._settle_kind(conn, row)
+        settled = [row["id"] for row in rows if self._settle_kind(conn, row)]
+        if settled:   # stored as advertising too, so the frequency caps count them once sent
+            queue.mark_advertising(conn, settled)
         contacts = contact_store.by_ids(conn, [row["contact_id"] for row in rows])
         advertising_contacts = [row["contact_id"] for row in rows if row["kind"] == "advertising"]
         consents = contact_store.advertising_consents(conn, advertising_contacts)
         chosen = preference_store.by_contacts(conn, advertising_contacts)
+        sent = self._advertising_sent(conn, rows, advertising_contacts, now)
         scopes: dict[tuple[str, str], str] = {}  # (channel, address) → the suppression entry's scope
         for channel in {row["channel"] for row in rows}:
             addresses = [row["recipient"] for row in rows if row["channel"] == channel and row["recipient"]]
@@ -223,15 +231,28 @@ class QueueBatches:
                 contact=contacts.get(row["contact_id"]), consents=consents.get(row["contact_id"], []),
                 suppressed=scope is not None, suppression_scope=scope or "all",
                 preferences=chosen.get(row["contact_id"]),
+                sent_advertising=sent if row["kind"] == "advertising" else None,
             ))
         return candidates
 
-    def _settle_kind(self, conn: Connection, row: dict) -> None:
+    def _advertising_sent(self, conn: Connection, rows: list[dict], contact_ids: list[int],
+                          now: datetime) -> caps.Tally | None:
+        """What the frequency caps count for this batch's advertising customers
+        (None when no cap is on): their rows locked for the decision, then one query."""
+        if not self.settings.caps.enabled or not contact_ids:
+            return None
+        contact_store.lock_for_decision(conn, contact_ids)
+        deciding = [row["id"] for row in rows]
+        return caps.Tally(cap_store.advertising_sent(conn, contact_ids, now - caps.LOOKBACK, deciding, now))
+
+    def _settle_kind(self, conn: Connection, row: dict) -> bool:
         """A delivery of an advertising template is advertising, whatever its
         request said (:func:`ums.outbox.settled_kind`): the art. 50 rules and
-        the label follow the content."""
-        if row["kind"] != "advertising":
-            row["kind"] = settled_kind(self._template(conn, row["template_name"], row["channel"]), row["kind"])
+        the label follow the content. True when that changed the row's kind."""
+        if row["kind"] == "advertising":
+            return False
+        row["kind"] = settled_kind(self._template(conn, row["template_name"], row["channel"]), row["kind"])
+        return row["kind"] == "advertising"
 
     def _read_campaigns(self, conn: Connection, campaign_ids: set[int]) -> None:
         """Campaigns not seen yet, and states older than :data:`CAMPAIGN_FRESH`

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ums import advertising, preferences
+from ums import advertising, caps, preferences
 from ums.clock import as_utc, zone
 from ums.holds import Hold, campaign_hold
 from ums.queue.states import DeliveryState
@@ -34,6 +34,8 @@ class Candidate:
     suppression_scope: str = "all"
     #: what the customer chose on the preference centre (advertising only; None: never saved)
     preferences: dict | None = None
+    #: advertising sent to the batch's customers lately (advertising only, when a cap is on)
+    sent_advertising: caps.Tally | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Context:
     now: datetime
     default_timezone: str
     misfire_grace: timedelta
+    caps: caps.Limits = caps.Limits()
 
 
 def campaign_state(c: Candidate, ctx: Context) -> Decision | None:
@@ -69,10 +72,12 @@ def expiry(c: Candidate, ctx: Context) -> Decision | None:
 
 
 def missed_reservation(c: Candidate, ctx: Context) -> Decision | None:
-    """A reserved send (due later than it was created) that PASS missed by more than the grace."""
+    """A reserved send (due later than it was created) that PASS missed by more
+    than the grace. A held delivery's due time (it waited for the night rule or
+    a frequency cap) is its release, not a reservation: it goes whenever claimed."""
     row = c.row
     due, created = as_utc(row["due_at"]), as_utc(row.get("created_at"))
-    reserved = created is not None and due - created > timedelta(seconds=1)
+    reserved = created is not None and due - created > timedelta(seconds=1) and not row.get("hold")
     if row["attempts"] == 0 and row["state"] in FIRST_TRY and reserved \
             and ctx.now - due > ctx.misfire_grace:
         return Decision(END, "expired", "missed", "reserved time missed by more than the grace period")
@@ -121,7 +126,27 @@ def art50(c: Candidate, ctx: Context) -> Decision | None:
     return None
 
 
-CHAIN = (campaign_state, expiry, missed_reservation, no_address, suppression, preference, art50)
+def frequency_cap(c: Candidate, ctx: Context) -> Decision | None:
+    """One voice (:mod:`ums.caps`): advertising to a customer who already had
+    ``[policy] advertising_per_day`` today or ``advertising_per_week`` this week
+    (their local days) waits for the next day or week — or ends expired when
+    its own expiry comes first. Last in the chain: a delivery that reaches it
+    and passes is sent, so the batch counts it (:meth:`caps.Tally.note`)."""
+    contact_id = c.row.get("contact_id")
+    if not ctx.caps.enabled or c.row["kind"] != advertising.ADVERTISING or contact_id is None \
+            or c.sent_advertising is None:
+        return None
+    tz = zone((c.contact or {}).get("timezone"), ctx.default_timezone)
+    held = caps.capped(ctx.caps, c.sent_advertising.counts(contact_id, ctx.now, tz), ctx.now, tz)
+    if held is None:
+        return None
+    expires = as_utc(c.row.get("expires_at"))
+    if expires is not None and expires <= held.until:
+        return Decision(END, "expired", "cap", f"{held.reason}; it expires before the cap allows it")
+    return Decision(WAIT, reason=held.reason, until=held.until, hold=Hold.CAP)
+
+
+CHAIN = (campaign_state, expiry, missed_reservation, no_address, suppression, preference, art50, frequency_cap)
 
 
 def decide(candidate: Candidate, ctx: Context) -> Decision | None:

@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from ums import alerts, cdr
+from ums import alerts, caps, cdr
 from ums.addresses import normalize
 from ums.channels import TEMPORARY, Channel, Delivery, Outcome
 from ums.db import writer as db_writer
@@ -150,6 +150,7 @@ class Worker:
             from_address=config.get("email", "from_address"), default_timezone=config.get("ums", "timezone"),
             misfire_grace=timedelta(seconds=section["misfire_grace"]),
             retry=after_send.Retry(section["retry_base"], section["retry_max"], section["default_expiry"]),
+            caps=caps.Limits.from_config(config),
         )
 
     # --- lifecycle ------------------------------------------------------------------

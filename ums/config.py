@@ -173,6 +173,7 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "eps.max_frame": _positive_int,
     "eps.max_batch": _positive_int,
     "eps.held_sweep_interval": _positive_float,
+    "eps.digest_poll": _positive_float,
     "eps.idle_timeout": _positive_float,
     "eps.request_timeout": _positive_float,
     "mas.port": _port,
@@ -243,6 +244,8 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "alerts.rate_min_sent": _non_negative_int,
     "alerts.rate_check_seconds": _positive_float,
     "preferences.topics": _topics,
+    "policy.advertising_per_day": _non_negative_int,
+    "policy.advertising_per_week": _non_negative_int,
 }
 
 

@@ -28,6 +28,7 @@ class Hold(str, Enum):
     PAUSED = "paused"        # its campaign (or PASS) is paused
     RESERVED = "reserved"    # a reserved send not due yet
     SCHEDULED = "scheduled"  # its campaign has not started yet
+    CAP = "cap"              # the customer had their advertising for the day or week (ums.caps)
 
 
 REASONS = {
@@ -38,6 +39,7 @@ REASONS = {
     Hold.PAUSED: "campaign paused",
     Hold.RESERVED: "reserved for a later time",
     Hold.SCHEDULED: "campaign not started yet",
+    Hold.CAP: "frequency cap reached (advertising per customer)",
 }
 
 

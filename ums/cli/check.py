@@ -209,12 +209,20 @@ async def check_relay(config: Config, names: list[str]) -> list[Problem]:
     return []
 
 
+def _service_templates(definition: dict) -> list[tuple[str, str]]:
+    """(channel, template name) pairs a service definition sends with: its
+    templates, and its digest template on each of their channels."""
+    named = list((definition.get("templates") or {}).items())
+    digest = (definition.get("digest") or {}).get("template")
+    return named + ([(channel, digest) for channel, _ in named] if digest else [])
+
+
 async def check_templates(db: Database) -> list[Problem]:
     """Every template a live EPS service or a sending campaign names exists."""
     async with db.connect() as conn:
         users = [(f"EPS service {row['name']!r}", name, channel)
                  for row in await service_store.list_services(conn)
-                 for channel, name in (row["definition"] or {}).get("templates", {}).items()]
+                 for channel, name in _service_templates(row["definition"] or {})]
         users += [(f"{row['state']} campaign {row['name']!r}", row["template_name"], row["channel"])
                   for row in await campaign_store.in_states(conn, SENDING_CAMPAIGNS)]
         existing = await template_store.by_names(conn, {(name, channel) for _, name, channel in users})

@@ -343,7 +343,29 @@ deliveries = Table(
     Column("finished_at", Time),
     Index("ix_deliveries_claim", "state", "lane", "due_at"),
     Index("ix_deliveries_campaign", "campaign_id", "state"),
+    # what a customer was sent lately (the frequency caps, ums.caps)
+    Index("ix_deliveries_contact_kind", "contact_id", "kind", "finished_at"),
     UniqueConstraint("campaign_id", "contact_id", "channel", name="uq_deliveries_campaign_contact"),
+)
+
+#: events of a digest service (``"digest": {"window", "template"}``) waiting for
+#: their window to close: then all of one customer's events in one window become
+#: one delivery (one event: the service's normal message), and the rows are
+#: marked released in the transaction that queues it (eps.digests)
+digest_events = Table(
+    "digest_events", metadata, _id(),
+    Column("service_name", String(128), nullable=False),
+    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", Id, ForeignKey("events.id", ondelete="SET NULL")),
+    # the delivery the event alone would have made (ums.outbox.SendRequest fields)
+    Column("request", JSON, nullable=False),
+    Column("received_at", Time, nullable=False),
+    # when the window this event belongs to closes (its first event + the window)
+    Column("window_ends_at", Time, nullable=False),
+    Column("released_at", Time),
+    Column("delivery_id", Id, ForeignKey("deliveries.id", ondelete="SET NULL")),
+    Index("ix_digest_events_due", "released_at", "window_ends_at"),
+    Index("ix_digest_events_open", "service_name", "contact_id", "released_at"),
 )
 
 #: the first open (link "") and the first click on each link of a delivery:

@@ -12,8 +12,16 @@ both read into one :class:`ServiceDefinition`. JSON form::
       "conditions": [{"field": "amount", "op": ">=", "value": 1000000}],
       "recipient": {"customer_field": ""},  # "" = the event's customer id
       "templates": {"email": "deposit-email", "fax": "deposit-fax", "voice": "deposit-voice"},
-      "policy": {"VIP": ["voice", "email"], "default": ["email", "fax"]}
+      "policy": {"VIP": ["voice", "email"], "default": ["email", "fax"]},
+      "digest": {"window": "10m", "template": "card-payment-digest"}   # optional
     }
+
+``digest`` (XML ``<digest window="10m" template="…"/>``) collects the events
+of one customer that arrive within ``window`` of the first (``90s``, ``10m``,
+``1h`` or seconds; at most a day) into one message rendered with
+``template`` (one name, kept for each channel of the policy), which gets
+the list of events as ``events``; a customer with one event in the window
+gets the service's normal message (see :mod:`ums.event_services.digests`).
 
 ``policy`` maps a customer grade to the channels to try, in order; ``default``
 covers every other grade. Each channel in a policy needs a template.
@@ -29,6 +37,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from ums import safejson, xml
@@ -53,6 +62,31 @@ class BadDefinition(UmsError):
     """Bad service definition{where}: {reason}."""
 
 
+#: a digest window: a number of seconds, or a number with s, m or h
+_WINDOW = re.compile(r"^\s*([0-9]{1,6})\s*([smh]?)\s*$")
+_WINDOW_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+MAX_WINDOW = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Events of one customer within ``window`` of the first become one message."""
+
+    window: timedelta
+    template: str
+
+    def as_dict(self) -> dict:
+        return {"window": window_text(self.window), "template": self.template}
+
+
+def window_text(window: timedelta) -> str:
+    seconds = int(window.total_seconds())
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 @dataclass
 class ServiceDefinition:
     name: str
@@ -67,6 +101,7 @@ class ServiceDefinition:
     #: event field holding the customer id; "" means the event's own customer id
     customer_field: str = ""
     description: str = ""
+    digest: Digest | None = None
 
     def channels_for(self, grade: str | None) -> list[str]:
         """The channel order for a customer grade (case-insensitive), else the default."""
@@ -91,6 +126,7 @@ class ServiceDefinition:
             "recipient": {"customer_field": self.customer_field},
             "templates": dict(self.templates), "policy": {k: list(v) for k, v in self.policy.items()},
             **({"lane": self.lane} if self.lane else {}),
+            **({"digest": self.digest.as_dict()} if self.digest else {}),
         }
 
 
@@ -114,6 +150,7 @@ def from_dict(data: dict, where: str = "") -> ServiceDefinition:
             policy={_label(k, "a policy grade"): [_label(c, f"policy.{k}") for c in _list(v, f"policy.{k}")]
                     for k, v in _typed(data, "policy", dict, "an object").items()},
             description=_label(data.get("description") or "", "description", limit=MAX_DEFINITION_BYTES),
+            digest=_digest(data.get("digest")),
         )
         _check(definition)
     except (BadCondition, ValueError, TypeError, AttributeError) as exc:
@@ -179,6 +216,24 @@ def _lane(value) -> str | None:
     return value
 
 
+def _digest(value) -> Digest | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError('digest must be an object {"window": "10m", "template": NAME}')
+    template = _label(value.get("template") or "", "digest.template")
+    if not template.strip():
+        raise ValueError("digest.template is required (the template of the digest message)")
+    window = value.get("window")
+    found = _WINDOW.match(str(window)) if isinstance(window, (str, int)) and not isinstance(window, bool) else None
+    if found is None:
+        raise ValueError(f"digest.window must be seconds or a number with s, m or h (e.g. 10m), not {window!r}")
+    seconds = timedelta(seconds=int(found.group(1)) * _WINDOW_UNITS[found.group(2)])
+    if not timedelta(seconds=1) <= seconds <= MAX_WINDOW:
+        raise ValueError("digest.window must be from 1 second to 24 hours")
+    return Digest(seconds, template.strip())
+
+
 def _condition(item) -> Condition:
     if not isinstance(item, dict):
         raise ValueError("each condition is an object with field, op and value")
@@ -221,7 +276,10 @@ def from_xml(data: str | bytes, where: str = "") -> ServiceDefinition:
 
 def _xml_to_dict(root) -> dict:
     recipient = root.find("recipient")
+    digest = root.find("digest")
     return {
+        **({"digest": {"window": digest.get("window"), "template": digest.get("template")}}
+           if digest is not None else {}),
         "name": root.get("name"),
         "event_type": root.get("event-type"),
         "kind": root.get("kind", "transactional"),

@@ -22,7 +22,7 @@ from ums.errors import UmsError
 from ums.store import events as event_store
 from ums.store import services as service_store
 
-from . import dispatch
+from . import digests, dispatch
 from .definitions import ServiceDefinition
 
 
@@ -92,7 +92,10 @@ async def dispatch_held(conn, name: str, now: datetime) -> int:
                                        event["payload"] or {}, contacts)
             await event_store.set_outcome(conn, event["id"], plan.state, now, service.name,
                                           service.version, plan.error)
-            await dispatch.carry_out(conn, plan, event["id"], now)
+            if digests.is_digest(plan):
+                await conn.run_sync(digests.collect, [(plan, event["id"])], now)
+            else:
+                await dispatch.carry_out(conn, plan, event["id"], now)
         count += len(batch)
     return count
 

@@ -78,6 +78,19 @@ def by_ids(conn: Connection, ids) -> dict[int, dict]:
     return {row["id"]: row for row in as_dicts(conn.execute(select(contacts).where(contacts.c.id.in_(ids))))}
 
 
+def lock_for_decision(conn: Connection, ids) -> None:
+    """Lock the contact rows of ``ids`` until the transaction ends, so two PASS
+    processes deciding about one customer (the frequency caps) take turns: on
+    PostgreSQL ``FOR NO KEY UPDATE`` in id order (no deadlock between batches;
+    new deliveries and other foreign keys still insert); on SQLite the
+    transaction's write lock already serialises every decision."""
+    ids = sorted({i for i in ids if i is not None})
+    if not ids or conn.dialect.name != "postgresql":
+        return
+    conn.execute(select(contacts.c.id).where(contacts.c.id.in_(ids)).order_by(contacts.c.id)
+                 .with_for_update(key_share=True)).all()
+
+
 def advertising_consents(conn: Connection, ids) -> dict[int, list[dict]]:
     """Advertising consent records of many contacts, by contact id (sync, like :func:`by_ids`)."""
     ids = [i for i in set(ids) if i is not None]

@@ -193,6 +193,12 @@ def release(conn: Connection, ids: list[int], worker: str, now: datetime, state:
     )
 
 
+def mark_advertising(conn: Connection, ids: list[int]) -> None:
+    """Store the kind PASS settled for deliveries of an advertising template
+    queued as something else (:func:`ums.outbox.settled_kind`)."""
+    conn.execute(update(deliveries).where(deliveries.c.id.in_(ids)).values(kind="advertising"))
+
+
 def renew(conn: Connection, worker: str, lease_until: datetime) -> int:
     """Extend every lease ``worker`` holds (its jobs are still in memory)."""
     result = conn.execute(
