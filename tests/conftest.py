@@ -39,6 +39,41 @@ _counter = itertools.count()
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
+# --- parallel runs (pytest-xdist, --dist loadgroup) ------------------------------------
+
+#: tests that drive one real external resource each, by the fixture they use or
+#: the file they are in: a group runs on one worker, one test at a time, so two
+#: workers never start HylaFAX, baresip, smtp-sink, systemd units, the bounce
+#: corpus download or the voice stack at the same moment
+SHARED_RESOURCE_FIXTURES = {"hylafax": "hylafax", "sip_peer": "baresip", "postfix_sink": "postfix-smtp-sink"}
+SHARED_RESOURCE_PATHS = {
+    "tests/integration/voice/": "baresip",  # the voice tests call through baresip too
+    "tests/integration/pass_/test_pass_postfix_sink.py": "postfix-smtp-sink",
+    "tests/unit/mas/test_bounce_corpus.py": "bounce-corpus",
+    "tests/acceptance/test_systemd_units.py": "systemd",
+}
+
+
+def shared_resource_group(item) -> str | None:
+    """The xdist group of a test that uses a shared external resource, else None."""
+    path = Path(str(item.path)).resolve().relative_to(Path(__file__).resolve().parents[1]).as_posix()
+    for prefix, group in SHARED_RESOURCE_PATHS.items():
+        if path.startswith(prefix):
+            return group
+    for fixture, group in SHARED_RESOURCE_FIXTURES.items():
+        if fixture in getattr(item, "fixturenames", ()):
+            return group
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the group markers
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = shared_resource_group(item)
+        if group and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session", autouse=True)
 async def reactor():
     """Twisted's asyncio reactor on the session loop (installed once per process)."""
