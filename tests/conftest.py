@@ -16,6 +16,7 @@ import asyncio
 import itertools
 import os
 import shutil
+import sys
 from pathlib import Path
 from datetime import time
 from zoneinfo import ZoneInfo
@@ -78,6 +79,27 @@ def pytest_collection_modifyitems(config, items):
 async def reactor():
     """Twisted's asyncio reactor on the session loop (installed once per process)."""
     return ums_reactor.install(asyncio.get_running_loop())
+
+
+@pytest.fixture(autouse=True)
+def _no_alerts_left_over():
+    """After each test, what ``ums.alerts`` keeps per process goes: a
+    dispatcher a test's services made and did not drain (its queued alerts,
+    retries and relay-outage timers would fire in a later test on this worker,
+    posting to that test's closed receiver and logging its WARNING there) is
+    cancelled, and the once-only "webhook without secret" error may be logged again."""
+    yield
+    alerts = sys.modules.get("ums.alerts")
+    if alerts is None:
+        return
+    while alerts._dispatchers:
+        _key, dispatcher = alerts._dispatchers.popitem()
+        for outage in dispatcher.outages.values():
+            if outage.get("timer"):
+                outage["timer"].cancel()
+        for task in [dispatcher.task, *dispatcher.sending]:
+            task.cancel()
+    alerts._misconfigured_warned = False
 
 
 # --- databases -------------------------------------------------------------------
