@@ -67,8 +67,19 @@ def shared_resource_group(item) -> str | None:
     return None
 
 
+def soak_long_forms_wanted(config) -> bool:
+    """The long forms of the soak tests (marked slow) run with UMS_SOAK=1 (at
+    their full size) or when ``-m`` names them; otherwise only their short forms."""
+    return os.environ.get("UMS_SOAK") == "1" or "slow" in (config.getoption("markexpr", "") or "")
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the group markers
 def pytest_collection_modifyitems(config, items):
+    if not soak_long_forms_wanted(config):
+        long_forms = [item for item in items if item.get_closest_marker("slow")]
+        if long_forms:
+            config.hook.pytest_deselected(items=long_forms)
+            items[:] = [item for item in items if not item.get_closest_marker("slow")]
     for item in items:
         group = shared_resource_group(item)
         if group and not item.get_closest_marker("xdist_group"):
