@@ -16,6 +16,7 @@ import asyncio
 import itertools
 import os
 import shutil
+import sys
 from pathlib import Path
 from datetime import time
 from zoneinfo import ZoneInfo
@@ -39,10 +40,77 @@ _counter = itertools.count()
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
+# --- parallel runs (pytest-xdist, --dist loadgroup) ------------------------------------
+
+#: tests that drive one real external resource each, by the fixture they use or
+#: the file they are in: a group runs on one worker, one test at a time, so two
+#: workers never start HylaFAX, baresip, smtp-sink, systemd units, the bounce
+#: corpus download or the voice stack at the same moment
+SHARED_RESOURCE_FIXTURES = {"hylafax": "hylafax", "sip_peer": "baresip", "postfix_sink": "postfix-smtp-sink"}
+SHARED_RESOURCE_PATHS = {
+    "tests/integration/voice/": "baresip",  # the voice tests call through baresip too
+    "tests/integration/pass_/test_pass_postfix_sink.py": "postfix-smtp-sink",
+    "tests/unit/mas/test_bounce_corpus.py": "bounce-corpus",
+    "tests/acceptance/test_systemd_units.py": "systemd",
+}
+
+
+def shared_resource_group(item) -> str | None:
+    """The xdist group of a test that uses a shared external resource, else None."""
+    path = Path(str(item.path)).resolve().relative_to(Path(__file__).resolve().parents[1]).as_posix()
+    for prefix, group in SHARED_RESOURCE_PATHS.items():
+        if path.startswith(prefix):
+            return group
+    for fixture, group in SHARED_RESOURCE_FIXTURES.items():
+        if fixture in getattr(item, "fixturenames", ()):
+            return group
+    return None
+
+
+def soak_long_forms_wanted(config) -> bool:
+    """The long forms of the soak tests (marked slow) run with UMS_SOAK=1 (at
+    their full size) or when ``-m`` names them; otherwise only their short forms."""
+    return os.environ.get("UMS_SOAK") == "1" or "slow" in (config.getoption("markexpr", "") or "")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the group markers
+def pytest_collection_modifyitems(config, items):
+    if not soak_long_forms_wanted(config):
+        long_forms = [item for item in items if item.get_closest_marker("slow")]
+        if long_forms:
+            config.hook.pytest_deselected(items=long_forms)
+            items[:] = [item for item in items if not item.get_closest_marker("slow")]
+    for item in items:
+        group = shared_resource_group(item)
+        if group and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session", autouse=True)
 async def reactor():
     """Twisted's asyncio reactor on the session loop (installed once per process)."""
     return ums_reactor.install(asyncio.get_running_loop())
+
+
+@pytest.fixture(autouse=True)
+def _no_alerts_left_over():
+    """After each test, what ``ums.alerts`` keeps per process goes: a
+    dispatcher a test's services made and did not drain (its queued alerts,
+    retries and relay-outage timers would fire in a later test on this worker,
+    posting to that test's closed receiver and logging its WARNING there) is
+    cancelled, and the once-only "webhook without secret" error may be logged again."""
+    yield
+    alerts = sys.modules.get("ums.alerts")
+    if alerts is None:
+        return
+    while alerts._dispatchers:
+        _key, dispatcher = alerts._dispatchers.popitem()
+        for outage in dispatcher.outages.values():
+            if outage.get("timer"):
+                outage["timer"].cancel()
+        for task in [dispatcher.task, *dispatcher.sending]:
+            task.cancel()
+    alerts._misconfigured_warned = False
 
 
 # --- databases -------------------------------------------------------------------

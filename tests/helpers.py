@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import os
 import select
 import socket
 import time
@@ -51,20 +53,56 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-#: ports free_port has handed out in this process: the kernel may offer a just-closed
-#: port again, and two servers configured with one port collide when they start
-_HANDED_OUT: set[int] = set()
+def _udp_port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+#: free_port's range: below the kernel's ephemeral ports (32768 and up), so a
+#: server bound to port 0 never takes a port handed out here
+PORT_RANGE = range(20000, 32000)
+
+
+def _worker_ports() -> range:
+    """This process's block of PORT_RANGE: under pytest-xdist each worker
+    (PYTEST_XDIST_WORKER gw0, gw1…) gets its own slice, so two workers running
+    at once never hand out the same port; a serial run has the whole range."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or count < 2:
+        return PORT_RANGE
+    index = int(worker[2:]) % count
+    size = len(PORT_RANGE) // count
+    start = PORT_RANGE.start + index * size
+    return range(start, start + size)
+
+
+def _ports_in_turn() -> itertools.cycle:
+    """This worker's block in turn, starting at a place picked by the pid, so
+    two test runs on one machine (another checkout's) rarely offer the same
+    port at the same moment."""
+    block = _worker_ports()
+    start = os.getpid() * 7919 % len(block)
+    return itertools.cycle([*block[start:], *block[:start]])
+
+
+#: the next ports free_port offers: each is handed out once per process (two
+#: servers configured with one port collide when they start), in this worker's block
+_next_ports = _ports_in_turn()
 
 
 def free_port() -> int:
-    """A loopback port nothing listens on, never one this process was given before."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
+    """A loopback port nothing listens on, in this worker's own block, never
+    one this process was given before (until the block wraps round)."""
+    for _ in range(len(_worker_ports())):
+        port = next(_next_ports)
+        if port_is_free(port) and _udp_port_is_free(port):  # SIP peers listen on both
             return port
+    raise RuntimeError("no free loopback port in this worker's block")
 
 
 async def eventually(check, timeout: float = 5.0, interval: float = 0.05):

@@ -1,19 +1,27 @@
 """No traceback for a user's mistake: every `ums` command, given an unknown
 option, a missing argument or a file that does not exist, answers with one
 line and a non-zero exit; a busy port is one line naming the setting; outside
-an instance `ums` says so and creates nothing."""
+an instance `ums` says so and creates nothing.
+
+The ~120 bad-input cases go through the CLI's own entry (``cli.main``,
+standalone) in this process — a process each cost 48–140 s of start-up —
+except `ums run`'s, which stay real processes, and the first case of each kind,
+which runs both ways and must answer the same."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import tempfile
+import traceback
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from tests.acceptance.cli import UMS, command_paths, environment, ums
 from tests.helpers import free_port
@@ -73,21 +81,66 @@ def bad_inputs():
             yield [*path, *_args(command, lambda p: p.required or _takes_files(p))], f"{MISSING} as every file"
 
 
-def test_every_command_given_bad_input_answers_one_line(instance):
+def run_process(instance: Path, line: list[str]) -> tuple[int, str]:
+    """`ums LINE` as a real process: its exit status and stderr."""
+    result = subprocess.run([UMS, *line], cwd=instance, env=environment(instance), stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=60)
+    return result.returncode, result.stderr
+
+
+def run_in_process(instance: Path, line: list[str], monkeypatch) -> tuple[int, str]:
+    """`ums LINE` through the CLI's own entry (``cli.main``, standalone, as
+    ``ums.cli.main`` calls it) in this process, with the process's environment
+    and directory: its exit status and stderr — an exception escaping it is
+    what a process would print as a traceback."""
+    from ums.cli import cli
+
+    wanted = environment(instance)
+    monkeypatch.chdir(instance)
+    result = CliRunner().invoke(cli, line, prog_name="ums", catch_exceptions=True,
+                                env={**{key: None for key in os.environ if key not in wanted}, **wanted})
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "Traceback (most recent call last):\n" + "".join(traceback.format_exception(result.exception))
+    return result.exit_code, stderr
+
+
+def _wrong(line, what, status: int, stderr: str) -> str | None:
+    lines = stderr.strip().splitlines()
+    if status == 0 or "Traceback" in stderr or len(lines) != 1 or not lines[0].startswith("Error: "):
+        return f"ums {' '.join(line)} ({what}) → exit {status}: {stderr[-400:]!r}"
+    return None
+
+
+def _needs_a_process(line: list[str]) -> bool:
+    """`ums run` sets up logging and signal handlers and starts the reactor:
+    it is only ever tried as a real process."""
+    return line[0] == "run"
+
+
+def real_process_cases(cases) -> list[tuple[list[str], str]]:
+    """`ums run`'s cases, and the first case of each kind: these run as real
+    `ums` processes, and the sampled ones also in-process, which must answer
+    exactly as the process did."""
+    firsts = {}
+    for line, what in cases:
+        firsts.setdefault(what.replace(MISSING, "MISSING"), (line, what))
+    return [case for case in cases if _needs_a_process(case[0])] + list(firsts.values())
+
+
+def test_every_command_given_bad_input_answers_one_line(instance, monkeypatch):
     cases = list(bad_inputs())
     assert len(LEAVES) > 40 and any("contacts export" in " ".join(line) for line, _ in cases)
-
-    def run(line):
-        return subprocess.run([UMS, *line], cwd=instance, env=environment(instance), stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=60)
-
+    in_processes = real_process_cases(cases)
     with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(run, [line for line, _ in cases]))
-    wrong = []
-    for (line, what), result in zip(cases, results):
-        lines = result.stderr.strip().splitlines()
-        if result.returncode == 0 or "Traceback" in result.stderr or len(lines) != 1 or not lines[0].startswith("Error: "):
-            wrong.append(f"ums {' '.join(line)} ({what}) → exit {result.returncode}: {result.stderr[-400:]!r}")
+        by_process = list(pool.map(lambda case: run_process(instance, case[0]), in_processes))
+    wrong = [_wrong(line, what, *answer) for (line, what), answer in zip(in_processes, by_process)]
+    for (line, what), answer in zip(in_processes, by_process):
+        if not _needs_a_process(line):
+            assert run_in_process(instance, line, monkeypatch) == answer, f"ums {' '.join(line)}: in-process differs"
+    wrong += [_wrong(line, what, *run_in_process(instance, line, monkeypatch))
+              for line, what in cases if not _needs_a_process(line)]
+    wrong = [problem for problem in wrong if problem]
     assert not wrong, "\n".join(wrong)
 
 

@@ -1,4 +1,10 @@
-"""Suite commands: init, run, status, pause, resume, stop."""
+"""Suite commands: init, run, status, pause, resume, stop.
+
+What only one command needs is imported inside it (rich for status's table,
+logging set-up and the start-up checks for run, password hashing and
+migrations for init): `ums status`, `ums stop` and `ums pause` are run often,
+by operators, scripts and systemd, and start-up import is most of their cost.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +17,11 @@ import time
 from datetime import timedelta
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from .. import config as ums_config
-from .. import log as ums_log
 from .. import runtime
-from ..db import migrate
 from ..errors import UmsError
-from ..security import hash_password, new_secret
-from ..store import control, deliveries, users
-from .check import refuse_to_start
+from ..store import control, deliveries
 from .common import json_option, live_instances, pass_obj, ready_database, run_async, write_json
 
 
@@ -66,6 +66,10 @@ def init(obj, admin_password):
 
 
 async def _init_database(obj, admin_password: str | None) -> list[str]:
+    from ..db import migrate
+    from ..security import hash_password, new_secret
+    from ..store import users
+
     db = obj.database()
     changes = []
     try:
@@ -106,6 +110,9 @@ def run(obj, services, log_file):
     reports (configuration, database, ports, time zone). Runs under systemd
     with the units in deploy/systemd/ (see the README).
     """
+    from .. import log as ums_log
+    from .check import refuse_to_start
+
     refuse_to_start(obj, list(services) or None)
     config = obj.config
     ums_log.setup_from_config(config, file=log_file)
@@ -148,6 +155,9 @@ def status(obj, as_json):
 
 
 def _print_status(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold")
     for column in ("SERVICE", "STATE", "ADDRESS", "HOST", "PID", "UPTIME", "DETAIL"):
         table.add_column(column)

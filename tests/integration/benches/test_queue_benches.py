@@ -34,12 +34,10 @@ def check_priority_figures(out: str) -> None:
     assert re.fullmatch(r"transactional p99 \d+ ms", out.strip().splitlines()[-1]), out
 
 
-@pytest.mark.slow
 def test_pass_priority_prints_its_figures_on_sqlite():
     check_priority_figures(run_bench("pass_priority.py"))
 
 
-@pytest.mark.slow
 @pytest.mark.postgres
 def test_pass_priority_prints_its_figures_on_postgresql():
     if not PG_URL:
@@ -47,7 +45,6 @@ def test_pass_priority_prints_its_figures_on_postgresql():
     check_priority_figures(run_bench("pass_priority.py", "--database-url", PG_URL))
 
 
-@pytest.mark.slow
 @pytest.mark.postgres
 def test_pass_scale_sends_each_message_once_with_one_final_cdr_each():
     if not PG_URL:

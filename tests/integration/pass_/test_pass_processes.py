@@ -65,10 +65,18 @@ async def final_cdr_per_delivery(db) -> Counter:
         return Counter((await conn.execute(select(cdr.c.delivery_id).where(cdr.c.final.is_(True)))).scalars())
 
 
-@pytest.mark.slow
+#: (recipients, kill -9 restarts): the soak's (10,000 and five with UMS_SOAK=1,
+#: else 1,000 and two: ``-m slow``), and the short form every run makes
+SOAK_KILLS = (10000, 5) if SOAK else (1000, 2)
+SHORT_KILLS = (300, 2)
+
+
+@pytest.mark.parametrize("count, kills", [
+    pytest.param(*SHORT_KILLS, id="short"),
+    pytest.param(*SOAK_KILLS, id="soak", marks=pytest.mark.slow),
+])
 async def test_kill_9_and_restart_loses_nothing_and_doubles_only_in_flight(
-        tmp_path, sqlite_url, pass_db_sqlite, sink):
-    count, kills = (10000, 5) if SOAK else (1000, 2)
+        tmp_path, sqlite_url, pass_db_sqlite, sink, count, kills):
     db = pass_db_sqlite
     await seed_audience(db, count)
     await add_template(db)

@@ -10,4 +10,5 @@ from tests.browser import conftest as browser_fixtures  # noqa: E402
 from tests.integration.was import conftest as was_fixtures  # noqa: E402
 
 browser = browser_fixtures.browser
+chromium = browser_fixtures.chromium
 site = was_fixtures.site
