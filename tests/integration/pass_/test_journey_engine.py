@@ -1,0 +1,122 @@
+"""Journeys driven by a real PASS (in-process, on an injected clock) sending
+to a real loopback SMTP sink — email directly, fax through the T.37 fax
+channel (rendered by Ghostscript, mailed to the same sink as gateway):
+
+* must-show 2: a customer who refuses (the one-click unsubscribe of the
+  journey's first email) leaves the journey before its next send, while
+  another customer gets it;
+* must-show 4: a customer who picks "fax" on the preference page gets the
+  journey's next step by fax, with its own CDR.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from pass_support import NOW, add_template, pass_config, seed_audience
+from tests.helpers import eventually
+from ums import preferences, refusal
+from ums.clock import Clock
+from ums.db.models import cdr, contacts, deliveries
+from ums.journeys import definitions, engine
+from ums.store import deliveries as delivery_store
+from ums.store import journeys as journey_store
+
+FLOW = {"name": "welcome", "kind": "advertising", "steps": [
+    {"id": "hello", "send": {"channel": "email", "template": "hello"}},
+    {"id": "an-hour", "wait": {"duration": "1h"}},
+    {"id": "offer", "send": {"channel": "email", "template": "offer"}},
+    {"id": "done", "exit": {}}]}
+
+
+async def start(tmp_path, database_url, pass_db, sink, start_suite, count=3):
+    ids = await seed_audience(pass_db, count)
+    async with pass_db.begin() as conn:
+        for number, contact_id in enumerate(ids):
+            await conn.execute(update(contacts).where(contacts.c.id == contact_id)
+                               .values(fax=f"0212340{number:03d}"))
+    await add_template(pass_db, "hello")
+    await add_template(pass_db, "offer")
+    await add_template(pass_db, "offer", channel="fax")
+    clock = Clock(NOW)
+    config = pass_config(tmp_path, database_url, sink.port, pass__journey_interval="0.1",
+                         fax__t37_host="127.0.0.1", fax__t37_port=str(sink.port))
+    await start_suite(config, ["pass"], clock=clock)
+    async with pass_db.begin() as conn:
+        await engine.create(conn, definitions.from_dict(FLOW), "marketing", clock.now)
+        await engine.enter(conn, "welcome", ids, "cli", clock.now)
+    return ids, clock
+
+
+async def sent_to(db, contact_id) -> list[tuple[str, str, str]]:
+    async with db.connect() as conn:
+        rows = await conn.execute(select(deliveries.c.channel, deliveries.c.template_name, deliveries.c.state)
+                                  .where(deliveries.c.contact_id == contact_id).order_by(deliveries.c.id))
+        return [tuple(row) for row in rows]
+
+
+async def all_sent(db, expected: int):
+    async with db.connect() as conn:
+        states = (await conn.execute(select(deliveries.c.state))).scalars().all()
+    return len(states) == expected and set(states) == {"sent"}
+
+
+async def first_delivery(db, contact_id) -> dict:
+    async with db.connect() as conn:
+        delivery_id = await conn.scalar(select(deliveries.c.id).where(deliveries.c.contact_id == contact_id)
+                                        .order_by(deliveries.c.id))
+        return await delivery_store.get(conn, delivery_id)
+
+
+async def history(db, name="welcome") -> dict:
+    async with db.connect() as conn:
+        journey = await journey_store.by_name(conn, name)
+        return await journey_store.runs_with_steps(conn, journey["id"])
+
+
+async def test_a_refusal_mid_journey_stops_it_before_the_next_send(tmp_path, database_url, pass_db, sink,
+                                                                   start_suite):
+    (refuser, stayer, _), clock = await start(tmp_path, database_url, pass_db, sink, start_suite)
+    await eventually(lambda: all_sent(pass_db, 3), timeout=30, interval=0.1)
+    first = await first_delivery(pass_db, refuser)
+    async with pass_db.begin() as conn:   # the one-click unsubscribe of the first email
+        await refusal.refuse_address(conn, "email", first["recipient"], clock.now + timedelta(minutes=10),
+                                     "one-click", reason="unsubscribe", delivery_id=first["id"],
+                                     contact_id=refuser, evidence=refusal.token_evidence(first))
+    clock.now = NOW + timedelta(hours=1, minutes=1)
+    await eventually(lambda: all_sent(pass_db, 5), timeout=30, interval=0.1)
+
+    assert await sent_to(pass_db, refuser) == [("email", "hello", "sent")]
+    assert await sent_to(pass_db, stayer) == [("email", "hello", "sent"), ("email", "offer", "sent")]
+    runs = await history(pass_db)
+    assert [kind for _, kind, _ in runs[refuser]] == ["entered", "send", "wait", "refused"]
+    assert [kind for _, kind, _ in runs[stayer]] == ["entered", "send", "wait", "send", "exit"]
+    received = sorted(rcpt for rcpt, _, _ in sink.handler.received)
+    assert received.count(first["recipient"]) == 1 and len(received) == 5
+
+
+async def test_a_customer_who_picks_fax_gets_the_next_step_by_fax(tmp_path, database_url, pass_db, sink,
+                                                                 start_suite):
+    (chooser, other), clock = await start(tmp_path, database_url, pass_db, sink, start_suite, count=2)
+    await eventually(lambda: all_sent(pass_db, 2), timeout=30, interval=0.1)
+    first = await first_delivery(pass_db, chooser)
+    async with pass_db.begin() as conn:   # what the preference page saves when they pick fax
+        contact = await preferences.contact_of(conn, first)
+        await preferences.save(conn, first, contact, preferences.Choice(preferred_channel="fax"), [],
+                               clock.now + timedelta(minutes=5))
+    clock.now = NOW + timedelta(hours=1, minutes=1)
+    await eventually(lambda: all_sent(pass_db, 4), timeout=60, interval=0.2)
+
+    assert await sent_to(pass_db, chooser) == [("email", "hello", "sent"), ("fax", "offer", "sent")]
+    assert await sent_to(pass_db, other) == [("email", "hello", "sent"), ("email", "offer", "sent")]
+    assert any(rcpt.startswith("FAX=+8221234") for rcpt, _, _ in sink.handler.received)
+    async with pass_db.connect() as conn:
+        media = (await conn.execute(select(cdr.c.medium).select_from(cdr.join(deliveries, deliveries.c.id == cdr.c.delivery_id))
+                                    .where(deliveries.c.contact_id == chooser, cdr.c.final.is_(True))
+                                    .order_by(cdr.c.id))).scalars().all()
+    assert media == ["email", "fax"]
+    runs = await history(pass_db)
+    assert [(step, outcome) for step, kind, outcome in runs[chooser] if kind == "send"] == [
+        ("hello", "email"), ("offer", "fax")]
