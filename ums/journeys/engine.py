@@ -97,6 +97,32 @@ async def enter_for_event(conn, event_type: str, contact_id: int | None, event_i
     return started
 
 
+async def set_state(conn, name: str, state: str, now: datetime) -> dict:
+    """Pause (runs wait where they are), resume or stop (every active run
+    ends) journey ``name``; a stopped journey stays stopped. Returns
+    ``{"name", "state", "stopped_runs"}``."""
+    row = await named(conn, name)
+    if row["state"] == store.STOPPED and state != store.STOPPED:
+        raise JourneyNotActive(name=name, state=row["state"])
+    await store.set_state(conn, row["id"], state, now)
+    stopped = await store.stop_runs(conn, row["id"], now) if state == store.STOPPED else 0
+    return {"name": name, "state": state, "stopped_runs": stopped}
+
+
+async def summary(conn, name: str) -> dict:
+    """A journey with its steps and, for each, how many customers are at it
+    now and how many passed through it; ``ended`` counts ended runs by how."""
+    row = await named(conn, name)
+    journey = from_dict(row["definition"])
+    counts = await store.step_counts(conn, row["id"])
+    steps = [{**step.as_dict(), "kind": step.kind, "at": counts["at"].get(step.id, 0),
+              "passed": counts["passed"].get(step.id, 0), "after": journey.after(step)}
+             for step in journey.steps]
+    return {**{k: row[k] for k in ("id", "name", "kind", "event_type", "state", "created_by", "created_at")},
+            "description": journey.description, "steps": steps, "ended": counts["ended"],
+            "active": sum(counts["at"].values())}
+
+
 # --- advancing ---------------------------------------------------------------------------
 
 @dataclass
