@@ -116,11 +116,17 @@ async def summary(conn, name: str) -> dict:
     journey = from_dict(row["definition"])
     counts = await store.step_counts(conn, row["id"])
     steps = [{**step.as_dict(), "kind": step.kind, "at": counts["at"].get(step.id, 0),
-              "passed": counts["passed"].get(step.id, 0), "after": journey.after(step)}
-             for step in journey.steps]
+              "passed": _passed(step, counts), "after": journey.after(step)} for step in journey.steps]
     return {**{k: row[k] for k in ("id", "name", "kind", "event_type", "state", "created_by", "created_at")},
             "description": journey.description, "steps": steps, "ended": counts["ended"],
             "active": sum(counts["at"].values())}
+
+
+def _passed(step: Step, counts: dict) -> int:
+    """Runs that went through ``step``; a wait is written when it starts, so
+    those still waiting at it have not passed it yet."""
+    seen = counts["passed"].get(step.id, 0)
+    return max(0, seen - counts["at"].get(step.id, 0)) if step.kind == "wait" else seen
 
 
 # --- advancing ---------------------------------------------------------------------------
@@ -177,10 +183,12 @@ class _Walk:
         #: when the step at hand became due: the run's next_at for the first one
         self.since = run["next_at"]
         self.contact: dict | None = None
+        #: steps done so far in this go (0: the step the run was due at)
+        self.hops = 0
 
     async def go(self) -> None:
         self.contact = await store.contact_for_run(self.conn, self.run["contact_id"])
-        for _ in range(MAX_HOPS):
+        for self.hops in range(MAX_HOPS):
             if self.step_id is None:
                 await self._end("completed", "-", "completed")
                 return
@@ -240,14 +248,23 @@ class _Walk:
         return None
 
     async def wait(self, step: Step) -> bool:
+        """Arriving, the run stays at the wait (``next_at`` its end); when that
+        comes, it goes on to the next step."""
+        if self.hops == 0 and await self._waiting_at(step.id):
+            self.step_id = self.journey.after(step)
+            return True
         until = self._wait_until(step)
-        self.step_id = self.journey.after(step)
         if until is None or until <= self.now:
             await self._record(step.id, "wait", "no wait" if until is None else "over")
+            self.step_id = self.journey.after(step)
             return True
         await self._record(step.id, "wait", f"until {until.isoformat(timespec='seconds')}")
         self.next_at = until
         return False
+
+    async def _waiting_at(self, step_id: str) -> bool:
+        last = await store.last_step(self.conn, self.run["id"])
+        return last is not None and last["step"] == step_id and last["kind"] == "wait"
 
     def _wait_until(self, step: Step) -> datetime | None:
         tz = zone((self.contact or {}).get("timezone"), self.settings.default_timezone)

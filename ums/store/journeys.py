@@ -158,6 +158,13 @@ async def steps_of(conn: AsyncConnection, run_id: int) -> list[dict]:
     return found
 
 
+async def last_step(conn: AsyncConnection, run_id: int) -> dict | None:
+    """The run's latest history row (what it last did)."""
+    row = (await conn.execute(select(journey_steps).where(journey_steps.c.run_id == run_id)
+                              .order_by(journey_steps.c.id.desc()).limit(1))).first()
+    return dict(row._mapping) if row else None
+
+
 async def step_counts(conn: AsyncConnection, journey_id: int) -> dict:
     """``{"at": {step: runs waiting at it}, "passed": {step: runs that did it},
     "ended": {state: runs}}`` for the flow page and ``ums journey show``."""
