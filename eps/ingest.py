@@ -8,7 +8,9 @@ senders cost a handful of commits instead of a thousand. If a batch fails,
 each of its events is retried alone, so one bad event cannot sink the others.
 
 A batch is one plain function of a connection, :func:`store_batch`; the
-:mod:`ums.db.writer` runs it in a single hand-off to the database.
+:mod:`ums.db.writer` runs it in a single hand-off to the database. An event
+also enters its customer into every active journey that names its type
+(:func:`ums.store.journeys.enter_for_events`), in the same transaction.
 
 Idempotency: an event whose (source system, idempotency key) is stored
 already is answered with the stored event's id — ``duplicate`` when it is the
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 
 from ums.store import contacts as contact_store
 from ums.store import events as event_store
+from ums.store import journeys as journey_store
 from ums.store import preferences as preference_store
 from ums.store import services as service_store
 
@@ -132,6 +135,9 @@ def store_batch(conn, batch: list[IncomingEvent], now) -> list[Accepted]:
     earlier = event_store.stored_under(conn, missing) if missing else {}
     event_store.queue_deliveries(conn, dispatch.delivery_rows(
         [plans[key] for key in stored], list(stored.values()), now))
+    journey_store.enter_for_events(conn, [
+        (fresh[key].event_type, contacts[fresh[key].customer_id]["id"], event_id)
+        for key, event_id in stored.items() if contacts.get(fresh[key].customer_id)], now)
     return [_answer_for(event, fresh[event.key], stored, plans, earlier) for event in batch]
 
 

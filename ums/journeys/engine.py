@@ -85,18 +85,6 @@ async def enter(conn, name: str, contact_ids: list[int], source: str, now: datet
     return await store.enter(conn, row["id"], contact_ids, from_dict(row["definition"]).steps[0].id, source, now)
 
 
-async def enter_for_event(conn, event_type: str, contact_id: int | None, event_id: int, now: datetime) -> int:
-    """EPS: an event of ``event_type`` about a known customer enters them into
-    every active journey that names that type; returns how many runs started."""
-    if contact_id is None:
-        return 0
-    started = 0
-    for row in await store.for_event_type(conn, event_type):
-        first = from_dict(row["definition"]).steps[0].id
-        started += len(await store.enter(conn, row["id"], [contact_id], first, f"event:{event_id}", now))
-    return started
-
-
 async def set_state(conn, name: str, state: str, now: datetime) -> dict:
     """Pause (runs wait where they are), resume or stop (every active run
     ends) journey ``name``; a stopped journey stays stopped. Returns

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db.models import cdr, contacts, deliveries, journey_runs, journey_steps, journeys, mailbox_messages
@@ -94,6 +95,34 @@ async def enter(conn: AsyncConnection, journey_id: int, contact_ids: list[int], 
     await add_steps(conn, [{"run_id": run_id, "step": first_step, "kind": "entered", "outcome": source[:64],
                             "at": now} for run_id in ids])
     return ids
+
+
+def enter_for_events(conn: Connection, entries: list[tuple[str, int, int]], now: datetime) -> int:
+    """EPS's batch (sync): for each (event type, contact id, event id), a run
+    in every active journey entered by that type, when the contact is not in
+    it yet; returns how many runs started."""
+    types = {event_type for event_type, _, _ in entries}
+    if not types:
+        return 0
+    found = as_dicts(conn.execute(select(journeys.c.id, journeys.c.event_type, journeys.c.definition)
+                                  .where(journeys.c.event_type.in_(types), journeys.c.state == ACTIVE)))
+    started = 0
+    for journey in found:
+        first = journey["definition"]["steps"][0]["id"]
+        wanted = {contact_id: event_id for event_type, contact_id, event_id in entries
+                  if event_type == journey["event_type"]}
+        already = set(conn.execute(select(journey_runs.c.contact_id).where(
+            journey_runs.c.journey_id == journey["id"], journey_runs.c.contact_id.in_(list(wanted)))).scalars())
+        for contact_id, event_id in wanted.items():
+            if contact_id in already:
+                continue
+            run_id = conn.execute(insert(journey_runs).values(
+                journey_id=journey["id"], contact_id=contact_id, step=first, state=ACTIVE, version=0, next_at=now,
+                source=f"event:{event_id}", entered_at=now, updated_at=now)).inserted_primary_key[0]
+            conn.execute(insert(journey_steps).values(run_id=run_id, step=first, kind="entered",
+                                                      outcome=f"event:{event_id}", at=now))
+            started += 1
+    return started
 
 
 async def due(conn: AsyncConnection, now: datetime, limit: int) -> list[int]:

@@ -16,13 +16,15 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from pass_support import NOW, add_template, pass_config, seed_audience
+from tests.conftest import make_config
 from tests.helpers import eventually
 from ums import preferences, refusal
 from ums.clock import Clock
-from ums.db.models import cdr, contacts, deliveries
+from ums.db.models import cdr, contacts, deliveries, events
 from ums.journeys import definitions, engine
 from ums.store import deliveries as delivery_store
 from ums.store import journeys as journey_store
+from ums.store import timeline
 
 FLOW = {"name": "welcome", "kind": "advertising", "steps": [
     {"id": "hello", "send": {"channel": "email", "template": "hello"}},
@@ -120,3 +122,31 @@ async def test_a_customer_who_picks_fax_gets_the_next_step_by_fax(tmp_path, data
     runs = await history(pass_db)
     assert [(step, outcome) for step, kind, outcome in runs[chooser] if kind == "send"] == [
         ("hello", "email"), ("offer", "fax")]
+    async with pass_db.connect() as conn:   # the customer's timeline: the journey, step by step, with outcomes
+        view = await timeline.for_customer(conn, contact["customer_id"])
+    shown = [(e["action"], e["step"], e["outcome"]) for e in view["entries"] if e["kind"] == "journey"]
+    assert shown[0] == ("entered", "hello", "cli") and shown[-1] == ("exit", "done", None)
+    assert ("send", "offer", "fax") in shown and shown[2][0] == "wait" and shown[2][2].startswith("until ")
+    fax_step = next(e for e in view["entries"] if e["kind"] == "journey" and e["step"] == "offer")
+    fax = next(e for e in view["entries"] if e["kind"] == "delivery" and e["id"] == fax_step["delivery_id"])
+    assert (fax["channel"], fax["state"]) == ("fax", "sent")
+
+
+async def test_an_eps_event_enters_its_customer_once(tmp_path, database_url, pass_db, start_suite):
+    from tests.integration.eps.eps_support import EpsClient, add_customer, new_key
+
+    customer = await add_customer(pass_db, "C1", email="c1@example.com")
+    async with pass_db.begin() as conn:
+        await engine.create(conn, definitions.from_dict({**FLOW, "event_type": "dormant"}), "marketing", NOW)
+    suite = await start_suite(make_config(tmp_path, database_url), ["eps"])   # no PASS: the run waits to start
+    client = EpsClient(suite, pass_db, await new_key(pass_db, "account"))
+    for _ in range(2):
+        status, _, reply = await client.post_json({"type": "dormant", "customer_id": "C1", "data": {}})
+        assert status == 202, reply
+    status, _, reply = await client.post_json({"type": "dormant", "customer_id": "C404", "data": {}})
+    assert status == 202, reply
+    async with pass_db.connect() as conn:
+        journey = await journey_store.by_name(conn, "welcome")
+        runs = await journey_store.runs_with_steps(conn, journey["id"])
+        first_event = await conn.scalar(select(events.c.id).order_by(events.c.id))
+    assert runs == {customer: [("hello", "entered", f"event:{first_event}")]}
