@@ -45,7 +45,8 @@ def _summary(entry: dict, now, tz) -> str:
                 + (f" {entry['last_code']}" if entry["last_code"] else "")
                 + _waiting(entry, now, tz))
     if entry["kind"] == "open":
-        return f"opened delivery {entry['delivery_id']} of campaign {entry['campaign']}"
+        return f"opened delivery {entry['delivery_id']} of " + (
+            f"campaign {entry['campaign']}" if entry["campaign"] else "a journey")
     if entry["kind"] == "consent":
         return (f"consent {entry['purpose']} ({entry['channel']}) "
                 f"{'granted' if entry['granted'] else 'withdrawn'} via {entry['source']}")
@@ -54,7 +55,8 @@ def _summary(entry: dict, now, tz) -> str:
                 + (f" → {entry['outcome']}" if entry["outcome"] else "")
                 + (f" (delivery {entry['delivery_id']})" if entry["delivery_id"] else ""))
     if entry["kind"] == "click":
-        return f"clicked {entry['url']} in delivery {entry['delivery_id']} of campaign {entry['campaign']}"
+        return f"clicked {entry['url']} in delivery {entry['delivery_id']} of " + (
+            f"campaign {entry['campaign']}" if entry["campaign"] else "a journey")
     return f"{entry['media']} from {entry['sender']}: {entry['subject'] or ''} ({entry['classification'] or 'message'})"
 
 

@@ -7,6 +7,7 @@ both read into one :class:`Journey` of typed steps. JSON form::
       "name": "winback",
       "kind": "advertising",                   # or "transactional"
       "event_type": "dormant",                 # optional: EPS enters the event's customer
+      "tracking": true,                        # optional: its emails count opens and clicks
       "steps": [
         {"id": "mail", "send": {"channel": "email", "template": "winback-email"}},
         {"id": "two-days", "wait": {"duration": "2d"}},
@@ -102,6 +103,8 @@ class Journey:
     steps: tuple[Step, ...]
     event_type: str | None = None
     description: str = ""
+    #: its emails carry the open pixel and signed click links (opt-in, as for campaigns)
+    tracking: bool = False
     _index: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
@@ -130,6 +133,8 @@ class Journey:
             data["event_type"] = self.event_type
         if self.description:
             data["description"] = self.description
+        if self.tracking:
+            data["tracking"] = True
         return data
 
 
@@ -157,6 +162,7 @@ def from_xml(data: bytes | str, where: str = "") -> Journey:
     steps = [_xml_step(element) for element in root if isinstance(element.tag, str)]
     return from_dict({"name": root.get("name"), "kind": root.get("kind", "advertising"),
                       "event_type": root.get("event-type"), "description": root.get("description") or "",
+                      "tracking": root.get("tracking", "false"),
                       "steps": steps}, where)
 
 
@@ -184,6 +190,7 @@ def from_dict(data, where: str = "") -> Journey:
             kind=_choice(data.get("kind", "advertising"), "kind", KINDS),
             event_type=_optional(data.get("event_type"), "event_type", _EVENT_TYPE, "1-64 letters, digits or _.:-"),
             description=_string(data.get("description") or "", "description"),
+            tracking=_flag(data.get("tracking", False)),
             steps=tuple(_steps(data.get("steps"))),
         )
         _check_links(journey)
@@ -346,6 +353,16 @@ def _matching(value, name: str, shape: re.Pattern, rule: str) -> str:
 
 def _optional(value, name: str, shape: re.Pattern, rule: str) -> str | None:
     return None if value in (None, "") else _matching(value, name, shape, rule)
+
+
+def _flag(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise ValueError(f"tracking must be true or false, not {value!r}")
 
 
 def _choice(value, name: str, allowed) -> str:

@@ -41,7 +41,7 @@ from ..store import journeys as store
 from ..store import preferences as preference_store
 from ..store import suppression
 from ..store import templates as template_store
-from .. import preferences
+from .. import preferences, tracking
 from .definitions import Journey, Step, from_dict, pages_wanted, time_of_day
 
 log = logging.getLogger("ums.journeys")
@@ -212,6 +212,7 @@ class _Walk:
         request = SendRequest(
             channel=channel, recipient=address, template=step.template, kind=self.journey.kind,
             contact_id=self.contact["id"], service_name=f"journey:{self.journey.name}",
+            variables={tracking.JOURNEY_VARIABLE: True} if self.journey.tracking and channel == "email" else {},
             expires_at=self.now + timedelta(seconds=step.expires_after) if step.expires_after else None)
         delivery_id = await enqueue(self.conn, request, self.now)
         await self._record(step.id, "send", channel, delivery_id)

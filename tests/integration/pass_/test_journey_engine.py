@@ -150,3 +150,47 @@ async def test_an_eps_event_enters_its_customer_once(tmp_path, database_url, pas
         runs = await journey_store.runs_with_steps(conn, journey["id"])
         first_event = await conn.scalar(select(events.c.id).order_by(events.c.id))
     assert runs == {customer: [("hello", "entered", f"event:{first_event}")]}
+
+
+async def test_a_tracked_journey_email_opened_through_its_pixel_takes_the_opened_branch(
+        tmp_path, database_url, pass_db, sink, start_suite):
+    import email
+    import email.policy
+    import re
+    from urllib.parse import urlsplit
+
+    from tests.integration.was.was_site import Site
+
+    ids = await seed_audience(pass_db, 2)
+    await add_template(pass_db, "hello")
+    await add_template(pass_db, "offer")
+    clock = Clock(NOW)
+    config = pass_config(tmp_path, database_url, sink.port, pass__journey_interval="0.1")
+    suite = await start_suite(config, ["pass", "was"], clock=clock)
+    flow = {"name": "nudge", "kind": "advertising", "tracking": True, "steps": [
+        {"id": "hello", "send": {"channel": "email", "template": "hello"}},
+        {"id": "an-hour", "wait": {"duration": "1h"}},
+        {"id": "opened?", "branch": {"cases": {"opened": "done"}, "otherwise": "offer"}},
+        {"id": "offer", "send": {"channel": "email", "template": "offer"}},
+        {"id": "done", "exit": {}}]}
+    async with pass_db.begin() as conn:
+        await engine.create(conn, definitions.from_dict(flow), "marketing", clock.now)
+        await engine.enter(conn, "nudge", ids, "cli", clock.now)
+    await eventually(lambda: all_sent(pass_db, 2), timeout=30, interval=0.1)
+    reader = next(data for rcpt, _, data in sink.handler.received if rcpt == "user0@example.com")
+    html = email.message_from_bytes(reader, policy=email.policy.default).get_body(("html",)).get_content()
+    pixel = re.search(r'<img src="([^"]+/t/o/0/[^"]+)"', html)
+    assert pixel, "the journey email carries the open pixel"
+    client = Site(suite, "http://" + suite.services["was"].address).client()
+    got = await client.get(urlsplit(pixel.group(1)).path)   # the customer's mail client shows it
+    assert got.status == 200 and got.headers["Content-Type"] == "image/gif"
+    clock.now = NOW + timedelta(hours=1, minutes=1)
+    await eventually(lambda: all_sent(pass_db, 3), timeout=30, interval=0.1)
+
+    assert await sent_to(pass_db, ids[0]) == [("email", "hello", "sent")]
+    assert await sent_to(pass_db, ids[1]) == [("email", "hello", "sent"), ("email", "offer", "sent")]
+    runs = await history(pass_db, "nudge")
+    assert [(kind, outcome) for _, kind, outcome in runs[ids[0]] if kind == "branch"] == [("branch", "opened")]
+    async with pass_db.connect() as conn:
+        view = await timeline.for_customer(conn, "C0000000")
+    assert [e["kind"] for e in view["entries"]].count("open") == 1
