@@ -8,7 +8,9 @@ senders cost a handful of commits instead of a thousand. If a batch fails,
 each of its events is retried alone, so one bad event cannot sink the others.
 
 A batch is one plain function of a connection, :func:`store_batch`; the
-:mod:`ums.db.writer` runs it in a single hand-off to the database.
+:mod:`ums.db.writer` runs it in a single hand-off to the database. An event
+also enters its customer into every active journey that names its type
+(:func:`ums.store.journeys.enter_for_events`), in the same transaction.
 
 Events of a digest service wait in their customer's window instead of
 queueing a delivery (:mod:`ums.event_services.digests`), in the same transaction.
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 
 from ums.store import contacts as contact_store
 from ums.store import events as event_store
+from ums.store import journeys as journey_store
 from ums.store import preferences as preference_store
 from ums.store import services as service_store
 
@@ -138,6 +141,9 @@ def store_batch(conn, batch: list[IncomingEvent], now) -> list[Accepted]:
     now_queued = [(plan, event_id) for plan, event_id in made if not digests.is_digest(plan)]
     event_store.queue_deliveries(conn, dispatch.delivery_rows(
         [plan for plan, _ in now_queued], [event_id for _, event_id in now_queued], now))
+    journey_store.enter_for_events(conn, [
+        (fresh[key].event_type, contacts[fresh[key].customer_id]["id"], event_id)
+        for key, event_id in stored.items() if contacts.get(fresh[key].customer_id)], now)
     return [_answer_for(event, fresh[event.key], stored, plans, earlier) for event in batch]
 
 

@@ -1,4 +1,5 @@
-"""The PASS service: channels, the queue worker, reserved sending and the CDR files."""
+"""The PASS service: channels, the queue worker, reserved sending, the CDR
+files and journeys (advancing each customer's due step)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ums.service import Service
 from ums.store import deliveries
 
 from .cdrfiles import CdrFileWriter
+from .journeys import JourneyRunner
 from .reservations import Reservations
 from .worker import Worker
 
@@ -25,6 +27,7 @@ class PublicAccessSchedulingServer(Service):
         self.worker: Worker | None = None
         self.reservations: Reservations | None = None
         self.cdr_files: CdrFileWriter | None = None
+        self.journeys: JourneyRunner | None = None
         self.tasks: list[asyncio.Task] = []
         self.queue_depth = 0
         #: pending deliveries per lane (urgent, notice, marketing), for ``ums status``
@@ -37,11 +40,13 @@ class PublicAccessSchedulingServer(Service):
         self.worker = Worker(self.ctx, self, self.channels)
         self.reservations = Reservations(self.ctx, self.worker, self.scheduler)
         self.cdr_files = CdrFileWriter(self.ctx)
+        self.journeys = JourneyRunner(self.ctx, self)
         await self.worker.start()
         self.tasks = [
             asyncio.create_task(self.reservations.run(), name="pass-reservations"),
             asyncio.create_task(self.cdr_files.run(), name="pass-cdr-files"),
             asyncio.create_task(self._measure_queue(), name="pass-queue-depth"),
+            asyncio.create_task(self.journeys.run(), name="pass-journeys"),
         ]
 
     async def _load_channels(self) -> None:

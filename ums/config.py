@@ -201,6 +201,8 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "pass.default_expiry": _positive_int,
     "pass.misfire_grace": _positive_int,
     "pass.expand_batch": _positive_int,
+    "pass.journey_interval": _positive_float,
+    "pass.journey_batch": _positive_int,
     "pass.database_process": _bool,
     "pass.channel_concurrency": _channel_numbers,
     "pass.channel_rate": _channel_numbers,

@@ -61,3 +61,19 @@ class NoInstance(UmsError):
 
 class CannotListen(UmsError):
     """{service} cannot listen on {host}:{port}: {reason} Set {variable} or [{section}] {key}."""
+
+
+class BadJourney(UmsError):
+    """Bad journey definition{where}: {reason}."""
+
+
+class UnknownJourney(UmsError):
+    """No journey named {name!r}; `ums journey list` shows them."""
+
+
+class JourneyExists(UmsError):
+    """A journey named {name!r} already exists (stop it, or pick another name)."""
+
+
+class JourneyNotActive(UmsError):
+    """Journey {name!r} is {state}: customers enter only an active journey."""

@@ -105,6 +105,12 @@ class Tracker:
         return _TEXT_LINK.sub(lambda match: self._tracked(match.group(0)), body)
 
 
+#: the campaign number in the links of a tracked journey's email (it belongs to no campaign)
+JOURNEY_MESSAGES = 0
+#: the delivery variable that marks a tracked journey's email (set by ums.journeys.engine)
+JOURNEY_VARIABLE = "journey_tracking"
+
+
 async def site_key(conn, now: datetime) -> str:
     """The HMAC key of tracking links (made the first time it is needed)."""
     return await store.secret(conn, KEY_NAME, lambda: new_secret(32), now)
@@ -119,7 +125,10 @@ async def _delivery_of(conn, campaign_id: int, delivery_id: int) -> dict:
     delivery = await delivery_store.get(conn, delivery_id)
     if delivery is None:
         raise BadTrackingLink(reason="no such message")
-    owner = delivery["campaign_id"] or (delivery.get("variables") or {}).get("campaign_test")
+    variables = delivery.get("variables") or {}
+    owner = delivery["campaign_id"] or variables.get("campaign_test")
+    if owner is None and variables.get(JOURNEY_VARIABLE):
+        owner = JOURNEY_MESSAGES
     if owner != campaign_id:
         raise BadTrackingLink(reason="the message is not of that campaign")
     return delivery
@@ -131,7 +140,8 @@ async def count_open(conn, campaign_id: int, delivery_id: int, sig: str, now: da
     if not verify(await site_key(conn, now), campaign_id, delivery_id, "", sig):
         raise BadTrackingLink(reason="bad signature")
     delivery = await _delivery_of(conn, campaign_id, delivery_id)
-    return await store.record(conn, campaign_id, delivery_id, delivery.get("contact_id"), store.OPEN, "", None, now)
+    return await store.record(conn, campaign_id or None, delivery_id, delivery.get("contact_id"), store.OPEN, "", None,
+                              now)
 
 
 async def follow_click(conn, campaign_id: int, delivery_id: int, sig: str, url: str, now: datetime) -> str:
@@ -144,6 +154,6 @@ async def follow_click(conn, campaign_id: int, delivery_id: int, sig: str, url: 
         raise BadTrackingLink(reason="not a web link")
     delivery = await _delivery_of(conn, campaign_id, delivery_id)
     contact = delivery.get("contact_id")
-    await store.record(conn, campaign_id, delivery_id, contact, store.CLICK, link_digest(url), url, now)
-    await store.record(conn, campaign_id, delivery_id, contact, store.OPEN, "", None, now)
+    await store.record(conn, campaign_id or None, delivery_id, contact, store.CLICK, link_digest(url), url, now)
+    await store.record(conn, campaign_id or None, delivery_id, contact, store.OPEN, "", None, now)
     return url

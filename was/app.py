@@ -33,22 +33,23 @@ from ums.web import HttpError, KeyCheck, Router
 
 from . import api, api_auth
 from .http import Page, Response, error_response, redirect, split_url, write
-from .pages import (admin, auth, campaigns, compose, contacts, inbox, metrics, operations, rules, static, tracking,
-                    unsubscribe)
+from .pages import (admin, auth, campaigns, compose, contacts, inbox, journeys, metrics, operations, rules, static,
+                    tracking, unsubscribe)
 from .roles import ADMINS, ALL_ROLES, FINANCE, MARKETERS, OPERATORS
 
 log = logging.getLogger("ums.was")
 HERE = Path(__file__).resolve().parent
 COOKIE = "ums_session"
 #: every area of the site, each with its own ``router``
-AREAS = (auth, inbox, compose, contacts, campaigns, operations, rules, admin, metrics, unsubscribe, tracking, static,
-         api)
+AREAS = (auth, inbox, compose, contacts, campaigns, journeys, operations, rules, admin, metrics, unsubscribe, tracking,
+         static, api)
 
 NAVIGATION = [
     ("Inbox", "/inbox", ALL_ROLES),
     ("Compose", "/compose", ALL_ROLES),
     ("Contacts", "/contacts", ALL_ROLES),
     ("Campaigns", "/campaigns", MARKETERS),
+    ("Journeys", "/journeys", MARKETERS),
     ("Dashboard", "/dashboard", OPERATORS),
     ("Services", "/services", OPERATORS),
     ("Billing", "/billing", FINANCE),

@@ -428,7 +428,8 @@ class EmailChannel(Channel):
     async def tracker(self, delivery: Delivery) -> "Tracker | None":
         """The :class:`~ums.tracking.Tracker` of an advertising delivery whose
         campaign tracks (found by its name, the delivery's ``source``; a test
-        send carries its campaign in ``variables["campaign_test"]``), else None.
+        send carries its campaign in ``variables["campaign_test"]``), or of a
+        tracked journey's email (campaign 0 in its links), else None.
         Which campaigns track is read at most every :data:`TRACKED_FRESH` seconds."""
         if delivery.kind != "advertising":
             return None  # notices are never tracked
@@ -442,6 +443,8 @@ class EmailChannel(Channel):
             campaign_id = self.tracked.get(delivery.source)
         elif campaign_id is not None and not await self._tracks(campaign_id):
             campaign_id = None
+        if campaign_id is None and (delivery.variables or {}).get(tracking.JOURNEY_VARIABLE):
+            campaign_id = tracking.JOURNEY_MESSAGES
         if campaign_id is None:
             return None
         if self.tracking_key is None:

@@ -37,6 +37,7 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
     "customer": ("customer", "Look at one customer across every channel."),
     "event": ("event", "List and show events received by EPS."),
     "init": ("suite", "Create the configuration, migrate the database and create the admin user."),
+    "journey": ("journey", "Journeys: multi-step flows (send, wait, branch, exit) walked once per customer."),
     "logs": ("logs", "Show the instance's log records (the file `ums run --log-file` writes)."),
     "mailbox": ("mailbox", "Mailboxes: assign them to users, list them, search them."),
     "pause": ("suite", "Pause SERVICE: it stays up but takes no new work, until `ums resume`."),

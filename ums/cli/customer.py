@@ -45,23 +45,30 @@ def _summary(entry: dict, now, tz) -> str:
                 + (f" {entry['last_code']}" if entry["last_code"] else "")
                 + _waiting(entry, now, tz))
     if entry["kind"] == "open":
-        return f"opened delivery {entry['delivery_id']} of campaign {entry['campaign']}"
+        return f"opened delivery {entry['delivery_id']} of " + (
+            f"campaign {entry['campaign']}" if entry["campaign"] else "a journey")
     if entry["kind"] == "consent":
         return (f"consent {entry['purpose']} ({entry['channel']}) "
                 f"{'granted' if entry['granted'] else 'withdrawn'} via {entry['source']}")
+    if entry["kind"] == "journey":
+        return (f"journey {entry['journey']}: {entry['action']} {entry['step']}"
+                + (f" → {entry['outcome']}" if entry["outcome"] else "")
+                + (f" (delivery {entry['delivery_id']})" if entry["delivery_id"] else ""))
     if entry["kind"] == "click":
-        return f"clicked {entry['url']} in delivery {entry['delivery_id']} of campaign {entry['campaign']}"
+        return f"clicked {entry['url']} in delivery {entry['delivery_id']} of " + (
+            f"campaign {entry['campaign']}" if entry["campaign"] else "a journey")
     return f"{entry['media']} from {entry['sender']}: {entry['subject'] or ''} ({entry['classification'] or 'message'})"
 
 
 @customer.command()
 @click.argument("customer_id")
 @json_option('{"contact": {customer_id, name, grade, email, fax, phone, …}, "entries": [{"kind": '
-             'event|delivery|open|click|inbound, "id", "at", …the entry\'s own fields}]}', shape="one object")
+             'event|journey|delivery|open|click|inbound|consent, "id", "at", …the entry\'s own fields}]}', shape="one object")
 @pass_obj
 def show(obj, customer_id, as_json):
-    """Every event, delivery (all channels, with outcome), open and click of a
-    tracked campaign, and inbound message, in time order."""
+    """Every event, journey step (with its outcome), delivery (all channels,
+    with outcome), open and click of a tracked campaign, and inbound message,
+    in time order."""
     view = run_async(_with_db(obj, lambda conn: timeline.for_customer(conn, customer_id)))
     if view is None:
         raise NoSuchCustomer(customer_id=customer_id)

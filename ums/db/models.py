@@ -372,7 +372,8 @@ digest_events = Table(
 #: one row each, so a recipient counts once however often they look
 tracking_events = Table(
     "tracking_events", metadata, _id(),
-    Column("campaign_id", Id, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    # NULL for a delivery of no campaign (a journey's email: ums.journeys reads its opens by delivery)
+    Column("campaign_id", Id, ForeignKey("campaigns.id", ondelete="CASCADE")),
     Column("delivery_id", Id, ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False),
     Column("contact_id", Id, ForeignKey("contacts.id", ondelete="SET NULL"), index=True),
     # open or click
@@ -426,6 +427,57 @@ cdr = Table(
     Column("bytes", Integer),
     Column("status_code", String(16)),
     Column("cost", Numeric(12, 4)),
+)
+
+# --- journeys (multi-step flows; ums.journeys) ------------------------------------------
+
+journeys = Table(
+    "journeys", metadata, _id(),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    # an EPS event type whose events enter their customer (NULL: entered by the CLI or a campaign audience)
+    Column("event_type", String(64), index=True),
+    # active, paused (runs wait where they are) or stopped (runs end)
+    Column("state", String(16), nullable=False, server_default="active"),
+    # the flow in its JSON form (ums.journeys.definitions)
+    Column("definition", JSON, nullable=False),
+    Column("created_by", String(64)),
+    _created(),
+    Column("updated_at", Time),
+)
+
+#: one customer's place in one journey: advanced only by a compare-and-set on
+#: ``version`` in the transaction that does the step (and makes its delivery)
+journey_runs = Table(
+    "journey_runs", metadata, _id(),
+    Column("journey_id", Id, ForeignKey("journeys.id", ondelete="CASCADE"), nullable=False),
+    Column("contact_id", Id, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False, index=True),
+    # the id of the step to do next (at next_at); NULL once the run has ended
+    Column("step", String(64)),
+    # active, or ended: completed, exited, goal, refused, stopped
+    Column("state", String(16), nullable=False, server_default="active"),
+    Column("version", Integer, nullable=False, server_default="0"),
+    Column("next_at", Time, nullable=False),
+    # how the customer entered: cli, event:<id>, campaign:<name>
+    Column("source", String(128)),
+    Column("entered_at", Time, nullable=False),
+    Column("updated_at", Time, nullable=False),
+    Column("finished_at", Time),
+    UniqueConstraint("journey_id", "contact_id", name="uq_journey_runs_journey_contact"),
+    Index("ix_journey_runs_due", "state", "next_at"),
+)
+
+#: what each run did, step by step: a send's delivery, a wait's end, a branch's choice
+journey_steps = Table(
+    "journey_steps", metadata, _id(),
+    Column("run_id", Id, ForeignKey("journey_runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("step", String(64), nullable=False),
+    # entered, send, wait, branch, exit, goal, completed, refused, stopped
+    Column("kind", String(16), nullable=False),
+    Column("delivery_id", Id, ForeignKey("deliveries.id", ondelete="SET NULL")),
+    # send: the channel used; branch: the case taken; wait: until when; exit: why
+    Column("outcome", String(64)),
+    Column("at", Time, nullable=False),
 )
 
 # --- inbound (MAS) -------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """The single customer view: everything that happened with one customer —
 events about them, deliveries to them (every channel, with outcome and CDR
 attempts), their opens and clicks of tracked campaigns (each counted once,
-the first time), inbound messages from them and their consent records (each
-change made on the preference centre among them) — in time order."""
+the first time), inbound messages from them, their consent records (each
+change made on the preference centre among them) and their journeys (entry,
+each step and its outcome: the channel a send used, the case a branch took,
+how the journey ended) — in time order."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..db.models import cdr, deliveries, events, mailbox_messages
 from . import as_utc
 from . import contacts as contact_store
+from . import journeys as journey_store
 from . import preferences
 from . import tracking
 
@@ -19,8 +22,10 @@ from . import tracking
 async def for_customer(conn: AsyncConnection, customer_id: str, limit: int = 500) -> dict | None:
     """``{"contact": {...}, "entries": [...]}`` or None for an unknown customer.
 
-    Each entry has ``at`` (UTC), ``kind`` (event, delivery, open, click,
-    inbound, consent) and its details.
+    Each entry has ``at`` (UTC), ``kind`` (event, journey, delivery, open,
+    click, inbound, consent) and its details; a journey entry has
+    ``journey``, ``step``, ``action`` (entered, send, wait, branch, exit,
+    goal, completed, refused, stopped), ``outcome`` and ``delivery_id``.
     """
     contact = await contact_store.by_customer_id(conn, customer_id)
     if contact is None:
@@ -31,13 +36,15 @@ async def for_customer(conn: AsyncConnection, customer_id: str, limit: int = 500
         + await _inbound(conn, contact["id"], limit)
         + await tracking.for_contact(conn, contact["id"], limit)
         + await _consents(conn, contact["id"], limit)
+        + await journey_store.for_contact(conn, contact["id"], limit)
     )
     entries.sort(key=lambda entry: (entry["at"], _ORDER[entry["kind"]], entry["id"]))
     public = {k: contact[k] for k in ("id", "customer_id", "name", "email", "fax", "phone", "grade")}
     return {"contact": public, "entries": entries[-limit:]}
 
 
-_ORDER = {"event": 0, "delivery": 1, "open": 2, "click": 3, "inbound": 4, "consent": 5}
+#: at one instant: the event, then the journey step it started, then the delivery that step made…
+_ORDER = {"event": 0, "journey": 1, "delivery": 2, "open": 3, "click": 4, "inbound": 5, "consent": 6}
 
 
 async def _events(conn, customer_id: str, limit: int) -> list[dict]:

@@ -87,11 +87,12 @@ async def tracked_campaigns(conn: AsyncConnection) -> dict[str, int]:
 
 
 async def for_contact(conn: AsyncConnection, contact_id: int, limit: int) -> list[dict]:
-    """The contact's opens and clicks, newest first, with the campaign's name."""
+    """The contact's opens and clicks, newest first, with the campaign's name
+    (None for a journey's email)."""
     rows = await conn.execute(
         select(tracking_events.c.id, tracking_events.c.kind, tracking_events.c.url, tracking_events.c.at,
                tracking_events.c.delivery_id, tracking_events.c.campaign_id, campaigns.c.name)
-        .select_from(tracking_events.join(campaigns, campaigns.c.id == tracking_events.c.campaign_id))
+        .select_from(tracking_events.outerjoin(campaigns, campaigns.c.id == tracking_events.c.campaign_id))
         .where(tracking_events.c.contact_id == contact_id)
         .order_by(tracking_events.c.id.desc()).limit(limit)
     )

@@ -1,5 +1,6 @@
 """The public ends of engagement tracking (:mod:`ums.tracking`): the open
-pixel and the signed click redirects that tracked campaign messages carry.
+pixel and the signed click redirects that tracked campaign messages carry
+(and a tracked journey's emails, whose links name campaign 0).
 
 No login (a recipient's mail client fetches them), but through the same
 guarded edge as every page. A link whose signature does not cover exactly
@@ -21,7 +22,9 @@ router = Router(roles=ALL_ROLES)
 
 
 def _ids(page: Page) -> tuple[int, int]:
-    campaign_id, delivery_id = path_id(page.params["campaign"]), path_id(page.params["delivery"])
+    text = page.params["campaign"]
+    campaign_id = tracking.JOURNEY_MESSAGES if text == "0" else path_id(text)
+    delivery_id = path_id(page.params["delivery"])
     if campaign_id is None or delivery_id is None:
         raise HttpError(404, "not a tracking link of this site")
     return campaign_id, delivery_id
