@@ -39,6 +39,10 @@ class DatabaseNotReady(DatabaseError):
     """The database at {url} is not initialised; run `ums init` first."""
 
 
+class DatabaseOutdated(DatabaseNotReady):
+    """The database at {url} is at migration {revision}, this UMS needs {head}; run `ums init` to migrate it."""
+
+
 class UnknownService(UmsError):
     """Unknown service {name!r}; known services: {known}."""
 

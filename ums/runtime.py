@@ -26,7 +26,7 @@ from . import reactor as ums_reactor
 from .config import Config
 from .db import Database, from_config
 from .db.migrate import current_revision, head_revision
-from .errors import DatabaseError, DatabaseNotReady, ServiceLoadError, ServiceStartError, UmsError, UnknownService
+from .errors import DatabaseError, DatabaseNotReady, DatabaseOutdated, ServiceLoadError, ServiceStartError, UmsError, UnknownService
 from .service import Service
 from .store import control, utcnow
 
@@ -71,8 +71,10 @@ async def check_schema(db: Database) -> None:
         revision = await current_revision(db)
     except Exception as exc:
         raise DatabaseError(reason=f"cannot reach {db.url}: {exc}") from None
-    if revision != head_revision():
+    if revision is None:
         raise DatabaseNotReady(url=db.url)
+    if revision != head_revision():
+        raise DatabaseOutdated(url=db.url, revision=revision, head=head_revision())
 
 
 class Suite:
