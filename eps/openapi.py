@@ -52,6 +52,11 @@ SERVICE = {
                       "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 128}},
         "policy": {"type": "object", "maxProperties": 20, "additionalProperties": {
             "type": "array", "minItems": 1, "maxItems": 3, "items": {"enum": ["email", "fax", "voice"]}}},
+        "digest": {"type": "object", "required": ["window", "template"], "description":
+                   "one customer's events within window of the first become one message (the template gets "
+                   "them as events); window from 1s to 24h", "properties": {
+                       "window": {"type": "string", "pattern": "^[0-9]{1,6}[smh]?$"},
+                       "template": {"type": "string", "minLength": 1, "maxLength": 128}}},
     }}
 
 

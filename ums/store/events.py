@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db.models import deliveries, events
+from ..db.models import deliveries, digest_events, events
 from ..queue import rows as delivery_rows
 
 SUMMARY_COLUMNS = (
@@ -172,6 +172,10 @@ async def count_by_state(conn: AsyncConnection) -> dict[str, int]:
 
 
 async def deliveries_of(conn: AsyncConnection, event_id: int) -> list[dict]:
+    """The deliveries an event made — its own, or the digest it joined (one
+    delivery for all the events of its window, once the window closed)."""
+    in_digest = select(digest_events.c.delivery_id).where(digest_events.c.event_id == event_id,
+                                                          digest_events.c.delivery_id.is_not(None))
     rows = await conn.execute(
         select(
             deliveries.c.id, deliveries.c.channel, deliveries.c.recipient, deliveries.c.state,
@@ -179,7 +183,7 @@ async def deliveries_of(conn: AsyncConnection, event_id: int) -> list[dict]:
             deliveries.c.last_error, deliveries.c.fallback, deliveries.c.created_at,
             deliveries.c.finished_at,
         )
-        .where(deliveries.c.event_id == event_id)
+        .where(or_(deliveries.c.event_id == event_id, deliveries.c.id.in_(in_digest)))
         .order_by(deliveries.c.id)
     )
     return [dict(row._mapping) for row in rows]

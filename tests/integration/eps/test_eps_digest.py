@@ -53,11 +53,12 @@ def bodies(sink: Sink) -> dict[str, list[str]]:
     return found
 
 
-async def post_deposit(client, clock, at: timedelta, customer: str, amount: int, memo: str):
+async def post_deposit(client, clock, at: timedelta, customer: str, amount: int, memo: str) -> int:
     clock.now = T0 + at
     status, _, reply = await client.post_json({"type": "deposit", "customer_id": customer,
                                                "data": {"amount": amount, "memo": memo}})
     assert status == 202, reply
+    return reply["id"]
 
 
 async def test_five_deposits_in_ten_minutes_are_one_message_and_a_single_one_the_normal_message(
@@ -85,7 +86,7 @@ async def test_five_deposits_in_ten_minutes_are_one_message_and_a_single_one_the
         eps = await start_suite(config, ["eps"], clock=clock)
         client = EpsClient(eps, db, key)   # ...and comes back on another port
         for minute, amount, memo in ((4, 30000, "환급"), (7, 40000, "이체"), (9, 50000, "적금")):
-            await post_deposit(client, clock, timedelta(minutes=minute, seconds=59), "A100", amount, memo)
+            last_event = await post_deposit(client, clock, timedelta(minutes=minute, seconds=59), "A100", amount, memo)
         await asyncio.sleep(1.0)   # several release polls: every window is still open
         assert sink.handler.received == []
 
@@ -113,6 +114,9 @@ async def test_five_deposits_in_ten_minutes_are_one_message_and_a_single_one_the
         assert len(kept) == 6 and all(released and delivery for released, delivery in kept)
         assert states == ["dispatched"] * 6
         assert len(sink.handler.received) == 2
+        status, _, last = await client.request("GET", f"/v1/events/{last_event}")   # A's fifth deposit
+        assert status == 200 and [(d["template_name"], d["state"]) for d in last["deliveries"]] == [
+            ("deposit-digest", "sent")]
     finally:
         await sink.close()
 
