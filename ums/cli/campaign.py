@@ -19,7 +19,6 @@ import time
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .. import campaigns
@@ -370,6 +369,8 @@ class _BarView:
     """A rich progress bar; the reasons for waiting are printed above it when they change."""
 
     def __init__(self):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn  # only `watch` draws one
+
         columns = [TextColumn("[bold]{task.description}"), BarColumn(),
                    TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[counts]}"),
                    TextColumn("{task.fields[rate]}/s"), TimeRemainingColumn()]

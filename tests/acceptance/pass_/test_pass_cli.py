@@ -40,9 +40,12 @@ def write_files(home: Path) -> None:
         "name": "statement", "kind": "transactional", "template": "notice",
         "audience": {"csv": "customers.csv"}, "created_by": "finance",
     }))
+    # throttled to 1 a second, so its 31 take half a minute: `ums campaign pause`, then
+    # `resume` and `cancel` land while it still sends even when the machine is busy and
+    # each `ums` takes seconds (at 4 a second it had ended first)
     (home / "slow.json").write_text(json.dumps({
         "name": "slow", "kind": "transactional", "template": "notice",
-        "audience": {"books": ["campaign:statement"]}, "throttle": {"rate": 4}, "created_by": "marketing",
+        "audience": {"books": ["campaign:statement"]}, "throttle": {"rate": 1}, "created_by": "marketing",
     }))
 
 
