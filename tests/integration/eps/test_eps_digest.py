@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import time
 import email.policy
 import json
 from datetime import datetime, timedelta, timezone
@@ -91,7 +92,7 @@ async def test_five_deposits_in_ten_minutes_are_one_message_and_a_single_one_the
         assert sink.handler.received == []
 
         clock.now = T0 + timedelta(minutes=10, seconds=1)   # A's window closed, B's (from minute 1) not yet
-        found = await eventually(lambda: bodies(sink) if "a@example.com" in bodies(sink) else None, timeout=20)
+        found = await eventually(lambda: bodies(sink) if "a@example.com" in bodies(sink) else None, timeout=45)
         assert "b@example.com" not in found
         [digest] = found["a@example.com"]
         assert digest.startswith("입금 5건 안내\n김하나님, 입금 5건:")
@@ -99,7 +100,7 @@ async def test_five_deposits_in_ten_minutes_are_one_message_and_a_single_one_the
             assert line in digest
 
         clock.now = T0 + timedelta(minutes=11, seconds=1)
-        found = await eventually(lambda: bodies(sink) if "b@example.com" in bodies(sink) else None, timeout=20)
+        found = await eventually(lambda: bodies(sink) if "b@example.com" in bodies(sink) else None, timeout=45)
         assert found["b@example.com"] == ["입금 안내\n이두리님, 777원이 입금되었습니다."]
 
         await asyncio.sleep(1.0)   # more release polls find nothing left
@@ -269,7 +270,7 @@ async def test_kill_9_in_the_middle_of_a_window_loses_nothing_and_doubles_nothin
         key = await new_key(db, "account")
         async with db.begin() as conn:
             await registry.register(conn, definitions.from_dict({**SERVICE, "digest": {
-                "window": "6s", "template": "deposit-digest"}}), T0)
+                "window": "10s", "template": "deposit-digest"}}), T0)
         home, port = tmp_path / "instance", free_port()
         home.mkdir()
         (home / "ums.cfg").write_text(
@@ -298,16 +299,18 @@ async def test_kill_9_in_the_middle_of_a_window_loses_nothing_and_doubles_nothin
 
         process = start()
         await eventually(lambda: post("A100", 1) == 202, timeout=30, interval=0.2)
+        first_posted = time.monotonic()
         for customer, amount in (("A100", 2), ("B200", 9), ("A100", 3)):
             assert await asyncio.to_thread(post, customer, amount) == 202
         helpers = child_processes(process.pid)
         process.send_signal(signal.SIGKILL)
         process.wait()
-        await eventually(lambda: not any(map(process_alive, helpers)), timeout=5)
-        assert sink.handler.received == []          # the window was still open
+        await eventually(lambda: not any(map(process_alive, helpers)), timeout=15)
+        if time.monotonic() - first_posted < 8:   # (a machine this slow proves less, but nothing false)
+            assert sink.handler.received == []    # killed while the window was still open
 
         process = start()
-        found = await eventually(lambda: bodies(sink) if len(sink.handler.received) >= 2 else None, timeout=30)
+        found = await eventually(lambda: bodies(sink) if len(sink.handler.received) >= 2 else None, timeout=60)
         [digest] = found["a@example.com"]
         assert digest.startswith("입금 3건 안내") and all(f"- {n}원 (m)" in digest for n in (1, 2, 3))
         assert found["b@example.com"] == ["입금 안내\n이두리님, 9원이 입금되었습니다."]

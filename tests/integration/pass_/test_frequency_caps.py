@@ -84,7 +84,7 @@ async def test_two_a_day_across_campaigns_and_one_off_sends_then_the_rest_the_ne
         return counts if held == CUSTOMERS and counts[("sent", "advertising", None)] == 2 * CUSTOMERS \
             and counts[("sent", "transactional", None)] == CUSTOMERS else None
 
-    counts = await eventually(day_one_settled, timeout=40, interval=0.2)
+    counts = await eventually(day_one_settled, timeout=90, interval=0.2)
     assert sum(counts.values()) == 4 * CUSTOMERS
     await asyncio.sleep(1.0)   # nothing more goes out on day one
     received = Counter(rcpt for rcpt, _, _ in sink.handler.received)
@@ -106,7 +106,7 @@ async def test_two_a_day_across_campaigns_and_one_off_sends_then_the_rest_the_ne
         counts = await by_state_and_kind(pass_db)
         return counts if counts[("sent", "advertising", None)] == 3 * CUSTOMERS else None
 
-    assert await eventually(day_two_settled, timeout=30, interval=0.2)
+    assert await eventually(day_two_settled, timeout=60, interval=0.2)
     received = Counter(rcpt for rcpt, _, _ in sink.handler.received)
     assert received == {f"user{n}@example.com": 4 for n in range(CUSTOMERS)}
 
@@ -125,7 +125,7 @@ async def test_transactional_notices_are_never_held_by_the_cap(
         counts = await by_state_and_kind(pass_db)
         return counts if counts[("sent", "transactional", None)] == 4 else None
 
-    assert await eventually(all_sent, timeout=30, interval=0.2) == {("sent", "transactional", None): 4}
+    assert await eventually(all_sent, timeout=60, interval=0.2) == {("sent", "transactional", None): 4}
     assert len(sink.handler.received) == 4
 
 
@@ -138,14 +138,14 @@ async def test_an_advertising_template_queued_as_a_notice_still_uses_up_the_cap(
     config = pass_config(tmp_path, database_url, sink.port, policy__advertising_per_day="1")
     await start_suite(config, ["pass"], clock=clock)
     await one_off_sends(pass_db, ids, "offer", "transactional", clock.now)
-    await eventually(lambda: len(sink.handler.received) == 1, timeout=20)
+    await eventually(lambda: len(sink.handler.received) == 1, timeout=60)
     await one_off_sends(pass_db, ids, "offer", "advertising", clock.now)
 
     async def held():
         counts = await by_state_and_kind(pass_db)
         return counts if counts[("waiting", "advertising", Hold.CAP.value)] == 1 else None
 
-    assert await eventually(held, timeout=20, interval=0.2) == {
+    assert await eventually(held, timeout=60, interval=0.2) == {
         ("sent", "advertising", None): 1, ("waiting", "advertising", Hold.CAP.value): 1}
     assert len(sink.handler.received) == 1
 
@@ -181,7 +181,7 @@ async def test_two_pass_processes_on_one_postgresql_queue_never_both_send_the_th
             return counts if counts[("sent", "advertising", None)] + counts[("waiting", "advertising", "cap")] \
                 == each * customers else None
 
-        counts = await eventually(settled, timeout=90, interval=0.2)
+        counts = await eventually(settled, timeout=150, interval=0.2)
         await asyncio.sleep(1.0)
         received = Counter(rcpt for rcpt, _, _ in sink.handler.received)
         assert received == {f"user{n}@example.com": 2 for n in range(customers)}
