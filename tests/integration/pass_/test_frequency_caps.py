@@ -1,6 +1,6 @@
 """One voice: with ``[policy] advertising_per_day = 2``, two campaigns and a
-third advertising source (one-off sends) aimed at the same customers on one
-Seoul day reach each of them at most twice at the real SMTP sink; the rest
+journey aimed at the same customers on one Seoul day reach each of them at
+most twice at the real SMTP sink; the rest
 wait with the reason shown by ``ums queue stats`` and ``ums customer show``,
 and go out the next local day. Transactional notices are never held by the
 cap and do not use it up.
@@ -24,6 +24,7 @@ from ums import clock as clock_module
 from ums.clock import Clock
 from ums.db.models import deliveries
 from ums.holds import REASONS, Hold
+from ums.journeys import definitions, engine
 from ums.outbox import SendRequest, enqueue
 
 CUSTOMERS = 3
@@ -66,16 +67,28 @@ async def by_state_and_kind(db) -> Counter:
     return Counter(rows)
 
 
-async def test_two_a_day_across_campaigns_and_one_off_sends_then_the_rest_the_next_day(
+#: an advertising journey whose one send meets the two campaigns on the same day
+JOURNEY = {"name": "winter-offer", "kind": "advertising", "steps": [
+    {"id": "offer", "send": {"channel": "email", "template": "offer"}}, {"id": "done", "exit": {}}]}
+
+
+async def enter_journey(db, ids, now):
+    async with db.begin() as conn:
+        await engine.create(conn, definitions.from_dict(JOURNEY), "marketing", now)
+        await engine.enter(conn, JOURNEY["name"], ids, "cli", now)
+
+
+async def test_two_a_day_across_two_campaigns_and_a_journey_then_the_rest_the_next_day(
         tmp_path, database_url, pass_db, sink, start_suite, clock):
     ids = await seed_audience(pass_db, CUSTOMERS, night=True)
     await add_template(pass_db)                                         # "offer", advertising
     await add_template(pass_db, name="balance", kind="transactional")
-    config = pass_config(tmp_path, database_url, sink.port, policy__advertising_per_day="2")
+    config = pass_config(tmp_path, database_url, sink.port, policy__advertising_per_day="2",
+                         pass__journey_interval="0.1")
     await start_suite(config, ["pass"], clock=clock)
     await start_campaign(pass_db, "spring", now=clock.now)
     await start_campaign(pass_db, "autumn", now=clock.now)
-    await one_off_sends(pass_db, ids, "offer", "advertising", clock.now)
+    await enter_journey(pass_db, ids, clock.now)
     await one_off_sends(pass_db, ids, "balance", "transactional", clock.now)
 
     async def day_one_settled():
