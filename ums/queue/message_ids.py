@@ -12,8 +12,6 @@ notifications, campaign expansion) that share a connection, not a config.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Text, cast, func, literal
-
 from ..security import time_ordered_key
 
 DEFAULT_DOMAIN = "ums.local"
@@ -46,6 +44,8 @@ def time_ordered_hex_sql(dialect: str, nbytes: int):
     made by INSERT … SELECT. Unique and unguessable like a random key, but a
     batch's keys land together at the end of their unique index instead of
     all over it, which keeps index inserts cheap however big the table."""
+    from sqlalchemy import BigInteger, Text, cast, func  # not at import: every ``ums`` command loads this module
+
     if dialect == "postgresql":
         millis = cast(func.extract("epoch", func.now()) * 1000, BigInteger)
         prefix = func.lpad(func.to_hex(millis), 12, "0", type_=Text)
@@ -59,4 +59,6 @@ def time_ordered_hex_sql(dialect: str, nbytes: int):
 
 def new_sql(dialect: str, at: str | None = None):
     """:func:`new` in SQL, one per row of an INSERT … SELECT."""
+    from sqlalchemy import literal
+
     return literal("<") + time_ordered_hex_sql(dialect, 12) + literal(f"@{at or _domain}>")
