@@ -130,7 +130,8 @@ class Worker:
         self.calls = QueueCalls(self.db)
         #: the priority claimer's own connection (a thread on SQLite), so an alert's claim
         #: waits for the write lock at most, never behind the batches queued for ``db``
-        self.priority_db = db_writer.for_database(ctx.db, "pass-priority-db", QueueBatches(self._settings()))
+        self.priority_db = db_writer.for_database(ctx.db, "pass-priority-db", QueueBatches(self._settings()),
+                                                  eager=True)
         self.priority_calls = QueueCalls(self.priority_db)
         #: urgent and notice jobs in memory; their own claims may go beyond ``capacity`` up to this many
         self.priority_in_memory = 0

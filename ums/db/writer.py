@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 
 from ums.db import Database, apply_sqlite_pragmas, connect
 
@@ -97,8 +98,8 @@ class ThreadWriter(Writer):
     """Runs batches in one dedicated thread on a synchronous SQLite connection
     (same file, same pragmas as the suite's engine: WAL, busy timeout)."""
 
-    def __init__(self, db: Database, name: str = "db-writer", host: Any = None):
-        self.engine = _sqlite_engine(db.engine.url)
+    def __init__(self, db: Database, name: str = "db-writer", host: Any = None, eager: bool = False):
+        self.engine = _sqlite_engine(db.engine.url, eager)
         self.host = host
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
 
@@ -219,12 +220,15 @@ def _process_call(method: str, args):
     return _in_process["run"](getattr(_in_process["host"], method), args)
 
 
-def _sqlite_engine(url: URL):
-    """A synchronous engine on the SQLite file of ``url`` (same pragmas as the suite's)."""
+def _sqlite_engine(url: URL, eager: bool = False):
+    """A synchronous engine on the SQLite file of ``url`` (same pragmas as the suite's);
+    ``eager``: its transactions take the write lock by :func:`_begin_immediate_eagerly`."""
     engine = create_engine(url.set(drivername="sqlite"), connect_args={"timeout": 30})
     event.listen(engine, "connect", apply_sqlite_pragmas)
     event.listen(engine, "connect", _sqlite_begins_itself)
-    event.listen(engine, "begin", _begin_immediate)
+    if eager:
+        event.listen(engine, "connect", _no_busy_wait)
+    event.listen(engine, "begin", _begin_immediate_eagerly if eager else _begin_immediate)
     return engine
 
 
@@ -239,10 +243,38 @@ def _begin_immediate(conn) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def for_database(db: Database, name: str = "db-writer", host: Any = None, own_process: bool = False) -> Writer:
+def _begin_immediate_eagerly(conn) -> None:
+    """:func:`_begin_immediate` for work that must not wait behind a stream of other
+    writers' transactions (PASS's claims of urgent alerts). SQLite's own busy wait
+    sleeps ever longer between tries — 25, 50, then 100 ms — and a writer that
+    commits and begins again at once (a campaign's record batches) keeps finding the
+    lock free before it looks; looking every millisecond takes the first gap."""
+    deadline = time.monotonic() + EAGER_LOCK_SECONDS
+    while True:
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.001)
+
+
+#: how long an eager transaction tries for the write lock (as long as the busy timeout)
+EAGER_LOCK_SECONDS = 30.0
+
+
+def _no_busy_wait(dbapi_connection, _record) -> None:
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
+
+
+def for_database(db: Database, name: str = "db-writer", host: Any = None, own_process: bool = False,
+                 eager: bool = False) -> Writer:
     """Where ``db``'s batches run: a process of its own when asked for (and the
     database can be reached from one), else a thread (called ``name``) for an
-    SQLite file, else the async engine. ``host``: see :meth:`AsyncWriter.call`."""
+    SQLite file, else the async engine. ``host``: see :meth:`AsyncWriter.call`.
+    ``eager``: on an SQLite file, a thread whose transactions look for the write
+    lock every millisecond (:func:`_begin_immediate_eagerly`)."""
     in_memory = db.dialect == "sqlite" and (
         (db.engine.url.database or ":memory:") == ":memory:" or "mode=memory" in str(db.engine.url)
     )
@@ -251,5 +283,5 @@ def for_database(db: Database, name: str = "db-writer", host: Any = None, own_pr
     if own_process:
         return ProcessWriter(db, name, host)
     if db.dialect == "sqlite":
-        return ThreadWriter(db, name, host)
+        return ThreadWriter(db, name, host, eager)
     return AsyncWriter(db, host)
