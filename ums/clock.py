@@ -27,6 +27,7 @@ The rules (DESIGN.md, "Time"):
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -52,16 +53,23 @@ class BadDate(UmsError):
 
 # --- the clock ---------------------------------------------------------------------------
 
-def _application_clock():
-    """The system clock, moved by ``$UMS_CLOCK_SHIFT`` seconds when that is set."""
-    text = os.environ.get(SHIFT_VARIABLE, "").strip()
+@lru_cache(maxsize=16)
+def _shift(text: str) -> timedelta:
+    """The clock shift that ``$UMS_CLOCK_SHIFT`` = ``text`` asks for."""
     if not text:
-        return lambda: datetime.now(UTC)
+        return timedelta(0)
     try:
-        shift = timedelta(seconds=float(text))
+        return timedelta(seconds=float(text))
     except ValueError:
         raise BadClockShift(text=text) from None
-    return lambda: datetime.now(UTC) + shift
+
+
+def utcnow() -> datetime:
+    """Now, aware UTC, on the application clock: the system clock moved by
+    ``$UMS_CLOCK_SHIFT`` seconds as the variable reads *now* (never as it read
+    when the process first asked: a process whose environment changes — the
+    test suite's in-process commands — follows it)."""
+    return datetime.now(UTC) + _shift(os.environ.get(SHIFT_VARIABLE, "").strip())
 
 
 def shift_to(local: time, tz: ZoneInfo, now: datetime | None = None) -> float:
@@ -73,17 +81,6 @@ def shift_to(local: time, tz: ZoneInfo, now: datetime | None = None) -> float:
     candidates = [target + timedelta(days=d) for d in (-1, 0, 1)]
     nearest = min(candidates, key=lambda t: abs((t - now).total_seconds()))
     return (nearest - now).total_seconds()
-
-
-_clock = None
-
-
-def utcnow() -> datetime:
-    """Now, aware UTC, on the application clock."""
-    global _clock
-    if _clock is None:
-        _clock = _application_clock()
-    return _clock()
 
 
 class Clock:

@@ -65,6 +65,19 @@ def test_the_clock_shift_reaches_the_wanted_hour_from_any_hour(hour):
         assert abs(shifted - real) <= timedelta(hours=12)
 
 
+def test_the_application_clock_follows_the_shift_as_it_is_now(monkeypatch):
+    """A process whose clock was first read at night (a test that moved it
+    there) reads daytime once the shift says so, not night for ever after."""
+    night = clock.shift_to(time(3, 0), SEOUL)
+    monkeypatch.setenv(clock.SHIFT_VARIABLE, str(night))
+    assert clock.utcnow().astimezone(SEOUL).hour in (2, 3)
+    monkeypatch.setenv(clock.SHIFT_VARIABLE, str(clock.shift_to(time(12, 0), SEOUL)))
+    assert clock.utcnow().astimezone(SEOUL).hour in (11, 12)
+    monkeypatch.setenv(clock.SHIFT_VARIABLE, "soon")
+    with pytest.raises(clock.BadClockShift):
+        clock.utcnow()
+
+
 def test_cron_schedules_run_in_the_site_zone():
     after = datetime(2026, 11, 23, 0, 30, tzinfo=UTC)     # 09:30 in Seoul
     assert campaigns.next_cron_time("0 9 * * *", after, SEOUL) == datetime(2026, 11, 24, 0, 0, tzinfo=UTC)

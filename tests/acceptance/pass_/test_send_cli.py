@@ -178,6 +178,11 @@ def _load(home: Path, path: Path) -> str:
         return ok(home, "template", "add", str(path))
     if path.name.startswith("campaign-"):
         return ok(home, "campaign", "create", str(path), "--schedule")
+    if path.name.startswith("journey-"):   # the same journey in JSON and XML: each in an instance of its own
+        own = home / path.name
+        own.mkdir()
+        ok(own, "init")
+        return ok(own, "journey", "create", str(path), "--by", "marketing")
     raise AssertionError(f"{relative}: not a sample the README explains how to load")
 
 
@@ -194,6 +199,7 @@ def test_every_sample_loads_in_a_fresh_instance_at_any_date(tmp_path, monkeypatc
     assert re.search(r"scheduled for \d{4}-\d\d-01 09:00 KST", outputs["campaign-notice.json"])
     assert "registered large-deposit-alert" in outputs["large-deposit-alert.json"]
     assert "registered loan-due-notice" in outputs["loan-due-notice.xml"]
+    assert "winback" in outputs["journey-winback.json"] and "winback" in outputs["journey-winback.xml"]
     # the README's one-off send of the sample template
     assert "queued (advertising)" in ok(tmp_path, "send", "--to", "someone@example.com",
                                         "--template", OFFER, "--var", "name=홍길동")
