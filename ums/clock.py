@@ -64,11 +64,19 @@ def _shift(text: str) -> timedelta:
         raise BadClockShift(text=text) from None
 
 
+#: a clock that replaces the application clock in this process (a test's
+#: :class:`Clock`, for in-process commands); None in production
+injected = None
+
+
 def utcnow() -> datetime:
-    """Now, aware UTC, on the application clock: the system clock moved by
-    ``$UMS_CLOCK_SHIFT`` seconds as the variable reads *now* (never as it read
-    when the process first asked: a process whose environment changes — the
-    test suite's in-process commands — follows it)."""
+    """Now, aware UTC, on the application clock: :data:`injected` when set,
+    else the system clock moved by ``$UMS_CLOCK_SHIFT`` seconds as the
+    variable reads *now* (never as it read when the process first asked: a
+    process whose environment changes — the test suite's in-process commands
+    — follows it)."""
+    if injected is not None:
+        return injected()
     return datetime.now(UTC) + _shift(os.environ.get(SHIFT_VARIABLE, "").strip())
 
 

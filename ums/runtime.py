@@ -118,8 +118,8 @@ class Suite:
                     raise
                 raise ServiceStartError(name=name, reason=exc.strerror or exc) from None
             self.ctx.services[name] = service
+            await self._register_instance(name, service)   # so `ums pause|resume` waits for it from now on
             log.info("service started", extra={"service": name, "address": service.address})
-        await self._register_instances()
         self.started_at = time.monotonic()
         self._control_task = asyncio.create_task(self._control_loop(), name="ums-control")
 
@@ -131,12 +131,11 @@ class Suite:
         except Exception:
             log.debug("could not stop a service that failed to start", exc_info=True)
 
-    async def _register_instances(self) -> None:
+    async def _register_instance(self, name: str, service: Service) -> None:
         async with self.ctx.db.begin() as conn:
-            for name, service in self.services.items():
-                self.instances[name] = await control.register_instance(
-                    conn, name, self.ctx.host, os.getpid(), service.address, service.state
-                )
+            self.instances[name] = await control.register_instance(
+                conn, name, self.ctx.host, os.getpid(), service.address, service.state
+            )
 
     async def _apply_desired_states(self) -> None:
         async with self.ctx.db.connect() as conn:

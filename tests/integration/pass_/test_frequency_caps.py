@@ -34,7 +34,7 @@ CUSTOMERS = 3
 def clock(monkeypatch):
     """PASS's injected clock, which the in-process ``ums`` commands read too."""
     clock = Clock(NOW + timedelta(minutes=5))   # Monday 23 Nov 2026, 12:05 in Seoul
-    monkeypatch.setattr(clock_module, "_clock", clock)
+    monkeypatch.setattr(clock_module, "injected", clock)
     return clock
 
 
