@@ -27,6 +27,7 @@ The rules (DESIGN.md, "Time"):
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -66,7 +67,7 @@ def _shift(text: str) -> timedelta:
 
 #: a clock that replaces the application clock in this process (a test's
 #: :class:`Clock`, for in-process commands); None in production
-injected = None
+injected: Callable[[], datetime] | None = None
 
 
 def utcnow() -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -30,6 +31,13 @@ def environment(home: Path, shift: float | None = None) -> dict:
 def ums(home: Path, *args: str, timeout: float = 60, shift: float | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([UMS, *args], cwd=home, env=environment(home, shift),
                           capture_output=True, text=True, timeout=timeout)
+
+
+async def ums_off_loop(home: Path, *args: str, **options) -> subprocess.CompletedProcess:
+    """:func:`ums` from an async test, in a thread: services under test run on
+    the test's event loop, and a command waiting on a lock one of them holds
+    must not stop it from finishing."""
+    return await asyncio.to_thread(ums, home, *args, **options)
 
 
 def spawn_run(home: Path, *services: str, shift: float | None = None) -> subprocess.Popen:

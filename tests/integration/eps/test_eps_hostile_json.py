@@ -4,13 +4,12 @@ accepted reads back as valid JSON — over HTTP and with ``ums event show``."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from sqlalchemy import func, select
 
 from eps_support import SAMPLES, add_customer
-from tests.acceptance.cli import ums
+from tests.acceptance.cli import ums_off_loop
 from ums.db.models import eps_services, events
 
 EVENT = '{{"id": {id}, "type": {type}, "customer_id": {customer}, "data": {data}}}'
@@ -190,8 +189,8 @@ async def test_whatever_is_accepted_reads_back_as_valid_json(eps, tmp_path):
     # the operator's view too: `ums event show` on the same database
     (tmp_path / "ums.cfg").write_text(f"[database]\nurl = {eps.config.get('database', 'url')}\n")
     for event_id in ids:
-        result = await asyncio.to_thread(ums, tmp_path, "event", "show", str(event_id))
+        result = await ums_off_loop(tmp_path, "event", "show", str(event_id))
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout, parse_constant=no_constants)["id"] == event_id
-    missing = await asyncio.to_thread(ums, tmp_path, "event", "show", "99999999999999999999999")
+    missing = await ums_off_loop(tmp_path, "event", "show", "99999999999999999999999")
     assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1

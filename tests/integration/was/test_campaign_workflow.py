@@ -30,7 +30,7 @@ import pytest
 from aiosmtpd.smtp import SMTP as SMTPServer
 from was_site import add_users, api_key
 
-from tests.acceptance import cli
+from tests.acceptance.cli import ums_off_loop as ums
 from tests.integration.mas.conftest import send_to_mas
 from tests.unit.mas import mas_samples as samples
 from tests.conftest import make_config
@@ -43,13 +43,6 @@ from ums.store import templates as template_store
 SEOUL = ZoneInfo("Asia/Seoul")
 HTML = '<p>안녕하세요 {{ name }}님, <a href="https://bank.example/offer?a=1&amp;b=2">혜택 보기</a></p>'
 TEXT = "안녕하세요 {{ name }}님. 혜택: https://bank.example/offer?a=1&b=2"
-
-
-async def ums(home, *args: str):
-    """`ums ARGS…` in a child process, off the event loop: the WAS under test
-    runs on that loop, and a command waiting on a lock WAS holds must not
-    stop it from finishing."""
-    return await asyncio.to_thread(cli.ums, home, *args)
 
 
 class Sink:
