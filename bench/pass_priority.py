@@ -123,6 +123,9 @@ class Run:
     latencies_ms: list[float] | None = None
     during_campaign: int = 0
     undelivered: int = 0
+    #: milliseconds, per alert: row committed -> its send began (claim, ready queue, sender), and the send
+    waited_ms: list[float] | None = None
+    sending_ms: list[float] | None = None
 
 
 async def seed_alert_customers(db, count: int) -> None:
@@ -238,6 +241,7 @@ async def run(args, sink: StampedSmtpSink, workdir: Path, with_alerts: bool) -> 
             # the application clock (the CDR's) as CLOCK_MONOTONIC (the 202s' and the sink's)
             ended_monotonic = time.monotonic() - (utcnow() - ended).total_seconds()
             await alert_latencies(result, json.loads(out), sink, ended_monotonic)
+            result.waited_ms, result.sending_ms = await alert_stages(db)
     finally:
         await suite.stop()
         await db.close()
@@ -262,6 +266,25 @@ async def alert_latencies(result: Run, posts: list[list], sink: StampedSmtpSink,
     result.latencies_ms = sorted(1000 * (arrivals[alert_address(number)] - answered)
                                  for number, _, answered in measured if alert_address(number) in arrivals)
     result.undelivered = len(accepted) - sum(alert_address(number) in arrivals for number, *_ in accepted)
+
+
+async def alert_stages(db) -> tuple[list[float], list[float]]:
+    """Where each alert's time went inside UMS: from its delivery row's commit
+    to the start of its send (the claim, the ready queue, a free sender), and
+    the send itself (rendering, a relay connection, the SMTP exchange) — read
+    from the rows (``created_at``) and the final CDR rows (``start``, ``end``)."""
+    from sqlalchemy import select
+
+    from ums.db.models import cdr, deliveries
+
+    query = (select(deliveries.c.created_at, cdr.c.start, cdr.c.end)
+             .join(cdr, cdr.c.delivery_id == deliveries.c.id)
+             .where(deliveries.c.recipient.like(f"{ALERT_PREFIX}%@{ALERT_DOMAIN}"), cdr.c.final.is_(True)))
+    async with db.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    waited = sorted(1000 * (start - created).total_seconds() for created, start, _ in rows)
+    sending = sorted(1000 * (end - start).total_seconds() for _, start, end in rows)
+    return waited, sending
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -297,6 +320,9 @@ async def main(args) -> None:
           f"({'those' if mixed.during_campaign else 'all accepted'} measured)")
     print(f"EPS 202 -> relay: p50 {percentile(latencies, 0.5):.0f} ms, p95 {percentile(latencies, 0.95):.0f} ms, "
           f"p99 {percentile(latencies, 0.99):.0f} ms, max {latencies[-1]:.0f} ms")
+    for stage, values in (("row committed -> send began", mixed.waited_ms), ("send began -> relay's 250", mixed.sending_ms)):
+        if values:
+            print(f"  {stage}: p50 {percentile(values, 0.5):.0f} ms, p99 {percentile(values, 0.99):.0f} ms")
     print(f"transactional p99 {percentile(latencies, 0.99):.0f} ms")
 
 

@@ -103,6 +103,9 @@ class Batch:
     suppressed_late: list[int] = field(default_factory=list)
     claim: int = 0
     priority_claim: int = 0
+    #: the lanes ``claim`` takes: all of them, or marketing alone while the priority
+    #: claimer has room for the rest (a campaign's long batch must not lock an alert)
+    claim_lanes: tuple[str, ...] = lanes.ORDER
 
 
 @dataclass
@@ -151,7 +154,7 @@ class QueueBatches:
                                            "address suppressed after the delivery was queued")
             self._end_by_policy(conn, [(row, unsubscribed) for row in rows], now, done)
         if batch.claim > 0:   # lane by lane, highest first: urgent and notice come first anyway
-            self._claim(conn, now, batch.claim, lanes.ORDER, done)
+            self._claim(conn, now, batch.claim, batch.claim_lanes, done)
         elif batch.priority_claim > 0:
             self._claim(conn, now, batch.priority_claim, lanes.PRIORITY, done)
         return done
@@ -181,7 +184,7 @@ class QueueBatches:
         lease = now + timedelta(seconds=settings.lease_seconds)
         rows = queue.claim(conn, settings.worker_id, now, lease, limit, channels=list(settings.channels),
                            lanes_wanted=lanes_wanted)
-        if lanes_wanted == lanes.ORDER:
+        if lanes_wanted != lanes.PRIORITY:
             done.claimed_short = len(rows) < limit
         if not rows:
             return
@@ -285,6 +288,7 @@ class QueueBatches:
             template=self._template(conn, row["template_name"], row["channel"]),
             variables=row["variables"] or {}, contact=variables,
             source=(candidate.campaign or {}).get("name") or row.get("service_name") or "",
+            lane=row.get("lane") or lanes.Lane.NOTICE.value,
         )
 
     # --- recording ------------------------------------------------------------------

@@ -42,6 +42,9 @@ class Delivery:
     variables: dict = field(default_factory=dict)   # per-recipient template fields
     contact: dict | None = None
     source: str = ""              # campaign or service name, for CDR and headers
+    #: its priority lane (:mod:`ums.queue.lanes`): where channels share something
+    #: scarce (a relay's connections), a higher lane is served first
+    lane: str = "notice"
 
 
 @dataclass

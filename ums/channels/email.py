@@ -29,6 +29,7 @@ from datetime import datetime
 import aiosmtplib
 
 from .. import tracking
+from ..queue import lanes
 from ..store import mailbox as mailbox_store
 from ..store import tracking as tracking_store
 from ..templates import Attachment, EmailSkeleton, TemplateRenderError
@@ -298,13 +299,17 @@ Session = PipelinedSession | LockstepSession
 
 
 class RelayPool:
-    """Persistent connections to one relay, handed out one at a time."""
+    """Persistent connections to one relay, handed out one at a time: a freed
+    connection goes to the waiting sender of the highest lane (oldest first
+    within a lane), so an alert never queues for a connection behind the
+    campaign senders already waiting for one."""
 
     def __init__(self, config: dict, size: int):
         self.options = config
-        self.idle: asyncio.Queue[Session | None] = asyncio.Queue()
-        for _ in range(size):
-            self.idle.put_nowait(None)  # a slot; connected on first use
+        #: free connection slots (None: connected on first use); only while no one waits
+        self.free: list[Session | None] = [None] * size
+        #: senders waiting for a connection, a line per lane (``lanes.ORDER``, then unknown)
+        self.waiting: list[deque[asyncio.Future]] = [deque() for _ in range(len(lanes.ORDER) + 1)]
 
     def _client(self) -> aiosmtplib.SMTP:
         options = self.options
@@ -329,29 +334,52 @@ class RelayPool:
                                     client.supports_extension("smtputf8"))
         return LockstepSession(client)
 
-    async def acquire(self) -> Session:
-        session = await self.idle.get()
+    async def acquire(self, lane: str | None = None) -> Session:
+        """A connection for a sender of ``lane`` (connected if it is not)."""
+        session = await self._slot(lanes.rank(lane))
         try:
             if session is None or not session.is_connected:
                 session = await self._open()
         except BaseException:
-            self.idle.put_nowait(None)
+            self.release(None)
             raise
         return session
 
+    async def _slot(self, rank: int) -> Session | None:
+        if self.free:
+            return self.free.pop()
+        line = self.waiting[rank]
+        handed = asyncio.get_running_loop().create_future()
+        line.append(handed)
+        try:
+            return await handed
+        except asyncio.CancelledError:
+            if handed.done() and not handed.cancelled():
+                self.release(handed.result())   # handed over as it was cancelled: pass it on
+            elif handed in line:
+                line.remove(handed)
+            raise
+
     def release(self, session: Session | None) -> None:
-        self.idle.put_nowait(session)
+        """Give ``session`` (None: a slot to connect again) to the first waiter of the highest lane."""
+        for line in self.waiting:
+            while line:
+                handed = line.popleft()
+                if not handed.done():
+                    handed.set_result(session)
+                    return
+        self.free.append(session)
 
     async def discard(self, session: Session) -> None:
         try:
             session.close()
         except Exception:
             pass
-        self.idle.put_nowait(None)
+        self.release(None)
 
     async def close(self) -> None:
-        while not self.idle.empty():
-            session = self.idle.get_nowait()
+        while self.free:
+            session = self.free.pop()
             if session is not None and session.is_connected:
                 try:
                     await asyncio.wait_for(session.quit(), 2)
@@ -489,7 +517,7 @@ class EmailChannel(Channel):
             return self._outcome(PERMANENT, "554", str(exc), started)
         sender = envelope_sender(delivery.token, self.domain)
         try:
-            client = await self.pool.acquire()
+            client = await self.pool.acquire(delivery.lane)
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
             outcome = self._outcome(TEMPORARY, "421", f"relay {self.relay} unreachable: {exc}", started)
             outcome.unreachable = True
