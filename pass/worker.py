@@ -128,14 +128,10 @@ class Worker:
         self.db = db_writer.for_database(ctx.db, "pass-db", QueueBatches(self._settings()),
                                          own_process=self.section["database_process"])
         self.calls = QueueCalls(self.db)
-        #: the priority claimer's own connection, so an alert's claim never waits behind the
-        #: batches queued for ``db``: on SQLite a thread (it waits for the write lock at most);
-        #: on PostgreSQL a process of its own, whose round trips to the database do not wait
-        #: for turns of an event loop that a campaign's senders keep busy (on this loop a
-        #: claim's dozen queries took 0.4 s, p99 1.1 s, while 1,200 messages a second went)
-        self.priority_db = db_writer.for_database(
-            ctx.db, "pass-priority-db", QueueBatches(self._settings()),
-            own_process=ctx.db.is_postgres and self.section["database_process"], eager=True)
+        #: the priority claimer's own connection (a thread on SQLite), so an alert's claim
+        #: waits for the write lock at most, never behind the batches queued for ``db``
+        self.priority_db = db_writer.for_database(ctx.db, "pass-priority-db", QueueBatches(self._settings()),
+                                                  eager=True)
         self.priority_calls = QueueCalls(self.priority_db)
         #: urgent and notice jobs in memory; their own claims may go beyond ``capacity`` up to this many
         self.priority_in_memory = 0
