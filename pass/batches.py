@@ -288,7 +288,7 @@ class QueueBatches:
             template=self._template(conn, row["template_name"], row["channel"]),
             variables=row["variables"] or {}, contact=variables,
             source=(candidate.campaign or {}).get("name") or row.get("service_name") or "",
-            lane=row.get("lane") or lanes.Lane.NOTICE.value,
+            lane=row["lane"],
         )
 
     # --- recording ------------------------------------------------------------------

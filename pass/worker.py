@@ -305,7 +305,9 @@ class Worker:
         if not room:
             return False
         try:
-            if self.ctx.db.is_postgres or await self._priority_due():
+            async with self.ctx.db.connect() as conn:
+                due = await delivery_store.priority_due(conn, self.ctx.clock(), list(self.channels))
+            if due:
                 return self._take(await self.priority_calls.claim_priority(self.ctx.clock(), room)) < room
             return True
         except asyncio.CancelledError:
@@ -314,12 +316,6 @@ class Worker:
             log.exception("claiming urgent work failed; retrying")
             await asyncio.sleep(self.section["poll_interval"])
             return False
-
-    async def _priority_due(self) -> bool:
-        """SQLite: a read (no write lock) says whether a claim would find anything.
-        (On PostgreSQL the claim in its own process is that read.)"""
-        async with self.ctx.db.connect() as conn:
-            return await delivery_store.priority_due(conn, self.ctx.clock(), list(self.channels))
 
     async def _refresh_campaigns(self) -> None:
         """Re-read the states of campaigns in memory (pause/cancel from anywhere), 4 times a second."""

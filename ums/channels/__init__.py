@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..queue.lanes import Lane
+
 SENT, TEMPORARY, PERMANENT = "sent", "temporary", "permanent"
 
 #: CDR dispositions (Asterisk's)
@@ -44,7 +46,7 @@ class Delivery:
     source: str = ""              # campaign or service name, for CDR and headers
     #: its priority lane (:mod:`ums.queue.lanes`): where channels share something
     #: scarce (a relay's connections), a higher lane is served first
-    lane: str = "notice"
+    lane: str = Lane.NOTICE.value
 
 
 @dataclass
