@@ -214,6 +214,7 @@ TYPES: dict[str, Callable[[str], Any]] = {
     "email.relay_port": _port,
     "email.starttls": _bool,
     "email.connections": _positive_int,
+    "email.reserved_connections": _non_negative_int,
     "email.timeout": _positive_float,
     "fax.driver": _one_of("t37", "hylafax"),
     "fax.compression": _one_of("g3", "g3-2d", "g4"),

@@ -302,12 +302,15 @@ class RelayPool:
     """Persistent connections to one relay, handed out one at a time: a freed
     connection goes to the waiting sender of the highest lane (oldest first
     within a lane), so an alert never queues for a connection behind the
-    campaign senders already waiting for one."""
+    campaign senders already waiting for one; and ``reserved`` of them (at most
+    all but one) only ever go to urgent and notice senders, so an alert does not
+    wait for a campaign's send to end either (``[email] reserved_connections``)."""
 
-    def __init__(self, config: dict, size: int):
+    def __init__(self, config: dict, size: int, reserved: int = 0):
         self.options = config
         #: free connection slots (None: connected on first use); only while no one waits
         self.free: list[Session | None] = [None] * size
+        self.reserved = min(reserved, max(size - 1, 0))
         #: senders waiting for a connection, a line per lane (``lanes.ORDER``, then unknown)
         self.waiting: list[deque[asyncio.Future]] = [deque() for _ in range(len(lanes.ORDER) + 1)]
 
@@ -346,7 +349,7 @@ class RelayPool:
         return session
 
     async def _slot(self, rank: int) -> Session | None:
-        if self.free:
+        if self.free and (rank < len(lanes.PRIORITY) or len(self.free) > self.reserved):
             return self.free.pop()
         line = self.waiting[rank]
         handed = asyncio.get_running_loop().create_future()
@@ -361,8 +364,11 @@ class RelayPool:
             raise
 
     def release(self, session: Session | None) -> None:
-        """Give ``session`` (None: a slot to connect again) to the first waiter of the highest lane."""
-        for line in self.waiting:
+        """Give ``session`` (None: a slot to connect again) to the first waiter of the
+        highest lane; to a marketing sender only while the reserved ones are free."""
+        for rank, line in enumerate(self.waiting):
+            if rank >= len(lanes.PRIORITY) and len(self.free) < self.reserved:
+                break
             while line:
                 handed = line.popleft()
                 if not handed.done():
@@ -396,7 +402,7 @@ class EmailChannel(Channel):
         self.options = config.section("email")
         self.domain = message_domain(config)
         self.public_url = config.get("was", "public_url").rstrip("/")
-        self.pool = RelayPool(self.options, self.options["connections"])
+        self.pool = RelayPool(self.options, self.options["connections"], self.options["reserved_connections"])
         self.skeletons: dict[tuple, EmailSkeleton] = {}
         #: name → id of the campaigns that track, and when that was read (monotonic)
         self.tracked: dict[str, int] = {}
