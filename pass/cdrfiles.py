@@ -2,7 +2,9 @@
 
 One PASS process per instance directory writes the files (an advisory lock
 on ``var/cdr/.lock``); the others skip. The position is recovered from the
-files themselves at start, so a crash neither repeats nor skips a row.
+files themselves at start, so a crash neither repeats nor skips a row; a
+write that stopping interrupts is finished before the last catch-up, which
+would otherwise write its rows again.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ class CdrFileWriter:
         self.files = DailyFiles(ctx.config.var_dir / "cdr", site_zone(ctx.config))
         self.last_id: int | None = None
         self.lock_handle = None
+        #: rows being appended (in a thread) and the position moved past them, as one
+        #: step a cancelled loop leaves running: the next catch-up waits for it rather
+        #: than write those rows again
+        self.appending: asyncio.Future | None = None
 
     def _take_lock(self) -> bool:
         if self.lock_handle is not None:
@@ -43,6 +49,8 @@ class CdrFileWriter:
         """Append every CDR row not yet in the files; returns how many."""
         if not self._take_lock():
             return 0
+        if self.appending is not None:
+            await asyncio.wait([self.appending])   # its rows are in the files whatever its outcome
         written = 0
         async with self.ctx.db.connect() as conn:
             if self.last_id is None:
@@ -51,9 +59,13 @@ class CdrFileWriter:
                 rows = await cdr_store.after(conn, self.last_id)
                 if not rows:
                     return written
-                await asyncio.to_thread(self.files.append, rows)
-                self.last_id = rows[-1]["id"]
+                self.appending = asyncio.ensure_future(self._append(rows))
+                await asyncio.shield(self.appending)
                 written += len(rows)
+
+    async def _append(self, rows: list[dict]) -> None:
+        await asyncio.to_thread(self.files.append, rows)
+        self.last_id = rows[-1]["id"]
 
     async def run(self) -> None:
         while True:
