@@ -22,7 +22,7 @@ from email.policy import compat32
 from email.utils import getaddresses
 
 from ums.errors import UmsError
-from ums.mime import decode_header_value, part_text, walk
+from ums.mime import decode_header_value, filename, part_text, walk
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 #: how deeply MIME parts may nest (the message itself is level 1); ``[mas] max_mime_depth``
@@ -166,7 +166,7 @@ class InboundMessage:
         """The first ``limit`` non-empty, non-quoted lines of the first text part
         (stripped only as far as they go, however long the message)."""
         for part in walk(self.message):
-            if part.get_content_maintype() == "text" and not _has_filename(part):
+            if part.get_content_maintype() == "text" and not filename(part):
                 text = part_text(part)
                 if part.get_content_subtype() == "html":
                     text = re.sub(r"<[^>]+>", " ", text)
@@ -192,12 +192,6 @@ class InboundMessage:
                 data = b""
             found.append((part.get_content_type(), part.get_filename() or "", data))
         return found
-
-
-def _has_filename(part: Message) -> bool:
-    """``part.get_filename()`` is costly; a part whose headers never say "name" has none."""
-    headers = f"{part.get('content-disposition', '')}{part.get('content-type', '')}"
-    return "name" in headers.lower() and bool(part.get_filename())
 
 
 def _payload_defects(part: Message) -> list[str]:

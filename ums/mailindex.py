@@ -33,7 +33,7 @@ from email.parser import BytesHeaderParser
 
 import nh3
 
-from .mime import decode_header_value, part_text, walk
+from .mime import decode_header_value, filename, part_text, walk
 
 #: how much of a message's text is kept for search
 SEARCH_CHARS = 100_000
@@ -92,7 +92,7 @@ def extract(raw: bytes | Message) -> tuple[str, bool]:
     for part in walk(message):
         if part.is_multipart():
             continue
-        documents = documents or is_document(part.get_content_type(), part.get_filename())
+        documents = documents or is_document(part.get_content_type(), filename(part))
         if part.get_content_maintype() != "text" or part.get_content_disposition() == "attachment":
             continue
         subtype = part.get_content_subtype()

@@ -63,6 +63,13 @@ def _unfold(value: str) -> str:
     return re.sub(r"\r?\n[ \t]*", " ", value).strip()
 
 
+def filename(part: Message) -> str | None:
+    """``part.get_filename()``, which parses the header parameters: only for a part
+    whose headers say "name" somewhere (most parts have none)."""
+    headers = f"{part.get('content-disposition', '')}{part.get('content-type', '')}"
+    return part.get_filename() if "name" in headers.lower() else None
+
+
 #: where :func:`part_text` keeps a part's decoded text on the part (the classifier, the
 #: search index and the bounce reader all read the same parts of one message)
 _TEXT = "_ums_text"
