@@ -356,7 +356,7 @@ class Worker:
 
     async def _sender(self, priority_only: bool = False) -> None:
         hold_after = self.section["lease_seconds"] / 3
-        most = lanes.rank(lanes.PRIORITY[-1]) if priority_only else lanes.rank(lanes.ORDER[-1])
+        most = lanes.PRIORITY_RANK if priority_only else lanes.rank(lanes.ORDER[-1])
         while True:
             job = await self.ready.get(most)
             if job is None:

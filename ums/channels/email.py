@@ -349,7 +349,7 @@ class RelayPool:
         return session
 
     async def _slot(self, rank: int) -> Session | None:
-        if self.free and (rank < len(lanes.PRIORITY) or len(self.free) > self.reserved):
+        if self.free and (rank <= lanes.PRIORITY_RANK or len(self.free) > self.reserved):
             return self.free.pop()
         line = self.waiting[rank]
         handed = asyncio.get_running_loop().create_future()
@@ -367,7 +367,7 @@ class RelayPool:
         """Give ``session`` (None: a slot to connect again) to the first waiter of the
         highest lane; to a marketing sender only while the reserved ones are free."""
         for rank, line in enumerate(self.waiting):
-            if rank >= len(lanes.PRIORITY) and len(self.free) < self.reserved:
+            if rank > lanes.PRIORITY_RANK and len(self.free) < self.reserved:
                 break
             while line:
                 handed = line.popleft()

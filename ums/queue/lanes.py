@@ -54,3 +54,8 @@ def settled(asked: str | None, kind: str | None, campaign: bool = False) -> str:
 def rank(lane: str | None) -> int:
     """0 for urgent … 2 for marketing (an unknown lane sorts last)."""
     return ORDER.index(lane) if lane in ORDER else len(ORDER)
+
+
+#: the rank of the lowest lane that never waits behind marketing: ranks up to it
+#: are urgent or notice work
+PRIORITY_RANK = rank(PRIORITY[-1])
