@@ -15,6 +15,10 @@ still ends its transaction: the envelope is reset, so the next MAIL on the
 same connection starts afresh and its message reaches only its own
 recipients.
 
+A DATA section is read in chunks (:mod:`mas.datasection`), not a line at
+a time, with the replies aiosmtpd gives; the content is kept as bytes (MAS
+never sets ``decode_data``).
+
 aiosmtpd reads every MAIL FROM and RCPT TO address through the full RFC 5322
 header grammar of the standard library, which costs more than the rest of a
 small message's handling. The common ``<local@domain>`` form (a dot-atom on
@@ -30,7 +34,9 @@ import logging
 import re
 from collections import Counter
 
-from aiosmtpd.smtp import SMTP, syntax
+from aiosmtpd.smtp import MISSING, SMTP, syntax
+
+from .datasection import DataSection
 
 from .envelope import argument_reply
 
@@ -40,6 +46,10 @@ PLAIN_ANGLE_ADDRESS = re.compile(rf"<({_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL
 
 
 log = logging.getLogger("ums.mas")
+
+#: at most this many bytes are taken from the connection at once while a DATA section is read
+#: (more than the connection ever holds, so each read empties it)
+READ_SIZE = 1 << 20
 
 
 class ConnectionLimits:
@@ -124,10 +134,46 @@ class InboundSMTP(SMTP):
     @syntax("DATA")
     async def smtp_DATA(self, arg):
         try:
-            await super().smtp_DATA(arg)
+            await self._data(arg)
         except Exception:
             self._set_post_data_state()  # the failed transaction is over (aiosmtpd answers the error)
             raise
+
+    async def _data(self, arg: str) -> None:
+        """aiosmtpd's DATA, with the section read in chunks (:mod:`mas.datasection`)."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        section = DataSection(self.data_size_limit, self.line_length_limit)
+        rest = b""
+        try:
+            while not section.complete:
+                chunk = await self._reader.read(READ_SIZE)
+                if not chunk:  # the client went away mid-section
+                    log.info("Connection lost during DATA")
+                    self._writer.close()
+                    return
+                rest = section.add(chunk)
+        except asyncio.CancelledError:
+            log.info("Connection lost during DATA")
+            self._writer.close()
+            raise
+        if rest and not self._reader.at_eof():
+            self._reader.feed_data(rest)  # the buffer is empty: the next commands are read first
+        if section.fault is not None:
+            await self.push(section.fault.value)
+            self._set_post_data_state()
+            return
+        self.envelope.content = self.envelope.original_content = section.content()  # bytes (no decode_data)
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
 
     def _getaddr(self, arg: str):
         match = PLAIN_ANGLE_ADDRESS.fullmatch(arg.lstrip())

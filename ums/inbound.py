@@ -18,6 +18,7 @@ import email
 import re
 from functools import cached_property
 from email.message import Message
+from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import getaddresses
 
@@ -48,6 +49,39 @@ class TooDeep(BadMessage):
     """Message refused: its MIME parts nest more than {limit} levels deep."""
 
 
+class IndexedMessage(Message):
+    """A ``compat32`` message that answers a header look-up by name from an index
+    instead of comparing every name in turn: the classifier, the search index and
+    the bounce reader ask each part for its content type and a few headers dozens
+    of times. The index is rebuilt whenever the header list is replaced, grows or
+    shrinks, or a header is replaced in place — every change the standard library
+    makes to it is one of these."""
+
+    #: (the header list indexed, its length, lower-case name → first (name, value), values fetched)
+    _index: tuple | None = None
+
+    def get(self, name, failobj=None):
+        headers = self._headers
+        index = self._index
+        if index is None or index[0] is not headers or index[1] != len(headers):
+            first: dict[str, tuple] = {}
+            for header in headers:
+                first.setdefault(header[0].lower(), header)
+            index = self._index = (headers, len(headers), first, {})
+        name = name.lower()
+        fetched = index[3].get(name)
+        if fetched is None:
+            header = index[2].get(name)
+            if header is None:
+                return failobj
+            fetched = index[3][name] = self.policy.header_fetch_parse(*header)
+        return fetched
+
+    def replace_header(self, _name, _value):
+        self._index = None
+        super().replace_header(_name, _value)
+
+
 def depth(message: Message) -> int:
     """How many levels of parts nest in ``message`` (1: a single part), without recursion."""
     deepest, stack = 1, [(message, 1)]
@@ -64,12 +98,44 @@ def parse(raw: bytes, max_depth: int = MAX_DEPTH) -> Message:
     """``raw`` parsed leniently; raises :class:`TooDeep` when its parts nest
     deeper than ``max_depth`` (or so deep that the parser itself gives up)."""
     try:
-        parsed = email.message_from_bytes(raw, policy=compat32)
+        parsed = _single_part(raw) or email.message_from_bytes(raw, _class=IndexedMessage, policy=compat32)
     except RecursionError:
         raise TooDeep(limit=max_depth) from None
     if parsed.is_multipart() and depth(parsed) > max_depth:
         raise TooDeep(limit=max_depth)
     return parsed
+
+
+def _single_part(raw: bytes) -> Message | None:
+    """``raw`` parsed exactly as the standard library's parser parses it, for the
+    common message of one part whose header is plain: every line before its first
+    empty line a header line, all lines ending alike (CRLF, or LF). Only the header
+    is given to the parser; the body becomes the payload as it is, where the parser
+    would read it line by line to the same result. None when the message is not
+    of that kind (it is then parsed in full)."""
+    if raw[:1] in (b"\r", b"\n"):
+        return None
+    end = raw.find(b"\r\n\r\n")
+    if end >= 0:
+        head, body = raw[:end + 2], raw[end + 4:]
+        crlf = head.count(b"\r\n")
+        if head.count(b"\n") != crlf or head.count(b"\r") != crlf:
+            return None
+    else:
+        end = raw.find(b"\n\n")
+        if end < 0:
+            return None
+        head, body = raw[:end + 1], raw[end + 2:]
+        if b"\r" in head:
+            return None
+    message = _HEADER_PARSER.parsebytes(head, headersonly=True)
+    if message.defects or message.get_payload() or message.get_content_maintype() in ("multipart", "message"):
+        return None
+    message.set_payload(body.decode("ascii", "surrogateescape"))
+    return message
+
+
+_HEADER_PARSER = BytesParser(_class=IndexedMessage, policy=compat32)
 
 
 def storable(text: str | None) -> str | None:
@@ -149,8 +215,8 @@ class InboundMessage:
         for required in ("from", "date"):
             if self.message.keys() and not self.message.get(required):
                 found.append(f"missing {required.capitalize()} header")
-        head = re.split(rb"\r?\n\r?\n", self.raw, maxsplit=1)[0]
-        if re.search(rb"[\x80-\xff]", head):
+        head = self.raw[:_header_end(self.raw)]
+        if not head.isascii():
             try:
                 head.decode("utf-8")
             except UnicodeDecodeError:
@@ -192,6 +258,15 @@ class InboundMessage:
                 data = b""
             found.append((part.get_content_type(), part.get_filename() or "", data))
         return found
+
+
+def _header_end(raw: bytes) -> int:
+    """Where the header of ``raw`` ends: its first empty line (LF or CRLF endings), else its end."""
+    ends = [found for found in (raw.find(b"\n\n"), raw.find(b"\n\r\n")) if found >= 0]
+    if not ends:
+        return len(raw)
+    end = min(ends)
+    return end - 1 if raw[end - 1:end] == b"\r" else end
 
 
 def _payload_defects(part: Message) -> list[str]:

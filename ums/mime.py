@@ -7,6 +7,7 @@ Nothing here raises on a malformed message."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from email.header import Header, decode_header
 from email.message import Message
 
@@ -14,6 +15,10 @@ from email.message import Message
 FALLBACK_CHARSETS = ("utf-8", "cp949", "latin-1")
 _SMUGGLED_BYTE = re.compile("[\udc80-\udcff]")
 _ENCODED_WORD_GAP = re.compile(r"(\?=)\s+(=\?)")
+_FOLD = re.compile(r"\r?\n[ \t]*")
+#: ``type/subtype; charset=name`` and nothing else: read without the standard library's
+#: full parameter parser (RFC 2231 continuations, comments and the rest still go through it)
+_PLAIN_CHARSET = re.compile(r'\s*[\w.+-]+/[\w.+-]+\s*;\s*charset\s*=\s*("?)([\w.:+-]+)\1\s*;?\s*', re.I | re.A)
 
 
 def walk(message: Message):
@@ -44,7 +49,16 @@ def decode_header_value(value) -> str:
         return ""
     if isinstance(value, Header):  # raw 8-bit header: the parser wraps it as unknown-8bit
         value = value.encode()
-    elif not value.isascii() and _SMUGGLED_BYTE.search(value):
+    return _remembered(value) if len(value) <= REMEMBERED_LENGTH else _decoded(value)
+
+
+#: header values up to this long are decoded once while they are met again (the classifier,
+#: the bounce reader and the search index each read one message's From and Subject)
+REMEMBERED_LENGTH = 998
+
+
+def _decoded(value: str) -> str:
+    if not value.isascii() and _SMUGGLED_BYTE.search(value):
         # raw 8-bit bytes smuggled as surrogates by the parser
         value = decode_bytes(value.encode("ascii", "surrogateescape"))
     if "=?" not in value:
@@ -59,8 +73,21 @@ def decode_header_value(value) -> str:
     return _unfold("".join(text))
 
 
+_remembered = lru_cache(maxsize=1024)(_decoded)
+
+
 def _unfold(value: str) -> str:
-    return re.sub(r"\r?\n[ \t]*", " ", value).strip()
+    return (_FOLD.sub(" ", value) if "\n" in value else value).strip()
+
+
+def content_charset(part: Message) -> str | None:
+    """``part.get_content_charset()``, with the common plain form read directly."""
+    header = part.get("content-type")
+    if isinstance(header, str):
+        plain = _PLAIN_CHARSET.fullmatch(header)
+        if plain:
+            return plain.group(2).lower()
+    return part.get_content_charset()
 
 
 def filename(part: Message) -> str | None:
@@ -84,6 +111,6 @@ def part_text(part: Message) -> str:
             data = part.get_payload(decode=True) or b""
         except Exception:
             data = b""
-        text = decode_bytes(data, part.get_content_charset())
+        text = decode_bytes(data, content_charset(part))
         setattr(part, _TEXT, text)
     return text
