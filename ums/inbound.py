@@ -18,7 +18,6 @@ import email
 import re
 from functools import cached_property
 from email.message import Message
-from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import getaddresses
 
@@ -107,17 +106,17 @@ def parse(raw: bytes, max_depth: int = MAX_DEPTH) -> Message:
 
 
 def _single_part(raw: bytes) -> Message | None:
-    """``raw`` parsed exactly as the standard library's parser parses it, for the
-    common message of one part whose header is plain: every line before its first
-    empty line a header line, all lines ending alike (CRLF, or LF). Only the header
-    is given to the parser; the body becomes the payload as it is, where the parser
-    would read it line by line to the same result. None when the message is not
-    of that kind (it is then parsed in full)."""
+    """``raw`` read to exactly the message the standard library's parser makes of
+    it, for the common message of one part with a plain header: every line
+    before its first empty line a header field or a continuation, all lines of
+    the header ending alike (CRLF, or LF). The parser would read the body line by
+    line only to join the lines again; here it becomes the payload as it is.
+    None when the message is not of that kind (it is then parsed in full)."""
     if raw[:1] in (b"\r", b"\n"):
         return None
     end = raw.find(b"\r\n\r\n")
     if end >= 0:
-        head, body = raw[:end + 2], raw[end + 4:]
+        eol, head, body = "\r\n", raw[:end], raw[end + 4:]
         crlf = head.count(b"\r\n")
         if head.count(b"\n") != crlf or head.count(b"\r") != crlf:
             return None
@@ -125,17 +124,41 @@ def _single_part(raw: bytes) -> Message | None:
         end = raw.find(b"\n\n")
         if end < 0:
             return None
-        head, body = raw[:end + 1], raw[end + 2:]
+        eol, head, body = "\n", raw[:end], raw[end + 2:]
         if b"\r" in head:
             return None
-    message = _HEADER_PARSER.parsebytes(head, headersonly=True)
-    if message.defects or message.get_payload() or message.get_content_maintype() in ("multipart", "message"):
+    fields = _header_fields(head.decode("ascii", "surrogateescape").split(eol), eol)
+    if fields is None:
+        return None
+    message = IndexedMessage(policy=compat32)
+    message._headers = fields
+    if message.get_content_maintype() in ("multipart", "message"):
         return None
     message.set_payload(body.decode("ascii", "surrogateescape"))
     return message
 
 
-_HEADER_PARSER = BytesParser(_class=IndexedMessage, policy=compat32)
+#: a header field's first line, as the parser knows one (``email.feedparser.headerRE`` without
+#: its envelope ``From`` line and its empty field name, which the parser reads as defects)
+_FIELD = re.compile(r"[\041-\071\073-\176]+:")
+
+
+def _header_fields(lines: list[str], eol: str) -> list[tuple[str, str]] | None:
+    """The (name, value) of each field, as the ``compat32`` policy reads them
+    (``header_source_parse``); None for a line the parser would take as a defect,
+    an envelope ``From`` line or the end of the header."""
+    fields: list[tuple[str, list[str]]] = []
+    for line in lines:
+        if line[:1] in (" ", "\t"):
+            if not fields:
+                return None
+            fields[-1][1].append(line)
+        elif line.startswith("From ") or not _FIELD.match(line):
+            return None
+        else:
+            name, value = line.split(":", 1)
+            fields.append((name, [value.lstrip(" \t")]))
+    return [(name, eol.join(parts).rstrip("\r\n")) for name, parts in fields]
 
 
 def storable(text: str | None) -> str | None:

@@ -19,6 +19,7 @@ def full_parse(raw: bytes):
 
 def described(message):
     return (message._headers, message.get_unixfrom(), message.is_multipart(), message.get_payload(),
+            message.preamble, message.epilogue, message.get_default_type(), message.get_charset(),
             [type(defect).__name__ for defect in message.defects])
 
 
@@ -96,3 +97,11 @@ def test_header_look_ups_follow_every_change_to_the_headers():
     assert message.get_content_charset() == "euc-kr"
     message.set_type("text/html")
     assert message.get_content_type() == "text/html"
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(list("Fa:-x \t\x0c.From=?\udcb0")), max_size=12), max_size=6),
+       st.sampled_from(["\r\n", "\n"]), st.text(alphabet=st.sampled_from(list("ab\r\n.:")), max_size=20))
+def test_any_header_text_is_read_alike_or_declined(lines, eol, body):
+    raw = (eol.join(lines) + eol + eol + body).encode("ascii", "surrogateescape")
+    assert_read_alike(raw)
