@@ -2,7 +2,9 @@
 
 A relay that takes 20 ms a message, a marketing campaign of 1,500 queued
 ahead, then a one-off urgent delivery: PASS sends the alert while most of
-the campaign is still waiting, and the campaign still completes.
+the campaign is still waiting, and the campaign still completes. Alerts that
+come together go out together: the next one does not wait for the one before
+it to be recorded.
 """
 
 from __future__ import annotations
@@ -46,6 +48,32 @@ async def test_an_urgent_delivery_overtakes_the_marketing_backlog(tmp_path, data
 
     await eventually(campaign_done, timeout=120, interval=0.2)
     assert sorted(rcpt for rcpt, _, _ in sink.handler.received).count("otp@bank.example") == 1
+
+
+async def test_urgent_alerts_that_come_together_do_not_wait_for_each_others_records(
+        tmp_path, database_url, pass_db, sink, start_suite):
+    """Results are recorded only every 2 s here; one sender of two serves urgent work only.
+    Five alerts at once all reach the relay long before the first record: the urgent
+    sender takes the next alert as soon as it has sent one."""
+    await add_template(pass_db, name="otp", kind="transactional")
+    config = pass_config(tmp_path, database_url, sink.port, pass__concurrency="2", pass__reserved_concurrency="1",
+                         pass__write_interval="2")
+    await start_suite(config, ["pass"])
+    await asyncio.sleep(0.5)
+    alerts = [f"otp{n}@bank.example" for n in range(5)]
+    async with pass_db.begin() as conn:
+        for address in alerts:
+            await enqueue(conn, SendRequest("email", address, template="otp", lane="urgent"), utcnow())
+    committed = time.monotonic()
+    await eventually(lambda: set(alerts) <= {rcpt for rcpt, _, _ in sink.handler.received}, timeout=20,
+                     interval=0.01)
+    assert time.monotonic() - committed < 1.5, "the alerts went out one record batch after another"
+
+    async def all_recorded():
+        return (await states(pass_db)).get("sent", 0) == len(alerts)
+
+    await eventually(all_recorded, timeout=20, interval=0.1)
+    assert sorted(rcpt for rcpt, _, _ in sink.handler.received) == sorted(alerts)
 
 
 @pytest.mark.postgres
