@@ -37,7 +37,6 @@ from collections import Counter
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 from .datasection import DataSection
-
 from .envelope import argument_reply
 
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"

@@ -105,3 +105,15 @@ def test_header_look_ups_follow_every_change_to_the_headers():
 def test_any_header_text_is_read_alike_or_declined(lines, eol, body):
     raw = (eol.join(lines) + eol + eol + body).encode("ascii", "surrogateescape")
     assert_read_alike(raw)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list('text/plain;charset="UTF-8 EUC-KR*\'=()\r\n\t,')), max_size=40))
+def test_the_charset_read_directly_is_the_one_the_standard_library_reads(content_type):
+    from ums.mime import content_charset
+
+    message = email.message_from_string(f"Subject: x\nContent-Type: text/plain; {content_type}\n\nbody\n",
+                                        policy=compat32)
+    assert content_charset(message) == message.get_content_charset()
+    message.replace_header("Content-Type", f"text/plain; charset={content_type}")
+    assert content_charset(message) == message.get_content_charset()
