@@ -37,7 +37,7 @@ class DataSection:
         self.fault: Fault | None = None
         #: complete lines received so far (CRLF included), in chunks
         self.chunks: list[bytes] = []
-        #: bytes of a line whose CRLF has not arrived (a stand-in, once nothing is kept)
+        #: bytes of a line whose CRLF has not arrived (a stand-in for an over-long one)
         self.partial = b""
         #: bytes of complete lines counted against the size limit
         self.size = 0
@@ -101,11 +101,15 @@ class DataSection:
             self.chunks.append(text + CRLF)
 
     def _keep_partial(self, partial: bytes) -> None:
-        if self.fault is None and len(partial) > self.line_limit:
+        """Keep the start of a line whose CRLF has not arrived; one longer than the line
+        limit is too long, and only a stand-in for its tail is kept: no line start (so
+        never the closing dot), ending in what may begin the CRLF in the next chunk."""
+        if len(partial) <= self.line_limit:
+            self.partial = partial
+            return
+        if self.fault is None:
             self._fail(Fault.TOO_LONG)
-        # once nothing is kept, a stand-in that is no line start and no CR keeps
-        # only what may begin the CRLF (and so the closing dot) in the next chunk
-        self.partial = partial if self.fault is None else b"x" + partial[-1:] if partial else b""
+        self.partial = b"x" + partial[-1:]
 
     def _fail(self, fault: Fault) -> None:
         self.fault = fault

@@ -91,6 +91,18 @@ async def test_a_line_over_1000_bytes_gets_500_after_the_section_and_the_next_me
     assert await stored_raw(mas.ctx.db, "other@ums.local") == [MESSAGE]
 
 
+async def test_a_section_with_an_over_long_line_ends_where_its_closing_dot_is_split(mas, raw_smtp):
+    client = await raw_smtp()
+    await begin(client)
+    section = stuffed(MESSAGE.replace(b"last line", b"x" * 1000))
+    client.writer.write(section[:-2])   # everything up to the closing dot, then its CRLF
+    await client.writer.drain()
+    await asyncio.sleep(0.05)
+    client.writer.write(section[-2:])
+    code, text = await asyncio.wait_for(client.reply(), 5)
+    assert code == 500 and "Line too long" in text
+
+
 async def test_a_line_of_exactly_1000_bytes_is_accepted(mas, raw_smtp):
     client = await raw_smtp()
     await begin(client)

@@ -49,7 +49,7 @@ LINES = st.sampled_from([b"hello", b"", b".", b"..", b".leading", b"...three", b
                          b"bare\nlf", b"x" * 998, b"x" * 999, b"x" * 1000, b"y" * 1001, b"w" * 1002, b"z" * 1500, b"QUIT"])
 
 
-@settings(max_examples=800, deadline=None)
+@settings(max_examples=3000, deadline=None)
 @given(st.lists(LINES, max_size=12), st.lists(LINES, max_size=3), st.lists(st.integers(0, 6000), max_size=12),
        st.sampled_from([0, 50, 1200, 4000]))
 def test_chunks_read_as_lines_are(section_lines, after, cuts, size_limit):
@@ -68,3 +68,9 @@ def test_an_over_long_line_is_refused_once_the_section_is_over_and_nothing_kept(
     assert section.add(b"a" * 5000) == b""
     assert section.fault is Fault.TOO_LONG and len(section.partial) <= 2 and not section.chunks
     assert section.add(b"\r\nmore\r\n.\r\nRSET\r\n") == b"RSET\r\n" and section.complete
+
+
+def test_the_closing_dot_after_an_over_long_line_ends_the_section_however_it_is_split():
+    stream = b"hello\r\n" + b"x" * 1000 + b"\r\nQUIT\r\n.\r\nRSET\r\n"
+    for cut in range(len(stream) - 14, len(stream)):
+        assert in_chunks(stream, [cut], 0) == (None, Fault.TOO_LONG, b"RSET\r\n"), cut
