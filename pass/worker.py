@@ -387,16 +387,13 @@ class Worker:
                 log.exception("channel raised; counted as a temporary failure", extra={"delivery": job.delivery.id})
                 outcome = Outcome(status=TEMPORARY, code="error", detail=str(exc)[:200], disposition="FAILED")
             self._note_reachability(job.delivery.channel, outcome)
-            if priority_only:
-                # urgent and notice work in memory is bounded by ``priority_room``: the next
-                # alert need not wait for this one's record (a campaign's batch, 0.1-0.3 s)
-                self.finished.append(Finished(job, outcome))
-                self.has_results.set()
-                continue
-            recorded = asyncio.get_running_loop().create_future()
+            # urgent and notice work in memory is bounded by ``priority_room``: a sender kept
+            # for it takes the next alert without waiting for this one's record (0.1-0.3 s)
+            recorded = None if priority_only else asyncio.get_running_loop().create_future()
             self.finished.append(Finished(job, outcome, recorded))
             self.has_results.set()
-            await recorded   # cancelled at stop: the writer still records it (it checks done())
+            if recorded is not None:
+                await recorded   # cancelled at stop: the writer still records it (it checks done())
 
     def _note_reachability(self, channel: str, outcome: Outcome) -> None:
         """One WARNING when a channel's relay or gateway becomes unreachable, one
